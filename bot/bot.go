@@ -1,0 +1,28 @@
+// Package bot is opsbot's core: the Request a chat platform or the terminal
+// hands in, the platform-neutral Reply a command hands back, the Router that
+// checks input, policy and rate limits between them, and the policy itself.
+// It imports no chat platform and no transport: adapters and commands import
+// bot, never the other way round.
+package bot
+
+import "context"
+
+// Command is one chat command (/portcheck, /scan, ...). Run parses the
+// request's arguments with a fresh parser, validates every field, acts and
+// returns a Reply. Errors of type *Error are shown to the user as they are;
+// any other error is logged and shown as "internal error, ref ...".
+type Command interface {
+	Name() string
+	// Summary is the one line shown in the command list.
+	Summary() string
+	// Usage is the full help: synopsis, arguments, examples, and what the
+	// command can and cannot tell.
+	Usage() string
+	Run(ctx context.Context, req Request) (Reply, error)
+}
+
+// Handler turns a Request into a Reply. The Router is the one every adapter
+// uses, so chat and terminal go through the same checks.
+type Handler interface {
+	Handle(ctx context.Context, req Request) Reply
+}

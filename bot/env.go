@@ -1,0 +1,40 @@
+package bot
+
+import (
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Env is everything opsbot reads from the environment (prefix OPSBOT_):
+// secrets and addresses, never policy.
+type Env struct {
+	Config   string `envconfig:"CONFIG"`   // policy file
+	Database string `envconfig:"DATABASE"` // a file path or postgres://...
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+
+	SlackSigningSecret string `envconfig:"SLACK_SIGNING_SECRET"`
+	SlackBotToken      string `envconfig:"SLACK_BOT_TOKEN"`
+	SlackAppToken      string `envconfig:"SLACK_APP_TOKEN"`
+	SlackAPIURL        string `envconfig:"SLACK_API_URL"`
+
+	MattermostURL           string `envconfig:"MATTERMOST_URL"`
+	MattermostToken         string `envconfig:"MATTERMOST_TOKEN"`
+	MattermostCommandTokens string `envconfig:"MATTERMOST_COMMAND_TOKENS"`
+	MattermostActionSecret  string `envconfig:"MATTERMOST_ACTION_SECRET"`
+}
+
+// LoadEnv reads OPSBOT_* variables.
+func LoadEnv() (Env, error) {
+	var e Env
+	if err := envconfig.Process("opsbot", &e); err != nil {
+		return e, &Error{Code: ECONFIG, Message: "environment: " + err.Error(), Err: err}
+	}
+	return e, nil
+}
+
+// HasChat reports whether any chat platform is configured; without one,
+// opsbot opens the terminal adapter.
+func (e Env) HasChat() bool {
+	return e.SlackBotToken != "" || e.SlackAppToken != "" || e.SlackSigningSecret != "" ||
+		e.MattermostURL != "" || e.MattermostCommandTokens != ""
+}

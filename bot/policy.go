@@ -1,0 +1,344 @@
+package bot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Policy is the YAML policy file (DESIGN.md §4): where checks may reach,
+// limits, and (for the permission, approval and inventory layers) roles,
+// users, approvals, hosts and groups. It is decoded strictly: an unknown
+// key is an error that names its line.
+type Policy struct {
+	Targets  TargetRules         `yaml:"targets"`
+	Limits   Limits              `yaml:"limits"`
+	Roles    map[string]Role     `yaml:"roles"`
+	Users    map[string][]string `yaml:"users"`
+	Approval ApprovalPolicy      `yaml:"approval"`
+	Hosts    map[string]HostSpec `yaml:"hosts"`
+	Groups   map[string][]string `yaml:"groups"`
+
+	// Source is the file the policy came from, "" for the built-in default.
+	Source string `yaml:"-"`
+}
+
+// TargetRules say which addresses /portcheck and /scan may reach. Entries
+// are CIDRs, single addresses, or DNS names where a leading "*." matches
+// any subdomain.
+type TargetRules struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+}
+
+// Limits bound what one request may do.
+type Limits struct {
+	ScanPorts       int      `yaml:"scan_ports"`        // most ports one /scan may probe
+	ScanConcurrency int      `yaml:"scan_concurrency"`  // most probes in flight per scan
+	ScanRate        int      `yaml:"scan_rate"`         // most new probes per second per scan; 0 = no limit
+	PortcheckPorts  int      `yaml:"portcheck_ports"`   // most ports one /portcheck may name
+	ListenFor       Duration `yaml:"listen_for"`        // longest /listen
+	UserPerMinute   int      `yaml:"user_per_minute"`   // commands per user per minute
+	TargetPerMinute int      `yaml:"target_per_minute"` // checks of one address per minute, all users together
+}
+
+// Role grants commands ("scan", "apache reload", "*") and approvals.
+type Role struct {
+	Commands []string `yaml:"commands"`
+	Approve  []string `yaml:"approve"`
+	Channels []string `yaml:"channels"`
+}
+
+// ApprovalPolicy names the actions that need a second person.
+type ApprovalPolicy struct {
+	Required    []string `yaml:"required"`
+	TTL         Duration `yaml:"ttl"`
+	Approvals   int      `yaml:"approvals"`
+	SelfApprove bool     `yaml:"self_approve"`
+}
+
+// HostSpec is one inventory host.
+type HostSpec struct {
+	Address string      `yaml:"address"`
+	Via     string      `yaml:"via"`
+	User    string      `yaml:"user"`
+	Port    int         `yaml:"port"`
+	Become  string      `yaml:"become"`
+	Tags    []string    `yaml:"tags"`
+	Apache  *ApacheSpec `yaml:"apache"`
+	Relayd  *RelaydSpec `yaml:"relayd"`
+	Timeout Duration    `yaml:"timeout"`
+}
+
+// ApacheSpec holds per-host Apache settings.
+type ApacheSpec struct {
+	Ctl       string `yaml:"ctl"`
+	StatusURL string `yaml:"status_url"`
+	ProbeURL  string `yaml:"probe_url"`
+	ErrorLog  string `yaml:"error_log"`
+}
+
+// RelaydSpec holds per-host relayd settings.
+type RelaydSpec struct {
+	Relayctl  string `yaml:"relayctl"`
+	Relayd    string `yaml:"relayd"`
+	Socket    string `yaml:"socket"`
+	CarpGroup string `yaml:"carp_group"`
+	Demote    int    `yaml:"demote"`
+}
+
+// Default limits, used for every key the file leaves out.
+const (
+	DefaultScanPorts       = 65535
+	DefaultScanConcurrency = 512
+	DefaultPortcheckPorts  = 100
+	DefaultListenFor       = 10 * time.Minute
+	DefaultUserPerMinute   = 60
+	DefaultTargetPerMinute = 120
+	DefaultApprovalTTL     = 15 * time.Minute
+)
+
+// DefaultAllow is where checks may reach with no policy file: loopback,
+// RFC 1918 and IPv6 unique-local addresses.
+var DefaultAllow = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
+
+// DefaultPolicy is the policy with no file (DESIGN.md §4).
+func DefaultPolicy() *Policy {
+	p := &Policy{}
+	p.applyDefaults()
+	return p
+}
+
+// LoadPolicy reads and validates a policy file.
+func LoadPolicy(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Code: ECONFIG, Message: fmt.Sprintf("cannot read policy file %s: %v", path, errors.Unwrap(err)), Err: err}
+	}
+	p, err := ParsePolicy(data)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			sep := ": "
+			if e.Message != "" && e.Message[0] >= '0' && e.Message[0] <= '9' {
+				sep = ":" // "FILE:6:3: unknown field", as compilers print it
+			}
+			e.Message = path + sep + e.Message
+		}
+		return nil, err
+	}
+	p.Source = path
+	return p, nil
+}
+
+// ParsePolicy decodes and validates policy YAML. Errors name the line.
+func ParsePolicy(data []byte) (*Policy, error) {
+	var p Policy
+	if err := yaml.UnmarshalWithOptions(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return nil, &Error{Code: ECONFIG, Message: yamlMessage(err), Err: err}
+	}
+	p.applyDefaults()
+	if problems := p.validate(); len(problems) > 0 {
+		msgs := make([]string, len(problems))
+		for i, pr := range problems {
+			msgs[i] = pr.at(data)
+		}
+		sort.Strings(msgs)
+		return nil, &Error{Code: ECONFIG, Message: strings.Join(msgs, "\n")}
+	}
+	return &p, nil
+}
+
+// Duration is a time.Duration written as "30s", "10m", "1h". A value that
+// does not parse is kept and reported by validation, which knows its line.
+type Duration struct {
+	D   time.Duration
+	bad string
+}
+
+// UnmarshalYAML implements yaml.BytesUnmarshaler.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	var s string
+	if err := yaml.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		d.bad = s
+		return nil
+	}
+	d.D = v
+	return nil
+}
+
+// problem is one validation failure with the YAML path of the value, so the
+// message can name its line.
+type problem struct {
+	path, msg string
+}
+
+func (p problem) at(data []byte) string {
+	if line := lineOf(data, p.path); line != "" {
+		return line + ": " + p.msg
+	}
+	return p.msg
+}
+
+// lineOf finds "line:column" of the value at a YAML path like
+// "$.limits.scan_ports", or "" when the file does not have it.
+func lineOf(data []byte, path string) string {
+	if path == "" {
+		return ""
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return ""
+	}
+	pp, err := yaml.PathString(path)
+	if err != nil {
+		return ""
+	}
+	n, err := pp.FilterFile(f)
+	if err != nil || n == nil || n.GetToken() == nil {
+		return ""
+	}
+	pos := n.GetToken().Position
+	return fmt.Sprintf("%d:%d", pos.Line, pos.Column)
+}
+
+// yamlMessage keeps goccy/go-yaml's "[line:col] message" and its source
+// excerpt, which is what a person fixing the file needs, and drops the Go
+// type names.
+func yamlMessage(err error) string {
+	msg := yaml.FormatError(err, false, true)
+	msg = strings.Replace(msg, "Go struct field ", "field ", 1)
+	// "[6:3] unknown field" -> "6:3: unknown field"
+	if strings.HasPrefix(msg, "[") {
+		if i := strings.Index(msg, "] "); i > 0 {
+			msg = msg[1:i] + ": " + msg[i+2:]
+		}
+	}
+	return strings.TrimRight(msg, "\n")
+}
+
+func (p *Policy) applyDefaults() {
+	if p.Targets.Allow == nil {
+		p.Targets.Allow = append([]string(nil), DefaultAllow...)
+	}
+	l := &p.Limits
+	if l.ScanPorts == 0 {
+		l.ScanPorts = DefaultScanPorts
+	}
+	if l.ScanConcurrency == 0 {
+		l.ScanConcurrency = DefaultScanConcurrency
+	}
+	if l.PortcheckPorts == 0 {
+		l.PortcheckPorts = DefaultPortcheckPorts
+	}
+	if l.ListenFor.D == 0 && l.ListenFor.bad == "" {
+		l.ListenFor.D = DefaultListenFor
+	}
+	if l.UserPerMinute == 0 {
+		l.UserPerMinute = DefaultUserPerMinute
+	}
+	if l.TargetPerMinute == 0 {
+		l.TargetPerMinute = DefaultTargetPerMinute
+	}
+	if p.Approval.TTL.D == 0 && p.Approval.TTL.bad == "" {
+		p.Approval.TTL.D = DefaultApprovalTTL
+	}
+	if p.Approval.Approvals == 0 {
+		p.Approval.Approvals = 1
+	}
+}
+
+func (p *Policy) validate() []problem {
+	var problems []problem
+	bad := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		problems = append(problems, problem{path: pathOf(msg), msg: msg})
+	}
+
+	if _, err := compileRules(p.Targets); err != nil {
+		bad("%s", ErrorMessage(err))
+	}
+	l := p.Limits
+	if l.ScanPorts < 1 || l.ScanPorts > 65535 {
+		bad("limits.scan_ports is %d: accepted 1 to 65535", l.ScanPorts)
+	}
+	if l.ScanConcurrency < 1 || l.ScanConcurrency > 10000 {
+		bad("limits.scan_concurrency is %d: accepted 1 to 10000", l.ScanConcurrency)
+	}
+	if l.ScanRate < 0 {
+		bad("limits.scan_rate is %d: accepted 0 (no limit) or more probes per second", l.ScanRate)
+	}
+	if l.PortcheckPorts < 1 || l.PortcheckPorts > 1000 {
+		bad("limits.portcheck_ports is %d: accepted 1 to 1000", l.PortcheckPorts)
+	}
+	if l.ListenFor.bad != "" {
+		bad("limits.listen_for is %q: write a duration such as 30s, 10m or 1h", l.ListenFor.bad)
+	} else if l.ListenFor.D < time.Second || l.ListenFor.D > 24*time.Hour {
+		bad("limits.listen_for is %s: accepted 1s to 24h", l.ListenFor.D)
+	}
+	if p.Approval.TTL.bad != "" {
+		bad("approval.ttl is %q: write a duration such as 15m", p.Approval.TTL.bad)
+	}
+	for name, h := range p.Hosts {
+		if h.Timeout.bad != "" {
+			bad("hosts.%s.timeout is %q: write a duration such as 30s", name, h.Timeout.bad)
+		}
+	}
+	if l.UserPerMinute < 1 || l.TargetPerMinute < 1 {
+		bad("limits.user_per_minute and limits.target_per_minute must be at least 1")
+	}
+	for user, roles := range p.Users {
+		if !strings.Contains(user, ":") {
+			bad("users: %q must be platform:user (shell:alice, slack:U024BE7LH, mattermost:carol)", user)
+		}
+		for _, r := range roles {
+			if _, ok := p.Roles[r]; !ok {
+				bad("users: %q has role %q, which roles does not define", user, r)
+			}
+		}
+	}
+	for g, members := range p.Groups {
+		for _, h := range members {
+			if _, ok := p.Hosts[h]; !ok {
+				bad("groups: %q names host %q, which hosts does not define", g, h)
+			}
+		}
+	}
+	for name, h := range p.Hosts {
+		switch h.Via {
+		case "", "local", "ssh":
+		default:
+			bad("hosts: %q has via %q: accepted local, ssh", name, h.Via)
+		}
+		switch h.Become {
+		case "", "sudo", "doas":
+		default:
+			bad("hosts: %q has become %q: accepted sudo, doas, or nothing", name, h.Become)
+		}
+	}
+	if p.Approval.Approvals < 1 {
+		bad("approval.approvals must be at least 1")
+	}
+	return problems
+}
+
+// pathOf takes the YAML path from the start of a validation message
+// ("limits.scan_ports is ..." -> "$.limits.scan_ports").
+func pathOf(msg string) string {
+	key, _, _ := strings.Cut(msg, " ")
+	key = strings.TrimSuffix(key, ":")
+	if !strings.Contains(key, ".") && key != "users" && key != "groups" && key != "hosts" {
+		return ""
+	}
+	return "$." + key
+}

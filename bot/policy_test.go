@@ -1,0 +1,73 @@
+package bot
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultPolicy(t *testing.T) {
+	p := DefaultPolicy()
+	assert.Equal(t, DefaultAllow, p.Targets.Allow)
+	assert.Equal(t, 65535, p.Limits.ScanPorts)
+	assert.Equal(t, 10*time.Minute, p.Limits.ListenFor.D)
+	assert.Equal(t, 15*time.Minute, p.Approval.TTL.D)
+}
+
+func TestParsePolicy_DesignExample(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "design-policy.yaml"))
+	require.NoError(t, err)
+	p, err := ParsePolicy(data)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"169.254.0.0/16"}, p.Targets.Deny)
+	assert.Equal(t, 65535, p.Limits.ScanPorts)
+	assert.Equal(t, 10*time.Minute, p.Limits.ListenFor.D)
+	assert.Equal(t, "doas", p.Hosts["lb01"].Become)
+	assert.Equal(t, 50, p.Hosts["lb01"].Relayd.Demote)
+}
+
+func TestParsePolicy_UnknownKeyNamesItsLine(t *testing.T) {
+	_, err := ParsePolicy([]byte("targets:\n  allow: [10.0.0.0/8]\nlimits:\n  scan_ports: 100\n  scan_portz: 5\n"))
+	require.Error(t, err)
+	assert.Equal(t, ECONFIG, ErrorCode(err))
+	assert.Contains(t, ErrorMessage(err), "5:3")
+	assert.Contains(t, ErrorMessage(err), `unknown field "scan_portz"`)
+}
+
+func TestLoadPolicy_ErrorNamesFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("limits:\n  listen_for: forever\n"), 0o600))
+	_, err := LoadPolicy(path)
+	require.Error(t, err)
+	assert.Contains(t, ErrorMessage(err), path+":2:")
+}
+
+func TestParsePolicy_Validation(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"limits: {scan_ports: 70000}", "limits.scan_ports is 70000"},
+		{"limits: {scan_concurrency: -1}", "limits.scan_concurrency"},
+		{"limits: {listen_for: 48h}", "limits.listen_for is 48h0m0s"},
+		{"targets: {allow: [\"10.0.0.0/40\"]}", "targets.allow"},
+		{"users: {alice: [oncall]}\nroles: {oncall: {commands: [scan]}}", "must be platform:user"},
+		{"users: {\"shell:alice\": [nobody]}", "role \"nobody\""},
+		{"groups: {web: [web09]}", "host \"web09\""},
+		{"hosts: {a: {via: telnet}}", "via \"telnet\""},
+		{"limits:\n  scan_ports: 1\nlimits:\n  scan_ports: 2\n", "already defined"},
+	} {
+		_, err := ParsePolicy([]byte(tc.yaml))
+		require.Error(t, err, tc.yaml)
+		assert.Contains(t, ErrorMessage(err), tc.want, tc.yaml)
+	}
+}
+
+func TestParsePolicy_ValidationNamesTheLine(t *testing.T) {
+	_, err := ParsePolicy([]byte("targets:\n  allow: [10.0.0.0/8]\nlimits:\n  scan_ports: 70000\n  listen_for: forever\n"))
+	require.Error(t, err)
+	msg := ErrorMessage(err)
+	assert.Contains(t, msg, "4:15: limits.scan_ports is 70000: accepted 1 to 65535")
+	assert.Contains(t, msg, `5:15: limits.listen_for is "forever"`)
+}

@@ -1,0 +1,100 @@
+package bot
+
+// Status is the verdict of a Reply. Adapters colour by it; `opsbot run`
+// turns it into its exit code.
+type Status uint8
+
+const (
+	StatusOK       Status = iota // success: port open, action done
+	StatusNegative               // the answer is no: port closed or filtered, nothing found
+	StatusInfo                   // help and listings: not a verdict
+	StatusRunning                // a progress update of a command still running
+	StatusUsage                  // bad input or configuration
+	StatusDenied                 // policy or a rate limit refused it
+	StatusPending                // waiting for approval
+	StatusFailed                 // the action failed, or an internal error
+)
+
+var statusNames = [...]string{"ok", "negative", "info", "running", "usage", "denied", "pending", "failed"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// ExitCode is the exit code of `opsbot run` for a reply of this status
+// (DESIGN.md §4).
+func (s Status) ExitCode() int {
+	switch s {
+	case StatusOK, StatusInfo:
+		return 0
+	case StatusUsage:
+		return 2
+	case StatusDenied:
+		return 3
+	case StatusPending:
+		return 4
+	default:
+		return 1
+	}
+}
+
+// Reply is what a command says, independent of any chat platform. Adapters
+// render it: Block Kit, Mattermost attachments, plain text.
+type Reply struct {
+	Status Status
+	Title  string   // the verdict in one line
+	Lines  []string // result lines, shown monospaced (nc-style port lines)
+	Text   string   // explanation in prose, may span lines
+	Fields []Field  // key facts: duration, counts
+	Table  *Table
+	// Actions are buttons whose payload is an ordinary command line, so a
+	// click comes back as a Request and adapters know nothing of what it does.
+	Actions []Action
+}
+
+// Field is one key fact.
+type Field struct {
+	Name, Value string
+}
+
+// Table is a small table; adapters keep columns aligned.
+type Table struct {
+	Header []string
+	Rows   [][]string
+}
+
+// ActionStyle hints how a button looks.
+type ActionStyle uint8
+
+const (
+	ActionDefault ActionStyle = iota
+	ActionPrimary
+	ActionDanger
+)
+
+// Action is a button. Command is the line that runs when it is pressed.
+type Action struct {
+	Label   string
+	Command string
+	Style   ActionStyle
+}
+
+// ErrorReply turns an error into a reply; ref is the request ID shown for
+// internal errors so that a user can quote it and an operator can grep the
+// logs for it.
+func ErrorReply(err error, ref string) Reply {
+	msg := ErrorMessage(err)
+	st := StatusFailed
+	switch ErrorCode(err) {
+	case EINVALID, ENOTFOUND, ECONFIG:
+		st = StatusUsage
+	case EDENIED, ERATELIMIT:
+		st = StatusDenied
+	case EINTERNAL:
+		msg = "internal error, ref " + ref
+	}
+	return Reply{Status: st, Title: msg}
+}

@@ -1,0 +1,266 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Resolver looks up a name's addresses; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// sensitive ranges are denied unless an allow entry lies inside them: a
+// policy that allows 0.0.0.0/0 has not said it wants the cloud metadata
+// service probed, one that allows 169.254.169.254 has.
+var sensitive = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("169.254.0.0/16"), "a link-local address (cloud metadata services live here)"},
+	{netip.MustParsePrefix("fe80::/10"), "an IPv6 link-local address"},
+	{netip.MustParsePrefix("fd00:ec2::254/128"), "the AWS IPv6 metadata address"},
+}
+
+type rules struct {
+	allow, deny           []netip.Prefix
+	allowNames, denyNames []string // lower case; "*.x" matches any subdomain of x
+	allowText, denyText   []string // as written, for messages
+}
+
+func compileRules(t TargetRules) (*rules, error) {
+	r := &rules{}
+	for _, list := range []struct {
+		key      string
+		in       []string
+		prefixes *[]netip.Prefix
+		names    *[]string
+	}{
+		{"targets.allow", t.Allow, &r.allow, &r.allowNames},
+		{"targets.deny", t.Deny, &r.deny, &r.denyNames},
+	} {
+		for _, entry := range list.in {
+			e := strings.TrimSpace(entry)
+			if p, err := netip.ParsePrefix(e); err == nil {
+				*list.prefixes = append(*list.prefixes, p.Masked())
+				continue
+			}
+			if a, err := netip.ParseAddr(e); err == nil {
+				a = a.Unmap()
+				*list.prefixes = append(*list.prefixes, netip.PrefixFrom(a, a.BitLen()))
+				continue
+			}
+			name := strings.ToLower(strings.TrimSuffix(e, "."))
+			if err := checkName(strings.TrimPrefix(name, "*.")); err != nil || strings.Contains(strings.TrimPrefix(name, "*."), "*") {
+				return nil, Errorf(ECONFIG, "%s: %q is not a CIDR, an address or a DNS name (a leading \"*.\" matches subdomains)", list.key, entry)
+			}
+			*list.names = append(*list.names, name)
+		}
+	}
+	r.allowText, r.denyText = t.Allow, t.Deny
+	return r, nil
+}
+
+func matchName(patterns []string, name string) (string, bool) {
+	for _, p := range patterns {
+		if p == name || (strings.HasPrefix(p, "*.") && strings.HasSuffix(name, p[1:])) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func matchPrefix(prefixes []netip.Prefix, a netip.Addr) (netip.Prefix, bool) {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// Target is a host a user named, resolved and checked against policy.
+type Target struct {
+	Host    string       // as typed, brackets removed
+	Name    string       // the DNS name, "" when Host is an address
+	Addrs   []netip.Addr // allowed addresses, in resolver order
+	Skipped []string     // addresses the policy denied, with why
+}
+
+// Targets checks hosts against the target policy after resolving them, so
+// DNS cannot smuggle a denied address in, and rate-limits checks per
+// address.
+type Targets struct {
+	rules    *rules
+	resolver Resolver
+	limiter  *RateLimiter
+}
+
+// NewTargets compiles the rules. limiter may be nil (no per-target limit).
+func NewTargets(t TargetRules, resolver Resolver, limiter *RateLimiter) (*Targets, error) {
+	r, err := compileRules(t)
+	if err != nil {
+		return nil, err
+	}
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	return &Targets{rules: r, resolver: resolver, limiter: limiter}, nil
+}
+
+// ParseHost validates a host as typed: an IPv4 or IPv6 address (brackets
+// allowed) or a DNS name. It returns the address, or the name in lower case.
+func ParseHost(s string) (netip.Addr, string, error) {
+	h := s
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if h == "" {
+		return netip.Addr{}, "", Errorf(EINVALID, "empty host: give a DNS name, an IPv4 or an IPv6 address")
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a, "", nil
+	}
+	name := strings.ToLower(strings.TrimSuffix(h, "."))
+	if err := checkName(name); err != nil {
+		return netip.Addr{}, "", Errorf(EINVALID, "invalid host %q: %s; a host is a DNS name (letters, digits, hyphens, dots), an IPv4 or an IPv6 address", s, err.Error())
+	}
+	return netip.Addr{}, name, nil
+}
+
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("empty name")
+	}
+	if len(name) > 253 {
+		return errors.New("longer than 253 characters")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" {
+			return errors.New("empty label")
+		}
+		if len(label) > 63 {
+			return errors.New("a label is longer than 63 characters")
+		}
+		for i, c := range label {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*'
+			if !ok {
+				return fmt.Errorf("%q is not allowed in a name", c)
+			}
+			if c == '-' && (i == 0 || i == len(label)-1) {
+				return errors.New("a label starts or ends with a hyphen")
+			}
+		}
+	}
+	return nil
+}
+
+// Resolve validates host, resolves names, and keeps the addresses the
+// policy allows. It fails with EINVALID for a malformed host, ENOTFOUND for
+// a name that does not resolve, EDENIED when no address is allowed and
+// ERATELIMIT when an address has been checked too often.
+func (t *Targets) Resolve(ctx context.Context, host string) (Target, error) {
+	addr, name, err := ParseHost(host)
+	if err != nil {
+		return Target{}, err
+	}
+	tg := Target{Host: strings.Trim(host, "[]"), Name: name}
+	var addrs []netip.Addr
+	if name == "" {
+		addrs = []netip.Addr{addr}
+	} else {
+		if p, denied := matchName(t.rules.denyNames, name); denied {
+			return tg, Errorf(EDENIED, "%s is denied by policy (targets.deny: %s)", name, p)
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		addrs, err = t.resolver.LookupNetIP(lctx, "ip", name)
+		if err != nil || len(addrs) == 0 {
+			var dnsErr *net.DNSError
+			why := "no address"
+			if errors.As(err, &dnsErr) {
+				why = dnsErr.Err
+			}
+			return tg, &Error{Code: ENOTFOUND, Message: fmt.Sprintf("cannot resolve %s: %s", name, why), Err: err}
+		}
+	}
+	var firstDenial *Error
+	seen := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		a = a.Unmap()
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		if e := t.check(a, name); e != nil {
+			if name == "" {
+				return tg, e
+			}
+			if firstDenial == nil {
+				firstDenial = e
+			}
+			tg.Skipped = append(tg.Skipped, e.Message)
+			continue
+		}
+		tg.Addrs = append(tg.Addrs, a)
+	}
+	if len(tg.Addrs) == 0 {
+		return tg, Errorf(firstDenial.Code, "%s resolves only to addresses the policy does not allow: %s", name, strings.Join(tg.Skipped, "; "))
+	}
+	if t.limiter != nil {
+		for _, a := range tg.Addrs {
+			if wait, ok := t.limiter.Allow(a.String()); !ok {
+				return tg, Errorf(ERATELIMIT, "%s has been checked too often: retry in %s", a, roundUp(wait))
+			}
+		}
+	}
+	return tg, nil
+}
+
+// check decides one address. name is what the user typed when it was a
+// name: allow-by-name lets a name reach its addresses, but deny rules and
+// the sensitive ranges still apply to the address itself.
+func (t *Targets) check(a netip.Addr, name string) *Error {
+	a = a.WithZone("")
+	switch {
+	case a.IsUnspecified():
+		return Errorf(EINVALID, "%s is not a host address (it means \"any\"); name the host", a)
+	case a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return Errorf(EINVALID, "%s is a multicast or broadcast address; name one host", a)
+	}
+	if p, ok := matchPrefix(t.rules.deny, a); ok {
+		return Errorf(EDENIED, "%s is denied by policy (targets.deny: %s)", a, p)
+	}
+	for _, s := range sensitive {
+		if !s.prefix.Contains(a) {
+			continue
+		}
+		for _, p := range t.rules.allow {
+			if p.Overlaps(s.prefix) && p.Bits() >= s.prefix.Bits() && p.Contains(a) {
+				return nil
+			}
+		}
+		return Errorf(EDENIED, "%s is %s: denied unless targets.allow names it explicitly", a, s.what)
+	}
+	if _, ok := matchPrefix(t.rules.allow, a); ok {
+		return nil
+	}
+	if name != "" {
+		if _, ok := matchName(t.rules.allowNames, name); ok {
+			return nil
+		}
+	}
+	return Errorf(EDENIED, "%s is not in targets.allow (%s)", a, strings.Join(t.rules.allowText, ", "))
+}
+
+func roundUp(d time.Duration) time.Duration {
+	if d < time.Second {
+		return time.Second
+	}
+	return d.Round(time.Second)
+}
