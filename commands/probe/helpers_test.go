@@ -1,0 +1,86 @@
+package probe
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// tcpListeners opens n loopback TCP listeners and returns their ports.
+func tcpListeners(t testing.TB, n int) []uint16 {
+	t.Helper()
+	var ports []uint16
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.Close()
+			}
+		}()
+		ports = append(ports, uint16(l.Addr().(*net.TCPAddr).Port))
+	}
+	return ports
+}
+
+// udpResponder answers each datagram on addr with respond(req) (nothing if
+// nil) until the test ends. It skips the test if addr cannot be bound (a
+// privileged port without root).
+func udpResponder(t *testing.T, addr string, respond func([]byte) []byte) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Skipf("binding %s needs root or a free port: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp := respond(buf[:n]); resp != nil {
+				_, _ = pc.WriteTo(resp, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// freeLoopbackUDPPort gives a port on which nothing listens right now.
+func freeLoopbackUDPPort(t *testing.T) uint16 {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+	require.NoError(t, pc.Close())
+	return port
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("counting descriptors needs /proc: %v", err)
+	}
+	return len(ents)
+}
+
+func portRange(lo, hi uint16) []uint16 {
+	var ps []uint16
+	for p := int(lo); p <= int(hi); p++ { // int: a uint16 loop to 65535 never ends
+		ps = append(ps, uint16(p))
+	}
+	return ps
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")
