@@ -1,0 +1,194 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/probe"
+)
+
+// Listen is /listen: a temporary listener on the bot's host (nc -l -p PORT),
+// so someone can test a firewall rule from the other side.
+type Listen struct {
+	max    time.Duration
+	listen func(context.Context, probe.ListenSpec, func(probe.ListenEvent)) (probe.ListenSummary, error)
+}
+
+// NewListen listens for at most max (limits.listen_for).
+func NewListen(max time.Duration) *Listen {
+	return &Listen{max: max, listen: probe.Listen}
+}
+
+var _ bot.Command = (*Listen)(nil)
+
+const (
+	listenSynopsis = "/listen PORT [tcp|udp] [for 1m]"
+	listenDefault  = time.Minute
+)
+
+func (*Listen) Name() string    { return "listen" }
+func (*Listen) Summary() string { return "a temporary listener on the bot's host (nc -l -p PORT)" }
+func (l *Listen) Usage() string {
+	return listenSynopsis + `
+  /listen 3873                 TCP, for 1 minute
+  /listen 5353 udp for 5m
+  /listen -l -u -p 5000        nc flags work as typed
+
+Listens on every address of the bot's host, reports each connection or
+datagram (source address and port, bytes, the first bytes received), then
+closes by itself. Longest: ` + l.max.String() + ` (limits.listen_for). Ports below 1024 need
+the bot to run with the privilege to bind them.
+Exit status of opsbot run: 0 when something arrived, 1 when nothing did.`
+}
+
+type listenArgs struct {
+	port  uint16
+	proto probe.Proto
+	dur   time.Duration
+}
+
+func (l *Listen) parse(args []string) (listenArgs, error) {
+	la := listenArgs{proto: probe.TCP, dur: listenDefault}
+	f, err := bot.ParseFlags(args, bot.FlagSpec{Bools: "lvuk", Values: "pw"})
+	if err != nil {
+		return la, err
+	}
+	if f.Has('u') {
+		la.proto = probe.UDP
+	}
+	var portWords []string
+	if p, ok := f.Value('p'); ok {
+		portWords = append(portWords, p)
+	}
+	rest := f.Args
+	for i := 0; i < len(rest); i++ {
+		w := strings.ToLower(rest[i])
+		switch {
+		case w == "tcp" || w == "udp":
+			la.proto, _ = probe.ParseProto(w)
+		case w == "for":
+			if i+1 >= len(rest) {
+				return la, bot.Errorf(bot.EINVALID, "for needs a duration, like for 5m")
+			}
+			i++
+			if la.dur, err = parseDuration("duration", rest[i], time.Second, 24*time.Hour); err != nil {
+				return la, err
+			}
+		case unsupportedProtos[w]:
+			return la, protoError(w)
+		default:
+			portWords = append(portWords, rest[i])
+		}
+	}
+	if len(portWords) != 1 {
+		return la, bot.Errorf(bot.EINVALID, "give exactly one port: usage %s", listenSynopsis)
+	}
+	if la.port, err = parsePort(portWords[0], la.proto); err != nil {
+		return la, err
+	}
+	if la.dur > l.max {
+		return la, bot.Errorf(bot.EINVALID, "for %s is longer than policy allows: at most %s (limits.listen_for)", la.dur, l.max)
+	}
+	return la, nil
+}
+
+// Run listens until the time is up or the request is canceled, posting an
+// event per connection or datagram.
+func (l *Listen) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
+	la, err := l.parse(req.Args)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	spec := probe.ListenSpec{Proto: la.proto, Addr: netip.AddrPortFrom(netip.IPv6Unspecified(), la.port), For: la.dur}
+	sum, err := l.listen(ctx, spec, func(ev probe.ListenEvent) {
+		if r, ok := listenEventReply(la, ev); ok {
+			req.Stream.Post(r)
+		}
+	})
+	if err != nil {
+		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("cannot listen on %s port %d: %s", la.proto, la.port, bindReason(err)), Err: err}
+	}
+	return listenReply(la, sum, ctx.Err() != nil), nil
+}
+
+// bindReason says why a bind failed in words, without Go's wrapping.
+func bindReason(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "address already in use"):
+		return "the port is already in use on the bot's host"
+	case strings.Contains(s, "permission denied"):
+		return "permission denied (ports below 1024 need privilege)"
+	}
+	return s
+}
+
+func listenEventReply(la listenArgs, ev probe.ListenEvent) (bot.Reply, bool) {
+	switch ev.Kind {
+	case probe.Listening:
+		return bot.Reply{Status: bot.StatusRunning,
+			Title: fmt.Sprintf("Listening on %s port %d until %s (%s)", la.proto, la.port, ev.Time.Add(la.dur).Format("15:04:05 MST"), la.dur),
+			Text:  "Send from the other side, e.g. " + tryHint(la) + hostAddrs()}, true
+	case probe.Connection:
+		return bot.Reply{Status: bot.StatusInfo, Lines: []string{fmt.Sprintf("%s connection from %s, %d bytes%s", ev.Time.Format("15:04:05"), ev.From, ev.Bytes, preview(ev.Preview))}}, true
+	case probe.Datagram:
+		return bot.Reply{Status: bot.StatusInfo, Lines: []string{fmt.Sprintf("%s datagram from %s, %d bytes%s", ev.Time.Format("15:04:05"), ev.From, ev.Bytes, preview(ev.Preview))}}, true
+	}
+	return bot.Reply{}, false
+}
+
+func tryHint(la listenArgs) string {
+	if la.proto == probe.UDP {
+		return fmt.Sprintf("echo hello | nc -u -w1 THIS_HOST %d", la.port)
+	}
+	return fmt.Sprintf("nc -zv THIS_HOST %d", la.port)
+}
+
+// hostAddrs lists the bot host's addresses, so the person on the other side
+// knows what to aim at.
+func hostAddrs() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p.Addr().String())
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "\nThis host's addresses: " + strings.Join(out, ", ")
+}
+
+func preview(p string) string {
+	if p == "" {
+		return ""
+	}
+	return ": " + p
+}
+
+func listenReply(la listenArgs, sum probe.ListenSummary, canceled bool) bot.Reply {
+	r := bot.Reply{Status: bot.StatusOK}
+	what := fmt.Sprintf("%d connections", sum.Connections)
+	if la.proto == probe.UDP {
+		what = fmt.Sprintf("%d datagrams", sum.Datagrams)
+	}
+	ended := "closed after " + sum.Duration.Round(time.Second).String()
+	if canceled {
+		ended = "canceled after " + sum.Duration.Round(time.Second).String()
+	}
+	r.Title = fmt.Sprintf("Listener on %s port %d %s: %s, %d bytes", la.proto, la.port, ended, what, sum.Bytes)
+	if sum.Connections+sum.Datagrams == 0 {
+		r.Status = bot.StatusNegative
+		r.Text = "Nothing arrived. If the other side sent something, a firewall between the two hosts (or on this one) dropped it."
+	}
+	return r
+}

@@ -1,0 +1,225 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/probe"
+)
+
+// Portcheck is /portcheck: is this port reachable? The answer for nc -zv
+// and nc -zuv users, in netcat's words where netcat is right and in plain
+// words where it is not.
+type Portcheck struct {
+	targets  *bot.Targets
+	maxPorts int
+	check    func(context.Context, netip.AddrPort, probe.Proto, probe.Options) probe.Result
+}
+
+// NewPortcheck checks ports on hosts the target policy allows, at most
+// maxPorts per request.
+func NewPortcheck(targets *bot.Targets, maxPorts int) *Portcheck {
+	return &Portcheck{targets: targets, maxPorts: maxPorts, check: probe.Check}
+}
+
+var _ bot.Command = (*Portcheck)(nil)
+
+const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s]"
+
+func (*Portcheck) Name() string    { return "portcheck" }
+func (*Portcheck) Summary() string { return "is this port reachable? (nc -zv, nc -zuv)" }
+func (c *Portcheck) Usage() string {
+	return portcheckSynopsis + `
+  /portcheck -zv 10.0.0.10 80          nc flags work as typed: -z -v -n -u -4 -6 -w SECONDS
+  /portcheck -zuv 10.0.0.10 123
+  /portcheck web01.example.com 22,80,443 timeout 1s
+
+One line per port and address. TCP: open (handshake completed), closed (RST
+or ICMP port unreachable), filtered (no answer, or an ICMP unreachable: a
+firewall). UDP: open only when a reply comes back (DNS, NTP, SNMP and other
+well-known services get a real request), closed on ICMP port unreachable,
+filtered on ICMP unreachable or prohibited, and open|filtered on silence:
+netcat calls that "succeeded", opsbot does not. A name is checked on each of
+its addresses. Default timeout 3s; at most ` + fmt.Sprint(c.maxPorts) + ` ports (use /scan for more).
+Exit status of opsbot run: 0 when every port is open, 1 otherwise.`
+}
+
+// Run parses, checks policy, probes every port on every allowed address
+// at once, and reports.
+func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
+	ta, err := parseTargetArgs(req.Args, portcheckSynopsis)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	if len(ta.ports) == 0 {
+		return bot.Reply{}, bot.Errorf(bot.EINVALID, "no port given: usage %s", portcheckSynopsis)
+	}
+	if len(ta.ports) > c.maxPorts {
+		return bot.Reply{}, bot.Errorf(bot.EINVALID, "%d ports: /portcheck takes at most %d (limits.portcheck_ports); use /scan for more", len(ta.ports), c.maxPorts)
+	}
+	tg, err := resolve(ctx, c.targets, ta)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	timeout := ta.timeout
+	if timeout == 0 {
+		timeout = 3 * time.Second
+	}
+	results := c.probeAll(ctx, tg.Addrs, ta.ports, ta.proto, timeout)
+	return portcheckReply(tg, ta.ports, results, timeout), nil
+}
+
+// probeAll runs the checks concurrently (bounded, so a 100-port UDP check
+// does not open 100 sockets at once) and returns results grouped by port,
+// addresses in resolver order.
+func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []uint16, proto probe.Proto, timeout time.Duration) [][]probe.Result {
+	out := make([][]probe.Result, len(ports))
+	for i := range out {
+		out[i] = make([]probe.Result, len(addrs))
+	}
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, p := range ports {
+		for j, a := range addrs {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				out[i][j] = c.check(ctx, netip.AddrPortFrom(a, p), proto, probe.Options{Timeout: timeout})
+			}()
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// portcheckReply is the one place /portcheck results become words.
+func portcheckReply(tg bot.Target, ports []uint16, results [][]probe.Result, timeout time.Duration) bot.Reply {
+	var (
+		lines     []string
+		openPorts int
+		udpSilent bool
+	)
+	for i := range ports {
+		open := false
+		for _, r := range results[i] {
+			lines = append(lines, portLine(tg.Name, r, timeout))
+			if r.State == probe.Open {
+				open = true
+			}
+			if r.State == probe.OpenFiltered {
+				udpSilent = true
+				lines = append(lines, "  UDP is connectionless: a firewall that drops packets looks the same as an open port.")
+			}
+		}
+		if open {
+			openPorts++
+		}
+	}
+	reply := bot.Reply{Lines: lines}
+	host := tg.Host
+	switch {
+	case openPorts == len(ports):
+		reply.Status = bot.StatusOK
+	default:
+		reply.Status = bot.StatusNegative
+	}
+	if len(ports) == 1 && len(results[0]) == 1 {
+		r := results[0][0]
+		reply.Title = fmt.Sprintf("%s %d/%s %s", host, ports[0], r.Proto, r.State)
+	} else {
+		reply.Title = fmt.Sprintf("%s: %d of %d ports open", host, openPorts, len(ports))
+	}
+	if len(tg.Skipped) > 0 {
+		reply.Text = "Not checked (policy): " + joinSemicolon(tg.Skipped)
+	}
+	if udpSilent {
+		reply.Text = joinParagraphs(reply.Text, "open|filtered: a service that ignores requests it does not understand is silent too. netcat -zu reports such a port as \"succeeded\"; opsbot does not guess.")
+	}
+	return reply
+}
+
+// portLine is one line in netcat's words. name is the DNS name when the
+// user typed one; nc prints "name (address)" then.
+func portLine(name string, r probe.Result, timeout time.Duration) string {
+	addr := r.Target.Addr().String()
+	who := addr
+	if name != "" {
+		who = name + " (" + addr + ")"
+	}
+	svc := probe.ServiceName(r.Proto, r.Target.Port())
+	if svc == "" {
+		svc = "*"
+	}
+	prefix := fmt.Sprintf("%s %d port [%s/%s]", who, r.Target.Port(), r.Proto, svc)
+	if r.State == probe.Open && r.Proto == probe.TCP {
+		return fmt.Sprintf("Connection to %s succeeded! (%s)", prefix, human(r.RTT))
+	}
+	return prefix + " " + r.State.String() + ": " + evidence(r, timeout)
+}
+
+// evidence says why a port has its state, in words an on-call engineer
+// can act on.
+func evidence(r probe.Result, timeout time.Duration) string {
+	from := ""
+	if r.ICMPFrom.IsValid() && r.ICMPFrom != r.Target.Addr() {
+		from = " from " + r.ICMPFrom.String() + " (a router or firewall on the path)"
+	} else if r.ICMPFrom.IsValid() {
+		from = " from the host itself"
+	}
+	switch r.Reason {
+	case probe.Handshake:
+		return "handshake completed (" + human(r.RTT) + ")"
+	case probe.Reply:
+		if r.Service != "" {
+			return fmt.Sprintf("%s reply received (%s)", r.Service, human(r.RTT))
+		}
+		return fmt.Sprintf("reply received, %d bytes (%s)", r.Bytes, human(r.RTT))
+	case probe.Refused:
+		return "connection refused (RST or ICMP port unreachable: nothing listens, or a firewall rejects)"
+	case probe.SelfConnect:
+		return "nothing listens (the kernel connected the probe socket to itself, which netcat reports as succeeded)"
+	case probe.PortUnreachable:
+		return "ICMP port unreachable" + from + " (nothing listens)"
+	case probe.HostUnreachable:
+		if r.Proto == probe.TCP {
+			return "ICMP host unreachable or administratively prohibited (a firewall rejects it, or no route)"
+		}
+		return "ICMP host unreachable" + from
+	case probe.NetUnreachable:
+		return "ICMP network unreachable" + from + " (no route)"
+	case probe.AdminProhibited:
+		return "ICMP administratively prohibited" + from + " (a firewall rejects it)"
+	case probe.Timeout:
+		return "no answer in " + timeout.String() + " (a firewall drops it)"
+	case probe.Silence:
+		tries := ""
+		if r.Tries > 1 {
+			tries = fmt.Sprintf(" after %d tries", r.Tries)
+		}
+		return "no reply and no ICMP error" + tries + "."
+	}
+	return r.Reason.String()
+}
+
+func joinSemicolon(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += "; "
+		}
+		out += x
+	}
+	return out
+}
+
+func joinParagraphs(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "\n" + b
+}

@@ -1,0 +1,210 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/probe"
+)
+
+// Scan is /scan: which ports are open? (nc -zv host 1-500 | grep succeeded)
+type Scan struct {
+	targets *bot.Targets
+	limits  bot.Limits
+	scan    func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
+	now     func() time.Time
+}
+
+// NewScan scans hosts the target policy allows, within limits (ports per
+// scan, concurrency, rate).
+func NewScan(targets *bot.Targets, limits bot.Limits) *Scan {
+	return &Scan{targets: targets, limits: limits, scan: probe.Scan, now: time.Now}
+}
+
+var _ bot.Command = (*Scan)(nil)
+
+const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s]"
+
+func (*Scan) Name() string    { return "scan" }
+func (*Scan) Summary() string { return "which ports are open? (nc -zv HOST 1-500 | grep succeeded)" }
+func (s *Scan) Usage() string {
+	return scanSynopsis + `
+  PORTS: 1-500, 22,80,443, top100 (the default), or any mix: top20,8080-8090
+  /scan 10.0.0.10                   the 100 most common TCP ports
+  /scan 10.0.0.10 1-65535
+  /scan 10.0.0.10 top100 udp
+
+Shows progress while it runs, then the open ports with service names, a count
+per state and the duration. TCP: a port is open only when something really
+listens (a scan of the bot's own host never reports the kernel's
+self-connections, which netcat does). UDP: closed ports are told apart from
+silent ones even when the target rate-limits its ICMP errors (Linux sends
+about one per second after a burst of six): opsbot paces and re-probes, and
+lists the ports it could not confirm. Policy: at most ` + fmt.Sprint(s.limits.ScanPorts) + ` ports per scan,
+` + fmt.Sprint(s.limits.ScanConcurrency) + ` probes in flight` + rateText(s.limits.ScanRate) + `.
+Exit status of opsbot run: 0 when at least one port is open, 1 otherwise.`
+}
+
+func rateText(r int) string {
+	if r == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d probes per second", r)
+}
+
+// Run scans one address of the host.
+func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
+	ta, err := parseTargetArgs(req.Args, scanSynopsis)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	if len(ta.ports) == 0 {
+		ta.ports = probe.TopPorts(ta.proto, 100)
+		ta.spec = "top100"
+	}
+	if len(ta.ports) > s.limits.ScanPorts {
+		return bot.Reply{}, bot.Errorf(bot.EINVALID, "%s is %d ports: policy allows at most %d per scan (limits.scan_ports)", ta.spec, len(ta.ports), s.limits.ScanPorts)
+	}
+	tg, err := resolve(ctx, s.targets, ta)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	addr := tg.Addrs[0]
+	title := scanTitle(tg, addr, ta)
+	spec := probe.ScanSpec{
+		Target:      addr,
+		Proto:       ta.proto,
+		Ports:       ta.ports,
+		Timeout:     ta.timeout,
+		Concurrency: s.limits.ScanConcurrency,
+		Rate:        float64(s.limits.ScanRate),
+	}
+	res, err := s.scan(ctx, spec, func(p probe.Progress) {
+		req.Stream.Progress(scanProgressReply(title, p))
+	})
+	if err != nil {
+		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: "scan of " + addr.String() + " failed: " + err.Error(), Err: err}
+	}
+	return scanReply(title, tg, addr, ta, res), nil
+}
+
+func scanTitle(tg bot.Target, addr netip.Addr, ta targetArgs) string {
+	who := addr.String()
+	if tg.Name != "" {
+		who = tg.Name + " (" + who + ")"
+	}
+	return fmt.Sprintf("%s %s %s", who, ta.proto, ta.spec)
+}
+
+func scanProgressReply(title string, p probe.Progress) bot.Reply {
+	return bot.Reply{
+		Status: bot.StatusRunning,
+		Title:  "Scanning " + title,
+		Text: fmt.Sprintf("%d of %d ports (%d%%), %d open so far, %s",
+			p.Done, p.Total, percent(p.Done, p.Total), p.Open, human(p.Elapsed)),
+	}
+}
+
+func percent(a, b int) int {
+	if b == 0 {
+		return 100
+	}
+	return a * 100 / b
+}
+
+// scanReply is the one place /scan results become words.
+func scanReply(title string, tg bot.Target, addr netip.Addr, ta targetArgs, res probe.ScanResult) bot.Reply {
+	open := res.Ports(probe.Open)
+	reply := bot.Reply{Status: bot.StatusOK}
+	if len(open) == 0 {
+		reply.Status = bot.StatusNegative
+	}
+	done := len(res.Results)
+	switch {
+	case res.Canceled:
+		reply.Status = bot.StatusNegative
+		reply.Title = fmt.Sprintf("Scan of %s canceled after %d of %d ports: %d open so far", title, done, len(ta.ports), len(open))
+	default:
+		reply.Title = fmt.Sprintf("%s: %d open", title, len(open))
+	}
+	if len(open) > 0 {
+		t := &bot.Table{Header: []string{"port", "state", "service", "evidence"}}
+		for _, r := range res.Results {
+			if r.State != probe.Open {
+				continue
+			}
+			svc := probe.ServiceName(r.Proto, r.Target.Port())
+			if r.Service != "" {
+				svc = r.Service
+			}
+			if svc == "" {
+				svc = "-"
+			}
+			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/%s", r.Target.Port(), r.Proto), "open", svc, evidenceShort(r)})
+		}
+		reply.Table = t
+	}
+	var counts []string
+	for _, st := range []probe.State{probe.Open, probe.Closed, probe.Filtered, probe.OpenFiltered} {
+		if n := res.Count(st); n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	if len(counts) == 0 {
+		counts = append(counts, "none")
+	}
+	rate := "-"
+	if res.Duration > 0 {
+		rate = fmt.Sprintf("%.0f ports/s", float64(done)/res.Duration.Seconds())
+	}
+	reply.Fields = []bot.Field{
+		{Name: "ports", Value: strings.Join(counts, ", ")},
+		{Name: "duration", Value: human(res.Duration)},
+		{Name: "rate", Value: rate},
+	}
+	var notes []string
+	if len(tg.Addrs) > 1 {
+		notes = append(notes, fmt.Sprintf("%s has %d addresses; scanned %s (add -4 or -6 to choose).", tg.Name, len(tg.Addrs), addr))
+	}
+	if len(tg.Skipped) > 0 {
+		notes = append(notes, "Not scanned (policy): "+joinSemicolon(tg.Skipped))
+	}
+	if ta.proto == probe.UDP {
+		var witnessed, unconfirmed []uint16
+		for _, r := range res.Results {
+			if r.State != probe.OpenFiltered {
+				continue
+			}
+			if r.Witnessed {
+				witnessed = append(witnessed, r.Target.Port())
+			} else {
+				unconfirmed = append(unconfirmed, r.Target.Port())
+			}
+		}
+		if len(witnessed) > 0 {
+			notes = append(notes, "open|filtered (no reply and no ICMP error, while a closed port of the same host did answer, so these are not closed: open or dropped by a firewall): "+portRanges(witnessed))
+		}
+		if len(unconfirmed) > 0 {
+			notes = append(notes, "unconfirmed (silent, and the host's ICMP rate limit or a firewall kept opsbot from telling closed from open|filtered): "+portRanges(unconfirmed))
+		}
+		if res.RateLimited {
+			notes = append(notes, "The target rate-limits ICMP errors; opsbot paced its probes so that closed ports read closed.")
+		}
+	}
+	if filtered := res.Ports(probe.Filtered); len(filtered) > 0 && len(filtered) <= 50 {
+		notes = append(notes, "filtered: "+portRanges(filtered))
+	}
+	reply.Text = strings.Join(notes, "\n")
+	return reply
+}
+
+func evidenceShort(r probe.Result) string {
+	if r.Proto == probe.UDP && r.Service != "" {
+		return r.Service + " reply, " + human(r.RTT)
+	}
+	return r.Reason.String() + ", " + human(r.RTT)
+}
