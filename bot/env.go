@@ -10,7 +10,7 @@ type Env struct {
 	Config   string `envconfig:"CONFIG"`   // policy file
 	Database string `envconfig:"DATABASE"` // a file path or postgres://...
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
-	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	LogLevel string `envconfig:"LOG_LEVEL"` // default: warn in the terminal, info for serve
 
 	SlackSigningSecret string `envconfig:"SLACK_SIGNING_SECRET"`
 	SlackBotToken      string `envconfig:"SLACK_BOT_TOKEN"`

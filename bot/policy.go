@@ -96,7 +96,7 @@ type RelaydSpec struct {
 // Default limits, used for every key the file leaves out.
 const (
 	DefaultScanPorts       = 65535
-	DefaultScanConcurrency = 512
+	DefaultScanConcurrency = 1024
 	DefaultPortcheckPorts  = 100
 	DefaultListenFor       = 10 * time.Minute
 	DefaultUserPerMinute   = 60
@@ -111,7 +111,7 @@ var DefaultAllow = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/
 // DefaultPolicy is the policy with no file (DESIGN.md §4).
 func DefaultPolicy() *Policy {
 	p := &Policy{}
-	p.applyDefaults()
+	p.defaults()
 	return p
 }
 
@@ -140,10 +140,10 @@ func LoadPolicy(path string) (*Policy, error) {
 // ParsePolicy decodes and validates policy YAML. Errors name the line.
 func ParsePolicy(data []byte) (*Policy, error) {
 	var p Policy
+	p.defaults()
 	if err := yaml.UnmarshalWithOptions(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, &Error{Code: ECONFIG, Message: yamlMessage(err), Err: err}
 	}
-	p.applyDefaults()
 	if problems := p.validate(); len(problems) > 0 {
 		msgs := make([]string, len(problems))
 		for i, pr := range problems {
@@ -227,35 +227,20 @@ func yamlMessage(err error) string {
 	return strings.TrimRight(msg, "\n")
 }
 
-func (p *Policy) applyDefaults() {
-	if p.Targets.Allow == nil {
-		p.Targets.Allow = append([]string(nil), DefaultAllow...)
+// defaults fills every key a file may leave out. ParsePolicy decodes over
+// it, so an absent key keeps its default while an explicit 0 stays 0 and
+// fails validation instead of silently becoming the default.
+func (p *Policy) defaults() {
+	p.Targets.Allow = append([]string(nil), DefaultAllow...)
+	p.Limits = Limits{
+		ScanPorts:       DefaultScanPorts,
+		ScanConcurrency: DefaultScanConcurrency,
+		PortcheckPorts:  DefaultPortcheckPorts,
+		ListenFor:       Duration{D: DefaultListenFor},
+		UserPerMinute:   DefaultUserPerMinute,
+		TargetPerMinute: DefaultTargetPerMinute,
 	}
-	l := &p.Limits
-	if l.ScanPorts == 0 {
-		l.ScanPorts = DefaultScanPorts
-	}
-	if l.ScanConcurrency == 0 {
-		l.ScanConcurrency = DefaultScanConcurrency
-	}
-	if l.PortcheckPorts == 0 {
-		l.PortcheckPorts = DefaultPortcheckPorts
-	}
-	if l.ListenFor.D == 0 && l.ListenFor.bad == "" {
-		l.ListenFor.D = DefaultListenFor
-	}
-	if l.UserPerMinute == 0 {
-		l.UserPerMinute = DefaultUserPerMinute
-	}
-	if l.TargetPerMinute == 0 {
-		l.TargetPerMinute = DefaultTargetPerMinute
-	}
-	if p.Approval.TTL.D == 0 && p.Approval.TTL.bad == "" {
-		p.Approval.TTL.D = DefaultApprovalTTL
-	}
-	if p.Approval.Approvals == 0 {
-		p.Approval.Approvals = 1
-	}
+	p.Approval = ApprovalPolicy{TTL: Duration{D: DefaultApprovalTTL}, Approvals: 1}
 }
 
 func (p *Policy) validate() []problem {
@@ -294,8 +279,11 @@ func (p *Policy) validate() []problem {
 			bad("hosts.%s.timeout is %q: write a duration such as 30s", name, h.Timeout.bad)
 		}
 	}
-	if l.UserPerMinute < 1 || l.TargetPerMinute < 1 {
-		bad("limits.user_per_minute and limits.target_per_minute must be at least 1")
+	if l.UserPerMinute < 1 || l.UserPerMinute > 100000 {
+		bad("limits.user_per_minute is %d: accepted 1 to 100000", l.UserPerMinute)
+	}
+	if l.TargetPerMinute < 1 || l.TargetPerMinute > 100000 {
+		bad("limits.target_per_minute is %d: accepted 1 to 100000", l.TargetPerMinute)
 	}
 	for user, roles := range p.Users {
 		if !strings.Contains(user, ":") {

@@ -71,3 +71,15 @@ func TestParsePolicy_ValidationNamesTheLine(t *testing.T) {
 	assert.Contains(t, msg, "4:15: limits.scan_ports is 70000: accepted 1 to 65535")
 	assert.Contains(t, msg, `5:15: limits.listen_for is "forever"`)
 }
+
+func TestParsePolicy_ExplicitZeroIsNotTheDefault(t *testing.T) {
+	_, err := ParsePolicy([]byte("limits:\n  scan_ports: 0\n"))
+	require.Error(t, err)
+	assert.Contains(t, ErrorMessage(err), "limits.scan_ports is 0")
+	p, err := ParsePolicy([]byte("limits:\n  scan_rate: 0\n"))
+	require.NoError(t, err, "scan_rate 0 means no limit")
+	assert.Equal(t, DefaultScanPorts, p.Limits.ScanPorts, "absent keys keep their defaults")
+	p, err = ParsePolicy([]byte("targets:\n  allow: []\n"))
+	require.NoError(t, err)
+	assert.Empty(t, p.Targets.Allow, "an explicit empty allow list allows nothing")
+}

@@ -122,8 +122,9 @@ func (f Flags) Value(letter rune) (string, bool) {
 }
 
 // ParseFlags separates nc-style short flags from the other words. A word
-// "--" ends the flags. A word that starts with '-' followed by a digit is
-// an argument, not a flag (a negative number gets its own error later).
+// "--" ends the flags. A word that starts with '-' followed by a digit that
+// is not a flag letter (-4 and -6 are, for nc) is an argument, so a negative
+// number gets its own error later.
 func ParseFlags(words []string, spec FlagSpec) (Flags, error) {
 	f := Flags{set: map[rune]bool{}, values: map[rune]string{}}
 	for i := 0; i < len(words); i++ {
@@ -132,7 +133,7 @@ func ParseFlags(words []string, spec FlagSpec) (Flags, error) {
 			f.Args = append(f.Args, words[i+1:]...)
 			break
 		}
-		if len(w) < 2 || w[0] != '-' || (w[1] >= '0' && w[1] <= '9') {
+		if len(w) < 2 || w[0] != '-' || (w[1] >= '0' && w[1] <= '9' && !spec.has(rune(w[1]))) {
 			f.Args = append(f.Args, w)
 			continue
 		}
@@ -162,6 +163,10 @@ func ParseFlags(words []string, spec FlagSpec) (Flags, error) {
 		}
 	}
 	return f, nil
+}
+
+func (s FlagSpec) has(l rune) bool {
+	return strings.ContainsRune(s.Bools, l) || strings.ContainsRune(s.Values, l)
 }
 
 func (s FlagSpec) describe() string {

@@ -1,0 +1,43 @@
+# opsbot: the project's vocabulary. `make help` lists the targets.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+FUZZTIME ?= 5s
+
+.PHONY: help run test fuzz bench lint build dist clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+run: build ## the bot: the terminal adapter when no chat credentials are set
+	./bin/opsbot
+
+test: ## every test, with -race; the namespace tests need root (CI=true: missing tools fail)
+	go test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz: ## each fuzz target briefly (FUZZTIME=5s)
+	go test -run='^$$' -fuzz='^FuzzSplitWords$$' -fuzztime=$(FUZZTIME) ./bot
+	go test -run='^$$' -fuzz='^FuzzCommandArgs$$' -fuzztime=$(FUZZTIME) ./commands
+	go test -run='^$$' -fuzz='^FuzzRecognize$$' -fuzztime=$(FUZZTIME) ./commands/probe
+
+bench: build ## opsbot beside nmap and nc, as ratios from one run (root)
+	go test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout=30m ./bench
+
+lint: ## gofmt, go vet, golangci-lint
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
+	go vet ./...
+	go run $(GOLANGCI_LINT) run ./...
+
+build: ## bin/opsbot for this machine
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/opsbot ./cmd/opsbot
+
+dist: ## static binaries for linux/amd64, linux/arm64, openbsd/amd64 in dist/
+	@for t in linux/amd64 linux/arm64 openbsd/amd64; do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "dist/opsbot-$$os-$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o dist/opsbot-$$os-$$arch ./cmd/opsbot || exit 1; \
+	done
+
+clean: ## remove build output
+	rm -rf bin dist

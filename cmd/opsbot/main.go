@@ -1,0 +1,235 @@
+// Command opsbot is the ChatOps bot: `opsbot` (terminal when no chat is
+// configured), `opsbot shell`, `opsbot run 'LINE'`, `opsbot serve`,
+// `opsbot config check`. Main wires the adapters to the core as plain
+// struct fields: NewMain, then Run, then Close.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"strings"
+	"syscall"
+
+	"github.com/opsbot/opsbot/adapters/shell"
+	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands"
+	"golang.org/x/term"
+)
+
+// version is stamped by the Makefile: -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `opsbot: check ports, scan hosts, and (soon) operate Apache and relayd from chat.
+
+Usage:
+  opsbot                          the terminal bot when no chat credentials are set
+  opsbot shell [--as USER] [--config FILE]
+  opsbot run [--as USER] [--config FILE] 'LINE'
+                                  one command; exit 0 success, 1 negative result,
+                                  2 usage or config error, 3 denied, 4 waiting for approval
+  opsbot serve                    the chat adapters (Slack, Mattermost)
+  opsbot config check [--config FILE]
+  opsbot version
+
+Environment: OPSBOT_CONFIG (policy file), OPSBOT_LOG_LEVEL (debug, info, warn: the default, error).
+`
+
+func main() {
+	os.Exit(Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Main holds what one process wires together.
+type Main struct {
+	Env    bot.Env
+	Policy *bot.Policy
+	Router *bot.Router
+	Log    *slog.Logger
+}
+
+// NewMain loads the environment and the policy (configPath overrides
+// OPSBOT_CONFIG) and wires the commands.
+func NewMain(configPath string, logOut io.Writer) (*Main, error) {
+	env, err := bot.LoadEnv()
+	if err != nil {
+		return nil, err
+	}
+	if configPath != "" {
+		env.Config = configPath
+	}
+	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel)}
+	if env.Config == "" {
+		m.Policy = bot.DefaultPolicy()
+	} else if m.Policy, err = bot.LoadPolicy(env.Config); err != nil {
+		return nil, err
+	}
+	targets, err := bot.NewTargets(m.Policy.Targets, net.DefaultResolver, bot.NewRateLimiter(m.Policy.Limits.TargetPerMinute))
+	if err != nil {
+		return nil, err
+	}
+	l := m.Policy.Limits
+	m.Router = bot.NewRouter([]bot.Command{
+		commands.NewPortcheck(targets, l.PortcheckPorts),
+		commands.NewScan(targets, l),
+		commands.NewListen(l.ListenFor.D),
+	}, bot.NewRateLimiter(l.UserPerMinute), m.Log)
+	return m, nil
+}
+
+// newLogger logs at OPSBOT_LOG_LEVEL; by default only warnings and errors,
+// because in the terminal the logs share the screen with the replies.
+func newLogger(w io.Writer, level string) *slog.Logger {
+	lv := slog.LevelWarn
+	if level != "" {
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			lv = slog.LevelInfo
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+}
+
+// Run is main without os.Exit, for tests: it returns the exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "", "shell":
+		return runShell(ctx, args, stdin, stdout, stderr, sub == "")
+	case "run":
+		return runOnce(ctx, args, stdout, stderr)
+	case "serve":
+		fmt.Fprintln(stderr, "opsbot serve: the Slack and Mattermost adapters are not built yet; use opsbot shell or opsbot run")
+		return 2
+	case "config":
+		return configCmd(args, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "opsbot", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "opsbot: unknown subcommand %q\n\n%s", sub, usage)
+	return 2
+}
+
+// commonFlags are --as and --config, shared by shell and run.
+func commonFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *string) {
+	fs := flag.NewFlagSet("opsbot "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	as := fs.String("as", defaultUser(), "act as this user (policy names it shell:USER)")
+	cfg := fs.String("config", "", "policy file (default $OPSBOT_CONFIG, or the built-in policy)")
+	return fs, as, cfg
+}
+
+func defaultUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "shell"
+}
+
+func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, as, cfg := commonFlags("run", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "opsbot run: give a command line, e.g. opsbot run '/portcheck 127.0.0.1 22'")
+		return 2
+	}
+	m, err := NewMain(*cfg, stderr)
+	if err != nil {
+		return configError(stderr, err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr)}
+	return sh.RunLine(ctx, strings.Join(fs.Args(), " "))
+}
+
+func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, implicit bool) int {
+	fs, as, cfg := commonFlags("shell", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	m, err := NewMain(*cfg, stderr)
+	if err != nil {
+		return configError(stderr, err)
+	}
+	if implicit && m.Env.HasChat() {
+		fmt.Fprintln(stderr, "opsbot: chat credentials are set; the chat adapters are not built yet, so opening the terminal instead")
+	}
+	ints := make(chan os.Signal, 1)
+	signal.Notify(ints, os.Interrupt)
+	defer signal.Stop(ints)
+	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr)}
+	if err := sh.Loop(ctx, stdin, ints); err != nil {
+		fmt.Fprintln(stderr, "opsbot:", err)
+		return 1
+	}
+	return 0
+}
+
+func configCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: opsbot config check [--config FILE]")
+		return 2
+	}
+	fs := flag.NewFlagSet("opsbot config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "", "policy file (default $OPSBOT_CONFIG)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	m, err := NewMain(*cfg, io.Discard)
+	if err != nil {
+		return configError(stderr, err)
+	}
+	p := m.Policy
+	src := p.Source
+	if src == "" {
+		src = "built-in default policy (no file: set OPSBOT_CONFIG or --config)"
+	}
+	fmt.Fprintf(stdout, "policy OK: %s\n", src)
+	fmt.Fprintf(stdout, "  targets: allow %s", strings.Join(p.Targets.Allow, ", "))
+	if len(p.Targets.Deny) > 0 {
+		fmt.Fprintf(stdout, "; deny %s", strings.Join(p.Targets.Deny, ", "))
+	}
+	fmt.Fprintln(stdout, "; link-local and metadata addresses denied unless named")
+	l := p.Limits
+	fmt.Fprintf(stdout, "  limits: scan_ports %d, scan_concurrency %d, scan_rate %d/s (0 = none), portcheck_ports %d, listen_for %s, user_per_minute %d, target_per_minute %d\n",
+		l.ScanPorts, l.ScanConcurrency, l.ScanRate, l.PortcheckPorts, l.ListenFor.D, l.UserPerMinute, l.TargetPerMinute)
+	if len(p.Roles)+len(p.Users)+len(p.Hosts)+len(p.Groups)+len(p.Approval.Required) > 0 {
+		fmt.Fprintf(stdout, "  roles %d, users %d, hosts %d, groups %d, approval rules %d: checked, but not enforced yet (permissions, approvals and host operations are not built)\n",
+			len(p.Roles), len(p.Users), len(p.Hosts), len(p.Groups), len(p.Approval.Required))
+	}
+	chat := "none (terminal only)"
+	if m.Env.HasChat() {
+		chat = "credentials set"
+	}
+	fmt.Fprintf(stdout, "  chat: %s\n", chat)
+	return 0
+}
+
+func configError(stderr io.Writer, err error) int {
+	msg := bot.ErrorMessage(err)
+	if msg == "" {
+		msg = err.Error()
+	}
+	fmt.Fprintln(stderr, "opsbot: config:", msg)
+	return 2
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
