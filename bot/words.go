@@ -28,6 +28,11 @@ func SplitWords(line string) ([]string, error) {
 	if len(line) > MaxLineBytes {
 		return nil, Errorf(EINVALID, "the command is %d bytes long: at most %d are accepted", len(line), MaxLineBytes)
 	}
+	for _, r := range line {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			return nil, Errorf(EINVALID, "the command contains a control character (%U): only printable text is accepted", r)
+		}
+	}
 	var (
 		words   []string
 		cur     strings.Builder
@@ -61,8 +66,6 @@ func SplitWords(line string) ([]string, error) {
 					return nil, tooManyWords(line)
 				}
 			}
-		case unicode.IsControl(r):
-			return nil, Errorf(EINVALID, "the command contains a control character (%U): only printable text is accepted", r)
 		default:
 			cur.WriteRune(r)
 			inWord = true

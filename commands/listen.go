@@ -177,9 +177,9 @@ func preview(p string) string {
 
 func listenReply(la listenArgs, sum probe.ListenSummary, canceled bool) bot.Reply {
 	r := bot.Reply{Status: bot.StatusOK}
-	what := fmt.Sprintf("%d connections", sum.Connections)
+	what := plural(sum.Connections, "connection")
 	if la.proto == probe.UDP {
-		what = fmt.Sprintf("%d datagrams", sum.Datagrams)
+		what = plural(sum.Datagrams, "datagram")
 	}
 	ended := "closed after " + sum.Duration.Round(time.Second).String()
 	if canceled {
@@ -191,4 +191,11 @@ func listenReply(la listenArgs, sum probe.ListenSummary, canceled bool) bot.Repl
 		r.Text = "Nothing arrived. If the other side sent something, a firewall between the two hosts (or on this one) dropped it."
 	}
 	return r
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -1,0 +1,110 @@
+package commands
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/probe"
+)
+
+func udpResult(a netip.Addr, port uint16, st probe.State, rs probe.Reason, witnessed bool) probe.Result {
+	return probe.Result{Target: netip.AddrPortFrom(a, port), Proto: probe.UDP, State: st, Reason: rs, Witnessed: witnessed}
+}
+
+func TestScanReply_UDPSaysWhatItCouldNotConfirm(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.7")
+	res := probe.ScanResult{
+		Duration:    42 * time.Second,
+		RateLimited: true,
+		Results: []probe.Result{
+			{Target: netip.AddrPortFrom(a, 53), Proto: probe.UDP, State: probe.Open, Reason: probe.Reply, Service: "DNS", RTT: time.Millisecond},
+			udpResult(a, 54, probe.Closed, probe.PortUnreachable, false),
+			udpResult(a, 55, probe.OpenFiltered, probe.Silence, true),
+			udpResult(a, 56, probe.OpenFiltered, probe.Silence, true),
+			udpResult(a, 99, probe.OpenFiltered, probe.Silence, false),
+		},
+	}
+	tg := bot.Target{Host: "10.0.0.7", Addrs: []netip.Addr{a}}
+	ta := targetArgs{proto: probe.UDP, spec: "53-56,99", ports: []uint16{53, 54, 55, 56, 99}}
+	r := scanReply("10.0.0.7 udp 53-56,99", tg, a, ta, res)
+
+	assert.Equal(t, bot.StatusOK, r.Status)
+	assert.Equal(t, "10.0.0.7 udp 53-56,99: 1 open", r.Title)
+	require.NotNil(t, r.Table)
+	assert.Equal(t, [][]string{{"53/udp", "open", "DNS", "DNS reply, 1.0 ms"}}, r.Table.Rows)
+	assert.Equal(t, bot.Field{Name: "ports", Value: "1 open, 1 closed, 3 open|filtered"}, r.Fields[0])
+	assert.Contains(t, r.Text, "these are not closed: open or dropped by a firewall): 55-56")
+	assert.Contains(t, r.Text, "unconfirmed (silent, and the host's ICMP rate limit or a firewall kept opsbot from telling closed from open|filtered): 99")
+	assert.Contains(t, r.Text, "rate-limits ICMP errors")
+}
+
+func TestScanReply_CanceledIsNotSuccess(t *testing.T) {
+	a := netip.MustParseAddr("127.0.0.1")
+	res := probe.ScanResult{Canceled: true, Duration: time.Second, Results: []probe.Result{
+		{Target: netip.AddrPortFrom(a, 22), Proto: probe.TCP, State: probe.Open, Reason: probe.Handshake},
+	}}
+	ta := targetArgs{proto: probe.TCP, spec: "1-65535", ports: make([]uint16, 65535)}
+	r := scanReply("127.0.0.1 tcp 1-65535", bot.Target{Addrs: []netip.Addr{a}}, a, ta, res)
+	assert.Equal(t, bot.StatusNegative, r.Status)
+	assert.Equal(t, "Scan of 127.0.0.1 tcp 1-65535 canceled after 1 of 65535 ports: 1 open so far", r.Title)
+}
+
+func TestScan_ProgressReachesTheStream(t *testing.T) {
+	targets, err := bot.NewTargets(bot.TargetRules{Allow: bot.DefaultAllow}, nil, nil)
+	require.NoError(t, err)
+	s := NewScan(targets, bot.DefaultPolicy().Limits)
+	var gotSpec probe.ScanSpec
+	s.scan = func(_ context.Context, spec probe.ScanSpec, progress func(probe.Progress)) (probe.ScanResult, error) {
+		gotSpec = spec
+		progress(probe.Progress{Done: 50, Total: 100, Open: 1, Elapsed: 200 * time.Millisecond})
+		return probe.ScanResult{}, nil
+	}
+	st := &recordingStream{}
+	_, err = s.Run(context.Background(), bot.Request{Args: []string{"127.0.0.1"}, Stream: st})
+	require.NoError(t, err)
+	assert.Len(t, gotSpec.Ports, 100, "top100 by default")
+	assert.Equal(t, bot.DefaultScanConcurrency, gotSpec.Concurrency, "concurrency comes from policy")
+	require.Len(t, st.progress, 1)
+	assert.Equal(t, "Scanning 127.0.0.1 tcp top100", st.progress[0].Title)
+	assert.Equal(t, "50 of 100 ports (50%), 1 open so far, 200 ms", st.progress[0].Text)
+}
+
+type recordingStream struct {
+	progress, posts []bot.Reply
+}
+
+func (r *recordingStream) Progress(p bot.Reply) { r.progress = append(r.progress, p) }
+func (r *recordingStream) Post(p bot.Reply)     { r.posts = append(r.posts, p) }
+
+func TestListen_ReportsEachConnectionAndCloses(t *testing.T) {
+	l := NewListen(time.Minute)
+	ln, err := probeFreePort()
+	require.NoError(t, err)
+	st := &recordingStream{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan bot.Reply)
+	go func() {
+		r, err := l.Run(ctx, bot.Request{Args: []string{ln, "for", "2s"}, Stream: st})
+		assert.NoError(t, err)
+		done <- r
+	}()
+	require.Eventually(t, func() bool { return dialSend("127.0.0.1:"+ln, "hello") == nil }, 2*time.Second, 20*time.Millisecond)
+	r := <-done
+	assert.Equal(t, bot.StatusOK, r.Status)
+	assert.Contains(t, r.Title, "Listener on tcp port "+ln+" closed after 2s: 1 connection, 5 bytes")
+	var lines []string
+	for _, p := range st.posts {
+		lines = append(lines, p.Title+strings.Join(p.Lines, ""))
+	}
+	all := strings.Join(lines, "\n")
+	assert.Contains(t, all, "Listening on tcp port "+ln)
+	assert.Regexp(t, `connection from 127\.0\.0\.1:\d+, 5 bytes: hello`, all)
+}
