@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+const auditColumns = `seq, time, kind, request_id, platform, user_id, user_name, channel,
+	line, command, hosts, approval_id, result, message, duration_ns, output_sha256`
+
+// AppendAudit adds a record; r.Seq is ignored. Triggers refuse any UPDATE
+// or DELETE on the table, whoever sends it.
+func (s *Store) AppendAudit(ctx context.Context, r bot.AuditRecord) (int64, error) {
+	hosts, err := encodeList(r.Hosts)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite append audit: %w", err)
+	}
+	var seq int64
+	err = s.db.QueryRowContext(ctx, `INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
+		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		micros(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
+		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
+	).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite append audit: %w", err)
+	}
+	return seq, nil
+}
+
+// Audit returns records in sequence order: those whose Time is at or after
+// q.Since, and with q.Last > 0 only the last q.Last of them.
+func (s *Store) Audit(ctx context.Context, q bot.AuditQuery) ([]bot.AuditRecord, error) {
+	since := int64(math.MinInt64)
+	if !q.Since.IsZero() {
+		since = micros(q.Since)
+	}
+	query := `SELECT ` + auditColumns + ` FROM audit WHERE time >= ? ORDER BY seq`
+	args := []any{since}
+	if q.Last > 0 {
+		query = `SELECT ` + auditColumns + ` FROM (
+			SELECT ` + auditColumns + ` FROM audit WHERE time >= ? ORDER BY seq DESC LIMIT ?
+		) ORDER BY seq`
+		args = append(args, q.Last)
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite audit: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var list []bot.AuditRecord
+	for rows.Next() {
+		var (
+			r        bot.AuditRecord
+			at, dur  int64
+			hostJSON []byte
+		)
+		if err := rows.Scan(&r.Seq, &at, &r.Kind, &r.RequestID, &r.Platform, &r.User, &r.UserName, &r.Channel,
+			&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256); err != nil {
+			return nil, fmt.Errorf("sqlite audit: %w", err)
+		}
+		if r.Hosts, err = decodeList(hostJSON); err != nil {
+			return nil, fmt.Errorf("sqlite audit record %d hosts: %w", r.Seq, err)
+		}
+		r.Time = fromMicros(at)
+		r.Duration = time.Duration(dur)
+		list = append(list, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite audit: %w", err)
+	}
+	return list, nil
+}

@@ -1,0 +1,240 @@
+// Package sqlite owns the single-host store of the bot: approval requests and
+// the audit log in one SQLite file, through modernc.org/sqlite (pure Go, no
+// cgo). It implements bot.Store. Several processes may share the file: every
+// write transaction takes SQLite's write lock at BEGIN (BEGIN IMMEDIATE), so
+// writers queue behind each other instead of failing halfway, and each
+// approval state change is decided under that lock.
+//
+// Times are stored as integer microseconds since the Unix epoch: what goes in
+// comes back truncated to the microsecond, in UTC.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	// The "sqlite" database/sql driver.
+	_ "modernc.org/sqlite"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+// busyTimeout is how long a writer waits for another to finish: long
+// enough for a queue of bot processes, short enough to notice a stuck one.
+const busyTimeout = 10 * time.Second
+
+// Store is a bot.Store in a SQLite file.
+type Store struct {
+	db        *sql.DB
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ bot.Store = (*Store)(nil)
+
+// DefaultPath is where the database lives when no path is configured:
+// $XDG_STATE_HOME/opsbot/opsbot.db, else ~/.local/state/opsbot/opsbot.db.
+// With neither $HOME nor a home directory in the user database it is
+// opsbot.db in the working directory.
+func DefaultPath() string {
+	// The XDG spec says to ignore a relative path.
+	if dir := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "opsbot", "opsbot.db")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		if u, uerr := user.Current(); uerr == nil {
+			home = u.HomeDir
+		}
+	}
+	if home == "" {
+		return "opsbot.db"
+	}
+	return filepath.Join(home, ".local", "state", "opsbot", "opsbot.db")
+}
+
+// Open opens the database at path, creating its directory (0700) and the
+// file (0600) if need be, and applies the migrations it lacks.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	// The driver reads options after the first '?'.
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("sqlite %s: a database path may not contain '?'", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	// Create the file ourselves so it is private: SQLite would use 0644, and
+	// gives the -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // the operator's configured database
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+
+	// Every connection: wait for locks rather than fail; enforce foreign
+	// keys; WAL so readers do not block the writer; synchronous=FULL
+	// because a committed claim lost to a power cut could run an action
+	// twice; and BEGIN IMMEDIATE for every read-write transaction.
+	dsn := path + "?" + strings.Join([]string{
+		"_busy_timeout=" + strconv.FormatInt(busyTimeout.Milliseconds(), 10),
+		"_foreign_keys=1",
+		"_journal_mode=WAL",
+		"_synchronous=FULL",
+		"_txlock=immediate",
+	}, "&")
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database; later calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations reads the embedded files, named NNNN_what.sql, in order.
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names {
+		base := filepath.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v < 1 {
+			return nil, fmt.Errorf("migration %s: name must start with a version number and '_'", base)
+		}
+		b, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies each missing migration in its own transaction. BEGIN
+// IMMEDIATE holds the write lock from the start, so processes opening the
+// same file at once apply each migration once, one after the other.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+				version INTEGER PRIMARY KEY,
+				name    TEXT    NOT NULL,
+				applied INTEGER NOT NULL
+			) STRICT`); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version WHERE version = ?`, m.version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)`,
+				m.version, m.name, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	var newest int
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&newest); err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	if known := ms[len(ms)-1].version; newest > known {
+		return fmt.Errorf("database schema version %d is newer than this opsbot knows (%d): upgrade opsbot", newest, known)
+	}
+	return nil
+}
+
+// inTx runs fn in a read-write transaction, which takes the write lock at
+// BEGIN (_txlock=immediate), and commits if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// inReadTx runs fn in a read-only transaction: a deferred BEGIN, one
+// consistent snapshot, no write lock.
+func (s *Store) inReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// micros and fromMicros are how times are stored.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -1,0 +1,151 @@
+package bot
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps what must outlive a process and be shared by replicas:
+// approval requests and the audit log. adapters/sqlite and adapters/postgres
+// implement it; every state change of an approval is a compare-and-set in
+// the database, never a mutex in memory, so any number of processes may
+// race on one request and exactly one of them runs it.
+type Store interface {
+	// CreateApproval stores a new pending request.
+	CreateApproval(ctx context.Context, a Approval) error
+	// Approval returns one request; an unknown ID is an *Error ENOTFOUND.
+	Approval(ctx context.Context, id string) (Approval, error)
+	// PendingApprovals lists requests still pending and not expired at now,
+	// oldest first.
+	PendingApprovals(ctx context.Context, now time.Time) ([]Approval, error)
+	// Decide records one person's decision on a request, atomically.
+	//
+	// Approve: the vote is added (one vote per principal); the vote that
+	// brings the approvals to Needed also moves the request from pending to
+	// running, and only that call returns claimed=true: its caller, and no
+	// one else, executes the action. Deny: pending moves to denied.
+	//
+	// Errors are *Error: ENOTFOUND for an unknown ID; ECONFLICT when the
+	// request is not pending (the message names its state, e.g. "already
+	// ran"), when this principal has voted already, or when it expired at
+	// now (Decide then moves it to expired).
+	Decide(ctx context.Context, id string, d Decision, now time.Time) (a Approval, claimed bool, err error)
+	// Finish records the outcome of a claimed request: running moves to
+	// done or failed. It is an error (ECONFLICT) if the request is not
+	// running.
+	Finish(ctx context.Context, id string, o Outcome) error
+	// ExpirePending moves every pending request whose Expires is before now
+	// to expired and returns them, so their prompts can say so.
+	ExpirePending(ctx context.Context, now time.Time) ([]Approval, error)
+
+	// AppendAudit adds a record and returns its sequence number (increasing,
+	// gap-free per store is not required). There is no update and no delete.
+	AppendAudit(ctx context.Context, r AuditRecord) (int64, error)
+	// Audit returns records in sequence order: those at or after q.Since,
+	// and if q.Last > 0 only the last q.Last of them.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+
+	// Ping checks the database is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ECONFLICT: the request is in a state that does not allow what was asked
+// (already ran, already decided, expired). Exit 1.
+const ECONFLICT = "conflict"
+
+// ApprovalState is where a request is in its life.
+type ApprovalState string
+
+// Approval states. pending → running → done|failed; pending → denied;
+// pending → expired.
+const (
+	ApprovalPending ApprovalState = "pending"
+	ApprovalRunning ApprovalState = "running"
+	ApprovalDone    ApprovalState = "done"
+	ApprovalFailed  ApprovalState = "failed"
+	ApprovalDenied  ApprovalState = "denied"
+	ApprovalExpired ApprovalState = "expired"
+)
+
+// Approval is a request for an action that needs a second person, bound to
+// the exact action: the command, its validated arguments and the hosts it
+// resolved to. Digest is the SHA-256 of that binding; approving runs that
+// and nothing else.
+type Approval struct {
+	ID        string
+	State     ApprovalState
+	Command   string   // permission key: "scan", "apache restart"
+	Line      string   // the canonical command line that will run
+	Args      []string // the words after the command name
+	Hosts     []string // resolved hosts or addresses the action is bound to
+	Digest    string   // hex SHA-256 of Command, Args and Hosts
+	Impact    string   // what approving will do, for the prompt
+	Platform  string   // the requester's platform, user and channel
+	User      string
+	UserName  string
+	Channel   string
+	RequestID string // the Request that asked
+	Needed    int    // approvals needed
+	Created   time.Time
+	Expires   time.Time
+	Decisions []Decision // in the order they were made
+	Outcome   *Outcome   // set by Finish
+}
+
+// Decision is one person's approve or deny.
+type Decision struct {
+	Principal string // "platform:user"
+	UserName  string
+	Approve   bool
+	Reason    string
+	At        time.Time
+}
+
+// Outcome is how a claimed request ended.
+type Outcome struct {
+	State        ApprovalState // done or failed
+	Status       string        // the reply's Status.String()
+	Title        string        // the reply's verdict line
+	OutputSHA256 string
+	Finished     time.Time
+	Duration     time.Duration
+}
+
+// AuditRecord is one line of the append-only audit log.
+type AuditRecord struct {
+	Seq          int64
+	Time         time.Time
+	Kind         string // AuditRequest, AuditDenied, ...
+	RequestID    string
+	Platform     string
+	User         string
+	UserName     string
+	Channel      string
+	Line         string
+	Command      string
+	Hosts        []string
+	ApprovalID   string
+	Result       string // a reply status ("ok", "denied", "pending", ...) or a decision
+	Message      string // the verdict or the reason, user-safe text
+	Duration     time.Duration
+	OutputSHA256 string
+}
+
+// Audit record kinds.
+const (
+	AuditRequest   = "request"   // a command ran (or was refused as bad input)
+	AuditDenied    = "denied"    // permission, policy or rate limit said no
+	AuditRequested = "requested" // an approval request was created
+	AuditApprove   = "approve"   // a person approved
+	AuditDeny      = "deny"      // a person denied
+	AuditExpired   = "expired"   // a request expired unapproved
+	AuditExecution = "execution" // an approved action ran
+	AuditRejected  = "rejected"  // a platform request failed verification, or the config did not load
+)
+
+// AuditQuery selects audit records.
+type AuditQuery struct {
+	Since time.Time
+	Last  int
+}
