@@ -11,12 +11,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsbot/opsbot/adapters/sqlite"
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands"
 	"github.com/opsbot/opsbot/commands/probe/testbed"
@@ -492,7 +494,7 @@ func BenchmarkPortcheckLatency(b *testing.B) {
 		}
 	}()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	router := newRouter()
+	router := newRouter(b)
 	line := "/portcheck 127.0.0.1 " + port
 
 	header(w, "(d) /portcheck 127.0.0.1 "+port+" (a listening port) on loopback")
@@ -558,8 +560,14 @@ func BenchmarkPortcheckLatency(b *testing.B) {
 
 // newRouter wires the router as cmd/opsbot's NewMain does (that lives in
 // package main, so it cannot be called from here), with the rate limits
-// raised for a latency loop.
-func newRouter() *bot.Router {
+// raised for a latency loop, and the default SQLite store, so each answer
+// includes its audit write.
+func newRouter(b *testing.B) *bot.Router {
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "opsbot.db"))
+	if err != nil {
+		b.Fatalf("sqlite: %v", err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
 	p := bot.DefaultPolicy()
 	l := p.Limits
 	l.UserPerMinute, l.TargetPerMinute = 1_000_000, 1_000_000
@@ -567,11 +575,17 @@ func newRouter() *bot.Router {
 	if err != nil {
 		panic(err) // the default policy compiles
 	}
-	return bot.NewRouter([]bot.Command{
-		commands.NewPortcheck(targets, l.PortcheckPorts),
-		commands.NewScan(targets, l),
-		commands.NewListen(l.ListenFor.D),
-	}, bot.NewRateLimiter(l.UserPerMinute), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return bot.NewRouter(bot.RouterConfig{
+		Commands: []bot.Command{
+			commands.NewPortcheck(targets, l.PortcheckPorts),
+			commands.NewScan(targets, l),
+			commands.NewListen(l.ListenFor.D),
+		},
+		Users: bot.NewRateLimiter(l.UserPerMinute),
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Perms: bot.NewPermissions(p),
+		Store: st,
+	})
 }
 
 // (e) Memory at rest of `opsbot shell`, and after one /portcheck.

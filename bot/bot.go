@@ -26,3 +26,14 @@ type Command interface {
 type Handler interface {
 	Handle(ctx context.Context, req Request) Reply
 }
+
+// Control is what /opsbot asks of the Router: decisions on approval
+// requests, the pending list, the asker's permissions and the audit log.
+type Control interface {
+	Decide(ctx context.Context, req Request, id string, approve bool, reason string) (Reply, error)
+	PendingApprovals(ctx context.Context) ([]Approval, error)
+	Who(req Request) (roles, run, approve []string)
+	AuditLog(ctx context.Context, n int) ([]AuditRecord, error)
+}
+
+var _ Control = (*Router)(nil)

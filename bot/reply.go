@@ -93,6 +93,8 @@ func ErrorReply(err error, ref string) Reply {
 		st = StatusUsage
 	case EDENIED, ERATELIMIT:
 		st = StatusDenied
+	case ECONFLICT:
+		st = StatusNegative
 	case EINTERNAL:
 		msg = "internal error, ref " + ref
 	}

@@ -12,36 +12,84 @@ import (
 	"time"
 )
 
+// Subcommander is implemented by commands whose first word selects what
+// they do (/apache reload, /opsbot approve): permissions and approvals are
+// granted per subcommand ("apache reload").
+type Subcommander interface {
+	Subcommands() []string
+}
+
 // Router is the one path every request takes, from any adapter: parse the
-// line, find the command, answer help, apply the user's rate limit, run the
-// command, and turn whatever comes back (errors and panics included) into a
-// Reply.
+// line, find the command, answer help, check the asker's permission and
+// rate limit, hold the action for approval when policy says so, run it, and
+// audit whatever happened. It turns every outcome (errors and panics
+// included) into a Reply.
 type Router struct {
 	commands map[string]Command
 	names    []string
 	users    *RateLimiter
 	log      *slog.Logger
+	perms    *Permissions
+	approval ApprovalPolicy
+	store    Store
+	notifier Notifier
 	now      func() time.Time
 }
 
-// NewRouter routes to cmds. users limits commands per user (nil: no limit).
-func NewRouter(cmds []Command, users *RateLimiter, log *slog.Logger) *Router {
-	r := &Router{commands: map[string]Command{}, users: users, log: log, now: time.Now}
+// RouterConfig is what the Router uses. Every field but Commands may be
+// left out: no Users limiter means no per-user limit, no Perms means
+// everyone may run everything, no Store means no audit and no approvals.
+type RouterConfig struct {
+	Commands []Command
+	Users    *RateLimiter
+	Log      *slog.Logger
+	Perms    *Permissions
+	Approval ApprovalPolicy
+	Store    Store
+	Notifier Notifier
+}
+
+// NewRouter routes to the configured commands.
+func NewRouter(cfg RouterConfig) *Router {
+	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
+		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, now: time.Now}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	for _, c := range cmds {
-		r.commands[c.Name()] = c
-		r.names = append(r.names, c.Name())
+	if r.approval.Approvals < 1 {
+		r.approval.Approvals = 1
 	}
-	sort.Strings(r.names)
+	if r.approval.TTL.D <= 0 {
+		r.approval.TTL.D = DefaultApprovalTTL
+	}
+	for _, c := range cfg.Commands {
+		r.Add(c)
+	}
 	return r
+}
+
+// Add registers a command. Commands that need the Router itself (/opsbot)
+// are added after it is built.
+func (r *Router) Add(c Command) {
+	if _, dup := r.commands[c.Name()]; !dup {
+		r.names = append(r.names, c.Name())
+		sort.Strings(r.names)
+	}
+	r.commands[c.Name()] = c
 }
 
 var _ Handler = (*Router)(nil)
 
-// Handle runs one request to its reply. It never panics and never returns
-// an empty reply.
+// auditInfo is what a request adds to its audit record.
+type auditInfo struct {
+	kind       string
+	key        string
+	hosts      []string
+	approvalID string
+}
+
+// Handle runs one request to its reply. It never panics, never returns an
+// empty reply, and audits every request.
 func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	if req.ID == "" {
 		req.ID = NewID()
@@ -54,78 +102,191 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	}
 	start := r.now()
 	log := r.log.With("req", req.ID, "user", req.Principal(), "channel", req.Channel)
+	info := &auditInfo{kind: AuditRequest}
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("command panicked", "panic", p, "stack", string(debug.Stack()))
 			reply = ErrorReply(fmt.Errorf("panic: %v", p), req.ID)
 		}
-		log.Info("request", "line", req.Line, "status", reply.Status.String(), "took", r.now().Sub(start))
+		took := r.now().Sub(start)
+		if info.kind != "" {
+			if info.kind == AuditRequest && reply.Status == StatusDenied {
+				info.kind = AuditDenied
+			}
+			r.audit(ctx, req, *info, reply, took)
+		}
+		log.Info("request", "line", req.Line, "status", reply.Status.String(), "took", took)
 	}()
-
-	words, err := SplitWords(req.Line)
-	if err != nil {
-		return ErrorReply(err, req.ID)
-	}
-	if len(words) == 0 {
-		return r.help()
-	}
-	name := strings.ToLower(strings.TrimPrefix(words[0], "/"))
-	req.Command, req.Args = name, words[1:]
-
-	if name == "help" || (name == "opsbot" && (len(req.Args) == 0 || req.Args[0] == "help")) {
-		if len(req.Args) > 0 && name == "help" {
-			return r.usage(strings.TrimPrefix(req.Args[0], "/"))
-		}
-		return r.help()
-	}
-	cmd, ok := r.commands[name]
-	if !ok {
-		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands are %s (try help)", words[0], r.list()), req.ID)
-	}
-	if len(req.Args) == 1 && (req.Args[0] == "help" || req.Args[0] == "-h" || req.Args[0] == "--help") {
-		return r.usage(name)
-	}
-	if r.users != nil {
-		if wait, ok := r.users.Allow(req.Principal()); !ok {
-			return ErrorReply(Errorf(ERATELIMIT, "rate limit: too many commands from you; retry in %s", roundUp(wait)), req.ID)
-		}
-	}
-	reply, err = cmd.Run(ctx, req)
-	if err != nil {
-		if ErrorCode(err) == EINTERNAL {
-			log.Error("command failed", "err", err)
-		}
-		return ErrorReply(err, req.ID)
-	}
+	reply, info = r.route(ctx, req, info)
 	return reply
 }
 
-func (r *Router) list() string {
-	out := make([]string, len(r.names))
-	for i, n := range r.names {
+func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply, *auditInfo) {
+	words, err := SplitWords(req.Line)
+	if err != nil {
+		return ErrorReply(err, req.ID), info
+	}
+	if len(words) == 0 {
+		return r.help(req), info
+	}
+	name := strings.ToLower(strings.TrimPrefix(words[0], "/"))
+	req.Command, req.Args = name, words[1:]
+	info.key = name
+
+	if name == "help" || (name == "opsbot" && (len(req.Args) == 0 || req.Args[0] == "help")) {
+		if len(req.Args) > 0 && name == "help" {
+			return r.usage(req, strings.TrimPrefix(req.Args[0], "/")), info
+		}
+		return r.help(req), info
+	}
+	cmd, ok := r.commands[name]
+	if !ok {
+		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands are %s (try help)", truncate(words[0], 40), r.list(req)), req.ID), info
+	}
+	if len(req.Args) == 1 && (req.Args[0] == "help" || req.Args[0] == "-h" || req.Args[0] == "--help") {
+		return r.usage(req, name), info
+	}
+	key := permissionKey(cmd, req.Args)
+	info.key = key
+	if r.perms != nil {
+		if err := r.perms.Allowed(WhoOf(req), key); err != nil {
+			return ErrorReply(err, req.ID), info
+		}
+	}
+	if r.users != nil {
+		if wait, ok := r.users.Allow(req.Principal()); !ok {
+			return ErrorReply(Errorf(ERATELIMIT, "rate limit: too many commands from you; retry in %s", roundUp(wait)), req.ID), info
+		}
+	}
+	if r.needsApproval(key) {
+		reply, ainfo, err := r.requestApproval(ctx, req, key, cmd)
+		ainfo.key = key
+		if err != nil {
+			if ainfo.kind == "" {
+				ainfo.kind = AuditRequest
+			}
+			return ErrorReply(err, req.ID), ainfo
+		}
+		return reply, ainfo
+	}
+	reply, err := cmd.Run(ctx, req)
+	if err != nil {
+		if ErrorCode(err) == EINTERNAL {
+			r.log.Error("command failed", "req", req.ID, "err", err)
+		}
+		return ErrorReply(err, req.ID), info
+	}
+	return reply, info
+}
+
+// permissionKey is "command" or "command subcommand".
+func permissionKey(cmd Command, args []string) string {
+	if s, ok := cmd.(Subcommander); ok && len(args) > 0 {
+		sub := strings.ToLower(args[0])
+		for _, known := range s.Subcommands() {
+			if sub == known {
+				return cmd.Name() + " " + sub
+			}
+		}
+	}
+	return cmd.Name()
+}
+
+// audit appends one record. A failure to write is logged with the whole
+// record, so that it is not lost from the logs either.
+func (r *Router) audit(ctx context.Context, req Request, info auditInfo, reply Reply, took time.Duration) {
+	if r.store == nil || info.kind == "" {
+		return
+	}
+	rec := AuditRecord{
+		Time: r.now().UTC(), Kind: info.kind, RequestID: req.ID,
+		Platform: req.Platform, User: req.User, UserName: req.UserName, Channel: req.Channel,
+		Line: req.Line, Command: info.key, Hosts: info.hosts, ApprovalID: info.approvalID,
+		Result: reply.Status.String(), Message: reply.Title, Duration: took, OutputSHA256: ReplyDigest(reply),
+	}
+	// The record is written even when the request's context has ended
+	// (a canceled scan is still audited).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := r.store.AppendAudit(actx, rec); err != nil {
+		r.log.Error("audit write failed", "err", err, "record", fmt.Sprintf("%+v", rec))
+	}
+}
+
+// visible lists the commands the asker may run at least part of.
+func (r *Router) visible(req Request) []string {
+	var out []string
+	for _, n := range r.names {
+		if r.mayRunAny(req, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (r *Router) mayRunAny(req Request, name string) bool {
+	if r.perms == nil || name == "opsbot" {
+		return true
+	}
+	who := WhoOf(req)
+	if r.perms.Allowed(who, name) == nil {
+		return true
+	}
+	if s, ok := r.commands[name].(Subcommander); ok {
+		for _, sub := range s.Subcommands() {
+			if r.perms.Allowed(who, name+" "+sub) == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r *Router) list(req Request) string {
+	vis := r.visible(req)
+	out := make([]string, len(vis))
+	for i, n := range vis {
 		out[i] = "/" + n
 	}
 	return strings.Join(out, ", ")
 }
 
-func (r *Router) help() Reply {
+func (r *Router) help(req Request) Reply {
 	t := &Table{Header: []string{"command", "what it does"}}
-	for _, n := range r.names {
+	for _, n := range r.visible(req) {
 		t.Rows = append(t.Rows, []string{"/" + n, r.commands[n].Summary()})
 	}
-	return Reply{Status: StatusInfo, Title: "opsbot commands", Table: t,
+	return Reply{Status: StatusInfo, Title: "opsbot commands you may run", Table: t,
 		Text: "Type a command followed by help for its usage, e.g. /portcheck help."}
 }
 
-func (r *Router) usage(name string) Reply {
+func (r *Router) usage(req Request, name string) Reply {
 	cmd, ok := r.commands[strings.ToLower(name)]
-	if !ok {
-		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands are %s", name, r.list()), "")
+	if !ok || !r.mayRunAny(req, cmd.Name()) {
+		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands you may run are %s", truncate(name, 40), r.list(req)), "")
 	}
 	return Reply{Status: StatusInfo, Title: "/" + cmd.Name() + ": " + cmd.Summary(), Text: cmd.Usage()}
 }
 
-// NewID returns a short random request ID, quotable from a chat message.
+// Who returns what the asker may run and approve, for /opsbot whoami.
+func (r *Router) Who(req Request) (roles, run, approve []string) {
+	if r.perms == nil {
+		return nil, []string{"*"}, nil
+	}
+	w := WhoOf(req)
+	run, approve = r.perms.Grants(w)
+	return r.perms.Roles(w), run, approve
+}
+
+// AuditLog returns the last n audit records.
+func (r *Router) AuditLog(ctx context.Context, n int) ([]AuditRecord, error) {
+	if r.store == nil {
+		return nil, Errorf(ECONFIG, "no store is configured, so there is no audit log")
+	}
+	return r.store.Audit(ctx, AuditQuery{Last: n})
+}
+
+// NewID returns a random ID of 12 hex digits, quotable from a chat message.
 func NewID() string {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {

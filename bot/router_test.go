@@ -29,7 +29,7 @@ func TestRouter_RoutesWordsToTheCommand(t *testing.T) {
 		got = req
 		return Reply{Status: StatusOK, Title: "ok"}, nil
 	}}
-	r := NewRouter([]Command{echo}, nil, nil)
+	r := NewRouter(RouterConfig{Commands: []Command{echo}})
 	reply := r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: `/Echo a "b c"`})
 	assert.Equal(t, StatusOK, reply.Status)
 	assert.Equal(t, "echo", got.Command)
@@ -41,7 +41,7 @@ func TestRouter_RoutesWordsToTheCommand(t *testing.T) {
 func TestRouter_HelpAndUsage(t *testing.T) {
 	called := false
 	cmd := &fakeCommand{name: "scan", RunFn: func(context.Context, Request) (Reply, error) { called = true; return Reply{}, nil }}
-	r := NewRouter([]Command{cmd}, nil, nil)
+	r := NewRouter(RouterConfig{Commands: []Command{cmd}})
 	for _, line := range []string{"", "help", "/opsbot help", "/opsbot"} {
 		reply := r.Handle(context.Background(), Request{Line: line})
 		assert.Equal(t, StatusInfo, reply.Status, line)
@@ -69,7 +69,7 @@ func TestRouter_ErrorsBecomeReplies(t *testing.T) {
 			panic("boom")
 		}
 	}}
-	r := NewRouter([]Command{cmd}, nil, nil)
+	r := NewRouter(RouterConfig{Commands: []Command{cmd}})
 	h := func(line string) Reply { return r.Handle(context.Background(), Request{ID: "ref42", Line: line}) }
 
 	assert.Equal(t, Reply{Status: StatusUsage, Title: "port 0 is out of range"}, h("x usage"))
@@ -95,7 +95,7 @@ func TestRouter_UserRateLimit(t *testing.T) {
 	lim := NewRateLimiter(3)
 	now := time.Unix(0, 0)
 	lim.now = func() time.Time { return now }
-	r := NewRouter([]Command{cmd}, lim, nil)
+	r := NewRouter(RouterConfig{Commands: []Command{cmd}, Users: lim})
 	for i := 0; i < 3; i++ {
 		assert.Equal(t, StatusOK, r.Handle(context.Background(), Request{Platform: "slack", User: "U1", Line: "x"}).Status)
 	}

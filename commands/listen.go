@@ -24,7 +24,10 @@ func NewListen(max time.Duration) *Listen {
 	return &Listen{max: max, listen: probe.Listen}
 }
 
-var _ bot.Command = (*Listen)(nil)
+var (
+	_ bot.Command  = (*Listen)(nil)
+	_ bot.Preparer = (*Listen)(nil)
+)
 
 const (
 	listenSynopsis = "/listen PORT [tcp|udp] [for 1m]"
@@ -95,6 +98,15 @@ func (l *Listen) parse(args []string) (listenArgs, error) {
 		return la, bot.Errorf(bot.EINVALID, "for %s is longer than policy allows: at most %s (limits.listen_for)", la.dur, l.max)
 	}
 	return la, nil
+}
+
+// Prepare validates without binding, for an approval request.
+func (l *Listen) Prepare(_ context.Context, req bot.Request) (bot.Prepared, error) {
+	la, err := l.parse(req.Args)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	return bot.Prepared{Impact: fmt.Sprintf("Opens %s port %d on the bot's host for %s.", la.proto, la.port, la.dur)}, nil
 }
 
 // Run listens until the time is up or the request is canceled, posting an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,10 @@ func NewPortcheck(targets *bot.Targets, maxPorts int) *Portcheck {
 	return &Portcheck{targets: targets, maxPorts: maxPorts, check: probe.Check}
 }
 
-var _ bot.Command = (*Portcheck)(nil)
+var (
+	_ bot.Command  = (*Portcheck)(nil)
+	_ bot.Preparer = (*Portcheck)(nil)
+)
 
 const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s]"
 
@@ -48,20 +52,34 @@ its addresses. Default timeout 3s; at most ` + fmt.Sprint(c.maxPorts) + ` ports 
 Exit status of opsbot run: 0 when every port is open, 1 otherwise.`
 }
 
+func (c *Portcheck) parse(ctx context.Context, args []string) (targetArgs, bot.Target, error) {
+	ta, err := parseTargetArgs(args, portcheckSynopsis)
+	if err != nil {
+		return ta, bot.Target{}, err
+	}
+	if len(ta.ports) == 0 {
+		return ta, bot.Target{}, bot.Errorf(bot.EINVALID, "no port given: usage %s", portcheckSynopsis)
+	}
+	if len(ta.ports) > c.maxPorts {
+		return ta, bot.Target{}, bot.Errorf(bot.EINVALID, "%d ports: /portcheck takes at most %d (limits.portcheck_ports); use /scan for more", len(ta.ports), c.maxPorts)
+	}
+	tg, err := resolve(ctx, c.targets, ta)
+	return ta, tg, err
+}
+
+// Prepare validates and resolves without probing, for an approval request.
+func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, error) {
+	ta, tg, err := c.parse(ctx, req.Args)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	return bot.Prepared{Hosts: addrStrings(tg.Addrs), Impact: fmt.Sprintf("Checks %d %s port(s) on %s.", len(ta.ports), ta.proto, strings.Join(addrStrings(tg.Addrs), ", "))}, nil
+}
+
 // Run parses, checks policy, probes every port on every allowed address
 // at once, and reports.
 func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
-	ta, err := parseTargetArgs(req.Args, portcheckSynopsis)
-	if err != nil {
-		return bot.Reply{}, err
-	}
-	if len(ta.ports) == 0 {
-		return bot.Reply{}, bot.Errorf(bot.EINVALID, "no port given: usage %s", portcheckSynopsis)
-	}
-	if len(ta.ports) > c.maxPorts {
-		return bot.Reply{}, bot.Errorf(bot.EINVALID, "%d ports: /portcheck takes at most %d (limits.portcheck_ports); use /scan for more", len(ta.ports), c.maxPorts)
-	}
-	tg, err := resolve(ctx, c.targets, ta)
+	ta, tg, err := c.parse(ctx, req.Args)
 	if err != nil {
 		return bot.Reply{}, err
 	}
@@ -222,4 +240,12 @@ func joinParagraphs(a, b string) string {
 		return b
 	}
 	return a + "\n" + b
+}
+
+func addrStrings(addrs []netip.Addr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
 }

@@ -86,7 +86,7 @@ func testRouter(t *testing.T, policy *bot.Policy) (*bot.Router, *netRecorder, *r
 	sc.scan = nr.scan
 	li := NewListen(policy.Limits.ListenFor.D)
 	li.listen = nr.listen
-	return bot.NewRouter([]bot.Command{pc, sc, li}, nil, nil), nr, res
+	return bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{pc, sc, li}}), nr, res
 }
 
 func TestBadInput_ClearErrorNothingOnTheNetwork(t *testing.T) {

@@ -25,7 +25,10 @@ func NewScan(targets *bot.Targets, limits bot.Limits) *Scan {
 	return &Scan{targets: targets, limits: limits, scan: probe.Scan, now: time.Now}
 }
 
-var _ bot.Command = (*Scan)(nil)
+var (
+	_ bot.Command  = (*Scan)(nil)
+	_ bot.Preparer = (*Scan)(nil)
+)
 
 const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s]"
 
@@ -56,20 +59,36 @@ func rateText(r int) string {
 	return fmt.Sprintf(", %d probes per second", r)
 }
 
-// Run scans one address of the host.
-func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
-	ta, err := parseTargetArgs(req.Args, scanSynopsis)
+func (s *Scan) parse(ctx context.Context, args []string) (targetArgs, bot.Target, error) {
+	ta, err := parseTargetArgs(args, scanSynopsis)
 	if err != nil {
-		return bot.Reply{}, err
+		return ta, bot.Target{}, err
 	}
 	if len(ta.ports) == 0 {
 		ta.ports = probe.TopPorts(ta.proto, 100)
 		ta.spec = "top100"
 	}
 	if len(ta.ports) > s.limits.ScanPorts {
-		return bot.Reply{}, bot.Errorf(bot.EINVALID, "%s is %d ports: policy allows at most %d per scan (limits.scan_ports)", ta.spec, len(ta.ports), s.limits.ScanPorts)
+		return ta, bot.Target{}, bot.Errorf(bot.EINVALID, "%s is %d ports: policy allows at most %d per scan (limits.scan_ports)", ta.spec, len(ta.ports), s.limits.ScanPorts)
 	}
 	tg, err := resolve(ctx, s.targets, ta)
+	return ta, tg, err
+}
+
+// Prepare validates and resolves without probing, for an approval request:
+// the scan is bound to the one address it will probe.
+func (s *Scan) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, error) {
+	ta, tg, err := s.parse(ctx, req.Args)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	return bot.Prepared{Hosts: []string{tg.Addrs[0].String()},
+		Impact: fmt.Sprintf("Probes %d %s ports of %s, up to %d at a time%s.", len(ta.ports), ta.proto, tg.Addrs[0], s.limits.ScanConcurrency, rateText(s.limits.ScanRate))}, nil
+}
+
+// Run scans one address of the host.
+func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
+	ta, tg, err := s.parse(ctx, req.Args)
 	if err != nil {
 		return bot.Reply{}, err
 	}

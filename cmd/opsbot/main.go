@@ -16,8 +16,11 @@ import (
 	"os/user"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/opsbot/opsbot/adapters/postgres"
 	"github.com/opsbot/opsbot/adapters/shell"
+	"github.com/opsbot/opsbot/adapters/sqlite"
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands"
 	"golang.org/x/term"
@@ -36,9 +39,13 @@ Usage:
                                   2 usage or config error, 3 denied, 4 waiting for approval
   opsbot serve                    the chat adapters (Slack, Mattermost)
   opsbot config check [--config FILE]
+  opsbot audit export [--since TIME]
+                                  the audit log as JSON lines (TIME: RFC 3339, a date, or a
+                                  duration ago such as 24h)
   opsbot version
 
-Environment: OPSBOT_CONFIG (policy file), OPSBOT_LOG_LEVEL (debug, info, warn: the default, error).
+Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgres:// URL),
+  OPSBOT_LOG_LEVEL (debug, info, warn: the default, error).
 `
 
 func main() {
@@ -49,13 +56,17 @@ func main() {
 type Main struct {
 	Env    bot.Env
 	Policy *bot.Policy
+	Store  bot.Store
 	Router *bot.Router
 	Log    *slog.Logger
+	// StoreName says which store is in use, for config check.
+	StoreName string
 }
 
-// NewMain loads the environment and the policy (configPath overrides
-// OPSBOT_CONFIG) and wires the commands.
-func NewMain(configPath string, logOut io.Writer) (*Main, error) {
+// NewMain loads the environment, opens the store, loads the policy
+// (configPath overrides OPSBOT_CONFIG) and wires the commands. A policy that
+// does not load is audited as rejected before the error is returned.
+func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, error) {
 	env, err := bot.LoadEnv()
 	if err != nil {
 		return nil, err
@@ -64,22 +75,74 @@ func NewMain(configPath string, logOut io.Writer) (*Main, error) {
 		env.Config = configPath
 	}
 	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel)}
+	if m.Store, m.StoreName, err = openStore(ctx, env.Database); err != nil {
+		return nil, err
+	}
 	if env.Config == "" {
 		m.Policy = bot.DefaultPolicy()
 	} else if m.Policy, err = bot.LoadPolicy(env.Config); err != nil {
+		m.auditRejected(ctx, err)
+		m.Close()
 		return nil, err
 	}
 	targets, err := bot.NewTargets(m.Policy.Targets, net.DefaultResolver, bot.NewRateLimiter(m.Policy.Limits.TargetPerMinute))
 	if err != nil {
+		m.Close()
 		return nil, err
 	}
 	l := m.Policy.Limits
-	m.Router = bot.NewRouter([]bot.Command{
-		commands.NewPortcheck(targets, l.PortcheckPorts),
-		commands.NewScan(targets, l),
-		commands.NewListen(l.ListenFor.D),
-	}, bot.NewRateLimiter(l.UserPerMinute), m.Log)
+	m.Router = bot.NewRouter(bot.RouterConfig{
+		Commands: []bot.Command{
+			commands.NewPortcheck(targets, l.PortcheckPorts),
+			commands.NewScan(targets, l),
+			commands.NewListen(l.ListenFor.D),
+		},
+		Users:    bot.NewRateLimiter(l.UserPerMinute),
+		Log:      m.Log,
+		Perms:    bot.NewPermissions(m.Policy),
+		Approval: m.Policy.Approval,
+		Store:    m.Store,
+	})
+	m.Router.Add(commands.NewOpsbot(m.Router))
 	return m, nil
+}
+
+// openStore opens PostgreSQL for a postgres:// URL, else the SQLite file
+// at dsn (default: a per-user state file).
+func openStore(ctx context.Context, dsn string) (bot.Store, string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		st, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			return nil, "", &bot.Error{Code: bot.ECONFIG, Message: "cannot open the PostgreSQL store (OPSBOT_DATABASE): " + err.Error(), Err: err}
+		}
+		return st, "postgresql", nil
+	}
+	path := dsn
+	if path == "" {
+		path = sqlite.DefaultPath()
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, "", &bot.Error{Code: bot.ECONFIG, Message: "cannot open the SQLite store " + path + " (OPSBOT_DATABASE): " + err.Error(), Err: err}
+	}
+	return st, "sqlite " + path, nil
+}
+
+func (m *Main) auditRejected(ctx context.Context, err error) {
+	msg := bot.ErrorMessage(err)
+	if msg == "" {
+		msg = err.Error()
+	}
+	_, _ = m.Store.AppendAudit(ctx, bot.AuditRecord{Time: time.Now().UTC(), Kind: bot.AuditRejected, Platform: "config", Line: m.Env.Config, Result: "usage", Message: msg})
+}
+
+// Close releases the store.
+func (m *Main) Close() {
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil {
+			m.Log.Error("closing the store", "err", err)
+		}
+	}
 }
 
 // newLogger logs at OPSBOT_LOG_LEVEL; by default only warnings and errors,
@@ -110,6 +173,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	case "config":
 		return configCmd(args, stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "opsbot", version)
 		return 0
@@ -146,10 +211,11 @@ func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "opsbot run: give a command line, e.g. opsbot run '/portcheck 127.0.0.1 22'")
 		return 2
 	}
-	m, err := NewMain(*cfg, stderr)
+	m, err := NewMain(ctx, *cfg, stderr)
 	if err != nil {
 		return configError(stderr, err)
 	}
+	defer m.Close()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr)}
@@ -161,10 +227,11 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	m, err := NewMain(*cfg, stderr)
+	m, err := NewMain(ctx, *cfg, stderr)
 	if err != nil {
 		return configError(stderr, err)
 	}
+	defer m.Close()
 	if implicit && m.Env.HasChat() {
 		fmt.Fprintln(stderr, "opsbot: chat credentials are set; the chat adapters are not built yet, so opening the terminal instead")
 	}
@@ -190,10 +257,11 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	m, err := NewMain(*cfg, io.Discard)
+	m, err := NewMain(context.Background(), *cfg, io.Discard)
 	if err != nil {
 		return configError(stderr, err)
 	}
+	defer m.Close()
 	p := m.Policy
 	src := p.Source
 	if src == "" {
@@ -208,10 +276,19 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 	l := p.Limits
 	fmt.Fprintf(stdout, "  limits: scan_ports %d, scan_concurrency %d, scan_rate %d/s (0 = none), portcheck_ports %d, listen_for %s, user_per_minute %d, target_per_minute %d\n",
 		l.ScanPorts, l.ScanConcurrency, l.ScanRate, l.PortcheckPorts, l.ListenFor.D, l.UserPerMinute, l.TargetPerMinute)
-	if len(p.Roles)+len(p.Users)+len(p.Hosts)+len(p.Groups)+len(p.Approval.Required) > 0 {
-		fmt.Fprintf(stdout, "  roles %d, users %d, hosts %d, groups %d, approval rules %d: checked, but not enforced yet (permissions, approvals and host operations are not built)\n",
-			len(p.Roles), len(p.Users), len(p.Hosts), len(p.Groups), len(p.Approval.Required))
+	if len(p.Roles)+len(p.Users) == 0 {
+		fmt.Fprintf(stdout, "  permissions: no roles or users, so everyone may run the read-only commands (%s) and nobody may approve\n", strings.Join(bot.ReadOnlyGrants, ", "))
+	} else {
+		fmt.Fprintf(stdout, "  permissions: %d roles, %d users\n", len(p.Roles), len(p.Users))
 	}
+	if len(p.Approval.Required) > 0 {
+		fmt.Fprintf(stdout, "  approval required for: %s; %d approval(s), expiring after %s, self-approval %s\n",
+			strings.Join(p.Approval.Required, ", "), p.Approval.Approvals, p.Approval.TTL.D, map[bool]string{true: "allowed", false: "refused"}[p.Approval.SelfApprove])
+	}
+	if len(p.Hosts)+len(p.Groups) > 0 {
+		fmt.Fprintf(stdout, "  inventory: %d hosts, %d groups: checked, not used yet (host operations are not built)\n", len(p.Hosts), len(p.Groups))
+	}
+	fmt.Fprintf(stdout, "  store: %s\n", m.StoreName)
 	chat := "none (terminal only)"
 	if m.Env.HasChat() {
 		chat = "credentials set"

@@ -16,6 +16,9 @@ import (
 
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	if os.Getenv("OPSBOT_DATABASE") == "" {
+		t.Setenv("OPSBOT_DATABASE", filepath.Join(t.TempDir(), "opsbot.db"))
+	}
 	var out, errw bytes.Buffer
 	code := Run(context.Background(), args, strings.NewReader(""), &out, &errw)
 	return code, out.String(), errw.String()
@@ -37,6 +40,8 @@ func TestConfigCheck(t *testing.T) {
 	code, out, errOut := run(t, "config", "check", "--config", "../../deploy/policy.example.yaml")
 	assert.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "policy OK: ../../deploy/policy.example.yaml")
+	assert.Contains(t, out, "permissions: 4 roles, 3 users")
+	assert.Contains(t, out, "store: sqlite ")
 
 	bad := writeFile(t, "targets:\n  allow: [10.0.0.0/8]\n  alow: [1.2.3.4]\n")
 	code, _, errOut = run(t, "config", "check", "--config", bad)
@@ -93,6 +98,7 @@ func TestRun_PolicyFileNarrowsTargets(t *testing.T) {
 
 func TestShell_ReadsLinesUntilEOF(t *testing.T) {
 	t.Setenv("OPSBOT_CONFIG", "")
+	t.Setenv("OPSBOT_DATABASE", filepath.Join(t.TempDir(), "opsbot.db"))
 	var out, errw bytes.Buffer
 	code := Run(context.Background(), []string{"shell", "--as", "carol"}, strings.NewReader("help\n/portcheck 127.0.0.1 0\n"), &out, &errw)
 	assert.Equal(t, 0, code)

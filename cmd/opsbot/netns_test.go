@@ -66,6 +66,8 @@ func TestE2E_RunFromAProbeNamespace(t *testing.T) {
 	tg.ListenUDP(t, 5000, func(req []byte) []byte { return []byte("pong") })
 	bin := opsbotBinary(t)
 	v4 := tg.V4.String()
+	t.Setenv("OPSBOT_DATABASE", filepath.Join(t.TempDir(), "opsbot.db"))
+	t.Setenv("OPSBOT_CONFIG", "")
 
 	run := func(line string) (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -59,7 +59,9 @@ func TestScan_TCPLeaksNoDescriptors(t *testing.T) {
 	require.NoError(t, err)
 	_, err = Scan(context.Background(), ScanSpec{Target: loopback, Proto: UDP, Ports: portRange(20000, 20200), Timeout: 50 * time.Millisecond}, nil)
 	require.NoError(t, err)
-	assert.Equal(t, before, openFDs(t))
+	// Not more than before: a descriptor of an earlier test (a listener
+	// being torn down) may close meanwhile, none of the scans' may stay.
+	assert.LessOrEqual(t, openFDs(t), before)
 }
 
 func TestScan_CancelStopsAndMarksCanceled(t *testing.T) {

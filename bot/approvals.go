@@ -1,0 +1,364 @@
+package bot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Preparer is implemented by commands whose actions can wait for approval:
+// Prepare validates every argument and resolves the hosts without acting,
+// so the request can be bound to exactly what will run.
+type Preparer interface {
+	Prepare(ctx context.Context, req Request) (Prepared, error)
+}
+
+// Prepared is an action validated but not yet run.
+type Prepared struct {
+	Hosts  []string // resolved hosts or addresses the action touches
+	Impact string   // what running it will do, for the approval prompt
+}
+
+// Notifier tells the requester and the channel how an approval request
+// ended. Chat adapters implement it; the terminal has no one to tell.
+type Notifier interface {
+	NotifyOutcome(ctx context.Context, a Approval, outcome Reply)
+}
+
+// approvalID is what NewID makes: 12 lower-case hex digits.
+var approvalID = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
+// CheckApprovalID validates an ID as typed.
+func CheckApprovalID(id string) error {
+	if !approvalID.MatchString(id) {
+		return Errorf(EINVALID, "%q is not an approval ID: IDs are 12 hexadecimal characters, as printed after \"approval ID:\"", truncate(id, 40))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// bindingDigest is the SHA-256 that binds an approval to its action.
+func bindingDigest(command string, args, hosts []string) string {
+	b, _ := json.Marshal(struct {
+		Command string   `json:"command"`
+		Args    []string `json:"args"`
+		Hosts   []string `json:"hosts"`
+	}{command, args, hosts})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// ReplyDigest is the SHA-256 of a reply's content, for the audit log.
+func ReplyDigest(r Reply) string {
+	r.Actions = nil // buttons are not output
+	b, _ := json.Marshal(r)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// needsApproval reports whether policy names key in approval.required.
+func (r *Router) needsApproval(key string) bool {
+	for _, req := range r.approval.Required {
+		if grantMatches(req, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// requestApproval stores a pending request bound to the prepared action and
+// returns the prompt.
+func (r *Router) requestApproval(ctx context.Context, req Request, key string, cmd Command) (Reply, *auditInfo, error) {
+	info := &auditInfo{kind: AuditRequested}
+	if r.store == nil {
+		return Reply{}, info, Errorf(ECONFIG, "%q needs approval, but no store is configured to keep the request", key)
+	}
+	var prep Prepared
+	if p, ok := cmd.(Preparer); ok {
+		var err error
+		if prep, err = p.Prepare(ctx, req); err != nil {
+			info.kind = ""
+			return Reply{}, info, err
+		}
+	}
+	now := r.now()
+	a := Approval{
+		ID:        NewID(),
+		State:     ApprovalPending,
+		Command:   key,
+		Line:      "/" + req.Command + joinArgs(req.Args),
+		Args:      req.Args,
+		Hosts:     prep.Hosts,
+		Digest:    bindingDigest(req.Command, req.Args, prep.Hosts),
+		Impact:    prep.Impact,
+		Platform:  req.Platform,
+		User:      req.User,
+		UserName:  req.UserName,
+		Channel:   req.Channel,
+		RequestID: req.ID,
+		Needed:    r.approval.Approvals,
+		Created:   now,
+		Expires:   now.Add(r.approval.TTL.D),
+	}
+	if err := r.store.CreateApproval(ctx, a); err != nil {
+		return Reply{}, info, fmt.Errorf("store approval: %w", err)
+	}
+	info.approvalID, info.hosts = a.ID, a.Hosts
+	return approvalPrompt(a, r.approverRoles(key)), info, nil
+}
+
+func joinArgs(args []string) string {
+	var b strings.Builder
+	for _, a := range args {
+		b.WriteByte(' ')
+		if a == "" || strings.ContainsAny(a, " \t\"'\\") {
+			b.WriteString(fmt.Sprintf("%q", a))
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}
+
+func (r *Router) approverRoles(key string) []string {
+	if r.perms == nil {
+		return nil
+	}
+	var out []string
+	for name, role := range r.perms.roles {
+		for _, g := range role.Approve {
+			if grantMatches(g, key) {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// approvalPrompt is the reply that asks for a second person.
+func approvalPrompt(a Approval, approvers []string) Reply {
+	who := a.UserName
+	if who == "" {
+		who = a.User
+	}
+	fields := []Field{
+		{Name: "requested by", Value: a.Platform + ":" + who},
+		{Name: "expires", Value: a.Expires.UTC().Format("15:04:05 MST") + " (in " + a.Expires.Sub(a.Created).Round(time.Second).String() + ")"},
+		{Name: "approvals needed", Value: fmt.Sprint(a.Needed)},
+	}
+	if len(a.Hosts) > 0 {
+		fields = append(fields, Field{Name: "bound to", Value: strings.Join(a.Hosts, ", ")})
+	}
+	text := []string{}
+	if a.Impact != "" {
+		text = append(text, a.Impact)
+	}
+	if len(approvers) > 0 {
+		text = append(text, "May approve: roles "+strings.Join(approvers, ", ")+" (not the requester).")
+	}
+	text = append(text, "Approving runs exactly this action, once.")
+	return Reply{
+		Status: StatusPending,
+		Title:  "Approval needed: " + a.Line,
+		Lines:  []string{"approval ID: " + a.ID},
+		Fields: fields,
+		Text:   strings.Join(text, "\n"),
+		Actions: []Action{
+			{Label: "Approve", Command: "/opsbot approve " + a.ID, Style: ActionPrimary},
+			{Label: "Deny", Command: "/opsbot deny " + a.ID, Style: ActionDanger},
+		},
+	}
+}
+
+// Decide is /opsbot approve and /opsbot deny: it checks the ID, the
+// decider's approver role and that they are not the requester, records the
+// decision in the store, and, for the one call whose vote completes the
+// approvals, runs the action.
+func (r *Router) Decide(ctx context.Context, req Request, id string, approve bool, reason string) (reply Reply, err error) {
+	if err := CheckApprovalID(id); err != nil {
+		return Reply{}, err
+	}
+	if r.store == nil {
+		return Reply{}, Errorf(ENOTFOUND, "approval %s: no store is configured, so there are no approval requests", id)
+	}
+	// Every decision on a well-formed ID is audited with it, refusals too.
+	var a Approval
+	kind := AuditDeny
+	if approve {
+		kind = AuditApprove
+	}
+	defer func() {
+		rep := reply
+		if err != nil {
+			rep = ErrorReply(err, req.ID)
+		}
+		if rep.Status == StatusOK && kind == AuditApprove {
+			rep = Reply{Status: StatusOK, Title: "approved"}
+		}
+		r.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, rep, 0)
+	}()
+	a, err = r.store.Approval(ctx, id)
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			return Reply{}, Errorf(ENOTFOUND, "no approval request %s: check the ID in the prompt, or list pending ones with /opsbot approvals", id)
+		}
+		return Reply{}, err
+	}
+	who := WhoOf(req)
+	requester := a.Platform + ":" + a.User
+	own := who.Principal() == requester
+	if approve && own && !r.approval.SelfApprove {
+		return Reply{}, Errorf(EDENIED, "you requested %s yourself: another person must approve it (approval.self_approve is off)", id)
+	}
+	if r.perms != nil && !(own && !approve) { // withdrawing one's own request needs no approver role
+		if err := r.perms.MayApprove(who, a.Command); err != nil {
+			return Reply{}, err
+		}
+	}
+	d := Decision{Principal: who.Principal(), UserName: req.UserName, Approve: approve, Reason: reason, At: r.now()}
+	a, claimed, err := r.store.Decide(ctx, id, d, d.At)
+	if err != nil {
+		return Reply{}, err
+	}
+	if !approve {
+		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Denied %s: %s", id, a.Line), Text: "Denied by " + who.Principal() + reasonText(reason) + ". Nothing ran."}
+		r.notify(ctx, a, reply)
+		return reply, nil
+	}
+	if !claimed {
+		got := 0
+		for _, d := range a.Decisions {
+			if d.Approve {
+				got++
+			}
+		}
+		return Reply{Status: StatusPending, Title: fmt.Sprintf("Approval %d of %d recorded for %s: %s", got, a.Needed, id, a.Line),
+			Lines: []string{"approval ID: " + id}}, nil
+	}
+	// The decision is audited before the execution it causes.
+	r.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, Reply{Status: StatusOK, Title: "approved; running"}, 0)
+	kind = "" // already written
+	return r.execute(ctx, req, a), nil
+}
+
+func reasonText(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+// execute runs a claimed approval: the stored action, checked again against
+// its binding, as the requester, with the output reaching the approver.
+func (r *Router) execute(ctx context.Context, approver Request, a Approval) Reply {
+	start := r.now()
+	name, _, _ := strings.Cut(a.Command, " ")
+	req := Request{
+		ID: NewID(), Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel,
+		Line: a.Line, Time: start, Command: name, Args: a.Args, Stream: approver.Stream,
+	}
+	reply := func() (reply Reply) {
+		defer func() {
+			if p := recover(); p != nil {
+				r.log.Error("approved command panicked", "approval", a.ID, "panic", p)
+				reply = ErrorReply(fmt.Errorf("panic: %v", p), req.ID)
+			}
+		}()
+		cmd, ok := r.commands[name]
+		if !ok {
+			return ErrorReply(Errorf(ENOTFOUND, "the approved command /%s no longer exists", name), req.ID)
+		}
+		if r.perms != nil {
+			if err := r.perms.Allowed(WhoOf(req), a.Command); err != nil {
+				return ErrorReply(Errorf(EDENIED, "the requester may no longer run %q: %s", a.Command, ErrorMessage(err)), req.ID)
+			}
+		}
+		if p, ok := cmd.(Preparer); ok {
+			prep, err := p.Prepare(ctx, req)
+			if err != nil {
+				return ErrorReply(err, req.ID)
+			}
+			if bindingDigest(name, a.Args, prep.Hosts) != a.Digest {
+				return ErrorReply(Errorf(EFAILED, "the action changed since it was approved (it now resolves to %s, approved for %s): nothing ran; request it again",
+					strings.Join(prep.Hosts, ", "), strings.Join(a.Hosts, ", ")), req.ID)
+			}
+		}
+		out, err := cmd.Run(ctx, req)
+		if err != nil {
+			if ErrorCode(err) == EINTERNAL {
+				r.log.Error("approved command failed", "approval", a.ID, "err", err)
+			}
+			return ErrorReply(err, req.ID)
+		}
+		return out
+	}()
+	took := r.now().Sub(start)
+	state := ApprovalDone
+	if reply.Status == StatusFailed || reply.Status == StatusUsage || reply.Status == StatusDenied {
+		state = ApprovalFailed
+	}
+	o := Outcome{State: state, Status: reply.Status.String(), Title: reply.Title, OutputSHA256: ReplyDigest(reply), Finished: r.now(), Duration: took}
+	if err := r.store.Finish(ctx, a.ID, o); err != nil {
+		r.log.Error("recording approval outcome", "approval", a.ID, "err", err)
+	}
+	r.audit(ctx, req, auditInfo{kind: AuditExecution, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, took)
+	reply.Text = joinLines("Approved by "+approver.Platform+":"+approver.User+"; requested by "+a.Platform+":"+a.User+" (approval "+a.ID+").", reply.Text)
+	r.notify(ctx, a, reply)
+	return reply
+}
+
+func joinLines(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "\n" + b
+}
+
+func (r *Router) notify(ctx context.Context, a Approval, reply Reply) {
+	if r.notifier != nil {
+		r.notifier.NotifyOutcome(ctx, a, reply)
+	}
+}
+
+// PendingApprovals lists the requests waiting for a decision, first
+// expiring (and auditing) the ones whose time is up.
+func (r *Router) PendingApprovals(ctx context.Context) ([]Approval, error) {
+	if r.store == nil {
+		return nil, nil
+	}
+	r.ExpireApprovals(ctx)
+	return r.store.PendingApprovals(ctx, r.now())
+}
+
+// ExpireApprovals moves requests past their time to expired, audits and
+// announces each.
+func (r *Router) ExpireApprovals(ctx context.Context) {
+	if r.store == nil {
+		return
+	}
+	expired, err := r.store.ExpirePending(ctx, r.now())
+	if err != nil {
+		r.log.Error("expiring approvals", "err", err)
+		return
+	}
+	for _, a := range expired {
+		req := Request{ID: a.RequestID, Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel, Line: a.Line}
+		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Expired %s: %s", a.ID, a.Line), Text: "Nobody approved it in time. Nothing ran."}
+		r.audit(ctx, req, auditInfo{kind: AuditExpired, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, 0)
+		r.notify(ctx, a, reply)
+	}
+}

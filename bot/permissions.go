@@ -1,0 +1,182 @@
+package bot
+
+import (
+	"sort"
+	"strings"
+)
+
+// ReadOnlyGrants are what everyone may run when the policy defines no roles
+// and no users (DESIGN.md §4): the checks, and the status and show views.
+var ReadOnlyGrants = []string{"portcheck", "scan", "listen", "apache status", "apache configtest", "apache modules", "apache vhosts", "relayd status", "relayd show"}
+
+// Open permissions: anyone may ask these, because they show nothing but the
+// asker's own standing, or because the approvals service checks the asker
+// itself (approve, deny).
+var openKeys = map[string]bool{"opsbot help": true, "opsbot whoami": true, "opsbot approvals": true, "opsbot approve": true, "opsbot deny": true, "opsbot cancel": true}
+
+// Permissions decides who may run what, from the policy's roles and users.
+type Permissions struct {
+	roles    map[string]Role
+	users    map[string][]string
+	defaults bool // no roles and no users: ReadOnlyGrants for everyone
+}
+
+// NewPermissions reads roles and users from the policy.
+func NewPermissions(p *Policy) *Permissions {
+	return &Permissions{roles: p.Roles, users: p.Users, defaults: len(p.Roles) == 0 && len(p.Users) == 0}
+}
+
+// Who is the asker as policy sees them: the platform's user ID, and for
+// platforms where policy may name people by username (Mattermost), that too.
+type Who struct {
+	Platform, User, UserName, Channel string
+}
+
+// WhoOf takes the asker from a request.
+func WhoOf(r Request) Who {
+	return Who{Platform: r.Platform, User: r.User, UserName: r.UserName, Channel: r.Channel}
+}
+
+// Principal is "platform:user".
+func (w Who) Principal() string { return w.Platform + ":" + w.User }
+
+// Roles lists the roles in force for w in its channel, sorted.
+func (p *Permissions) Roles(w Who) []string {
+	if p.defaults {
+		return []string{"(everyone: read-only, no policy roles)"}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, key := range p.keys(w) {
+		for _, r := range p.users[key] {
+			if !seen[r] && p.inChannel(r, w.Channel) {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (p *Permissions) keys(w Who) []string {
+	keys := []string{w.Principal()}
+	if w.UserName != "" && w.UserName != w.User {
+		keys = append(keys, w.Platform+":"+w.UserName)
+	}
+	return keys
+}
+
+func (p *Permissions) inChannel(role, channel string) bool {
+	r := p.roles[role]
+	if len(r.Channels) == 0 {
+		return true
+	}
+	for _, c := range r.Channels {
+		if strings.EqualFold(strings.TrimPrefix(c, "#"), strings.TrimPrefix(channel, "#")) {
+			return true
+		}
+	}
+	return false
+}
+
+// grantMatches reports whether a grant ("*", "apache", "apache reload")
+// covers a permission key ("apache reload").
+func grantMatches(grant, key string) bool {
+	grant = strings.ToLower(strings.TrimSpace(grant))
+	if grant == "*" || grant == key {
+		return true
+	}
+	if g, ok := strings.CutSuffix(grant, " *"); ok {
+		grant = g
+	}
+	return strings.HasPrefix(key, grant+" ")
+}
+
+// Allowed decides whether w may run key. When not, the error names what is
+// missing and which roles would grant it.
+func (p *Permissions) Allowed(w Who, key string) error {
+	if openKeys[key] {
+		return nil
+	}
+	if p.defaults {
+		for _, g := range ReadOnlyGrants {
+			if grantMatches(g, key) {
+				return nil
+			}
+		}
+		return Errorf(EDENIED, "permission denied: %q is not open to everyone, and the policy defines no roles (without a policy file everyone may run only %s)", key, strings.Join(ReadOnlyGrants[:3], ", ")+" and the status and show views")
+	}
+	for _, r := range p.Roles(w) {
+		for _, g := range p.roles[r].Commands {
+			if grantMatches(g, key) {
+				return nil
+			}
+		}
+	}
+	return p.denial(w, key, func(r Role) []string { return r.Commands })
+}
+
+// MayApprove decides whether w holds an approver role for key.
+func (p *Permissions) MayApprove(w Who, key string) error {
+	if p.defaults {
+		return Errorf(EDENIED, "permission denied: nobody may approve %q, because the policy defines no approver roles", key)
+	}
+	for _, r := range p.Roles(w) {
+		for _, g := range p.roles[r].Approve {
+			if grantMatches(g, key) {
+				return nil
+			}
+		}
+	}
+	e := p.denial(w, key, func(r Role) []string { return r.Approve })
+	e.Message = strings.Replace(e.Message, "may not run", "may not approve", 1)
+	return e
+}
+
+func (p *Permissions) denial(w Who, key string, grants func(Role) []string) *Error {
+	var granting []string
+	for name, r := range p.roles {
+		for _, g := range grants(r) {
+			if grantMatches(g, key) {
+				granting = append(granting, name)
+				break
+			}
+		}
+	}
+	sort.Strings(granting)
+	mine := p.Roles(w)
+	if len(mine) == 0 {
+		return Errorf(EDENIED, "permission denied: %s has no role in the policy (users lists no %q), so may not run %q", w.Principal(), w.Principal(), key)
+	}
+	by := "no role grants it"
+	if len(granting) > 0 {
+		by = "granted by " + strings.Join(granting, ", ")
+	}
+	return Errorf(EDENIED, "permission denied: %s may not run %q (%s; your roles here: %s)", w.Principal(), key, by, strings.Join(mine, ", "))
+}
+
+// Grants lists what w may run, for whoami.
+func (p *Permissions) Grants(w Who) (run, approve []string) {
+	if p.defaults {
+		return append([]string(nil), ReadOnlyGrants...), nil
+	}
+	seenR, seenA := map[string]bool{}, map[string]bool{}
+	for _, r := range p.Roles(w) {
+		for _, g := range p.roles[r].Commands {
+			if !seenR[g] {
+				seenR[g] = true
+				run = append(run, g)
+			}
+		}
+		for _, g := range p.roles[r].Approve {
+			if !seenA[g] {
+				seenA[g] = true
+				approve = append(approve, g)
+			}
+		}
+	}
+	sort.Strings(run)
+	sort.Strings(approve)
+	return run, approve
+}

@@ -1,0 +1,105 @@
+package bot
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const rolesPolicy = `
+roles:
+  oncall:   {commands: [portcheck, scan, listen, "apache status", "apache reload", "relayd show"]}
+  admin:    {commands: ["*"]}
+  approver: {approve: ["apache restart", "scan"]}
+  incident: {commands: ["apache restart"], channels: ["#inc-web"]}
+users:
+  "shell:alice": [oncall]
+  "shell:carol": [admin, approver]
+  "slack:U024BE7LH": [oncall, incident]
+  "mattermost:dave": [oncall]
+`
+
+func testPerms(t *testing.T) *Permissions {
+	t.Helper()
+	p, err := ParsePolicy([]byte(rolesPolicy))
+	require.NoError(t, err)
+	return NewPermissions(p)
+}
+
+func TestPermissions_RolesGrantCommandsAndSubcommands(t *testing.T) {
+	perms := testPerms(t)
+	alice := Who{Platform: "shell", User: "alice"}
+	assert.NoError(t, perms.Allowed(alice, "scan"))
+	assert.NoError(t, perms.Allowed(alice, "apache reload"))
+	err := perms.Allowed(alice, "apache restart")
+	require.Error(t, err)
+	assert.Equal(t, EDENIED, ErrorCode(err))
+	assert.Equal(t, `permission denied: shell:alice may not run "apache restart" (granted by admin, incident; your roles here: oncall)`, ErrorMessage(err))
+
+	carol := Who{Platform: "shell", User: "carol"}
+	assert.NoError(t, perms.Allowed(carol, "relayd restart"), "* grants everything")
+	assert.NoError(t, perms.Allowed(alice, "opsbot whoami"), "whoami is open")
+	assert.Error(t, perms.Allowed(alice, "opsbot audit"))
+	assert.NoError(t, perms.Allowed(carol, "opsbot audit"))
+}
+
+func TestPermissions_UserInNoRole(t *testing.T) {
+	err := testPerms(t).Allowed(Who{Platform: "shell", User: "mallory"}, "portcheck")
+	require.Error(t, err)
+	assert.Contains(t, ErrorMessage(err), `shell:mallory has no role in the policy (users lists no "shell:mallory")`)
+}
+
+func TestPermissions_PlatformsAreSeparate(t *testing.T) {
+	perms := testPerms(t)
+	assert.Error(t, perms.Allowed(Who{Platform: "slack", User: "alice"}, "scan"), "shell:alice is not slack:alice")
+	assert.NoError(t, perms.Allowed(Who{Platform: "mattermost", User: "x8k2", UserName: "dave"}, "scan"), "Mattermost users may be named by username")
+}
+
+func TestPermissions_ChannelLimitedRole(t *testing.T) {
+	perms := testPerms(t)
+	in := Who{Platform: "slack", User: "U024BE7LH", Channel: "inc-web"}
+	out := Who{Platform: "slack", User: "U024BE7LH", Channel: "general"}
+	assert.NoError(t, perms.Allowed(in, "apache restart"))
+	assert.Error(t, perms.Allowed(out, "apache restart"))
+	assert.Equal(t, []string{"incident", "oncall"}, perms.Roles(in))
+	assert.Equal(t, []string{"oncall"}, perms.Roles(out))
+}
+
+func TestPermissions_Approvers(t *testing.T) {
+	perms := testPerms(t)
+	assert.NoError(t, perms.MayApprove(Who{Platform: "shell", User: "carol"}, "scan"))
+	err := perms.MayApprove(Who{Platform: "shell", User: "alice"}, "scan")
+	require.Error(t, err)
+	assert.Contains(t, ErrorMessage(err), `shell:alice may not approve "scan" (granted by approver`)
+}
+
+func TestPermissions_NoPolicyMeansReadOnlyForEveryone(t *testing.T) {
+	perms := NewPermissions(DefaultPolicy())
+	anyone := Who{Platform: "slack", User: "U1"}
+	for _, k := range []string{"portcheck", "scan", "listen", "apache status", "relayd show"} {
+		assert.NoError(t, perms.Allowed(anyone, k), k)
+	}
+	for _, k := range []string{"apache reload", "apache restart", "relayd reload", "opsbot audit"} {
+		assert.Error(t, perms.Allowed(anyone, k), k)
+	}
+	assert.Error(t, perms.MayApprove(anyone, "apache restart"))
+}
+
+func TestRouter_HelpListsOnlyWhatTheAskerMayRun(t *testing.T) {
+	mk := func(name string) Command {
+		return &fakeCommand{name: name, RunFn: func(context.Context, Request) (Reply, error) { return Reply{}, nil }}
+	}
+	p, err := ParsePolicy([]byte("roles:\n  r: {commands: [portcheck]}\nusers:\n  \"shell:alice\": [r]\n"))
+	require.NoError(t, err)
+	r := NewRouter(RouterConfig{Commands: []Command{mk("portcheck"), mk("scan")}, Perms: NewPermissions(p)})
+	help := r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: "help"})
+	require.NotNil(t, help.Table)
+	require.Len(t, help.Table.Rows, 1)
+	assert.Equal(t, "/portcheck", help.Table.Rows[0][0])
+	usage := r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: "/scan help"})
+	assert.Equal(t, StatusUsage, usage.Status, "usage of a command one may not run is not shown")
+	denied := r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: "/scan 127.0.0.1"})
+	assert.Equal(t, 3, denied.Status.ExitCode())
+}
