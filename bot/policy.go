@@ -273,6 +273,8 @@ func (p *Policy) validate() []problem {
 	}
 	if p.Approval.TTL.bad != "" {
 		bad("approval.ttl is %q: write a duration such as 15m", p.Approval.TTL.bad)
+	} else if p.Approval.TTL.D < time.Second || p.Approval.TTL.D > 7*24*time.Hour {
+		bad("approval.ttl is %s: accepted 1s to 168h", p.Approval.TTL.D)
 	}
 	for name, h := range p.Hosts {
 		if h.Timeout.bad != "" {

@@ -56,6 +56,7 @@ func TestParsePolicy_Validation(t *testing.T) {
 		{"users: {\"shell:alice\": [nobody]}", "role \"nobody\""},
 		{"groups: {web: [web09]}", "host \"web09\""},
 		{"hosts: {a: {via: telnet}}", "via \"telnet\""},
+		{"approval: {ttl: 10ms}", "approval.ttl is 10ms: accepted 1s to 168h"},
 		{"limits:\n  scan_ports: 1\nlimits:\n  scan_ports: 2\n", "already defined"},
 	} {
 		_, err := ParsePolicy([]byte(tc.yaml))
