@@ -31,6 +31,16 @@ type Notifier interface {
 	NotifyOutcome(ctx context.Context, a Approval, outcome Reply)
 }
 
+// Notifiers sends each outcome to the adapter of the requester's platform.
+type Notifiers map[string]Notifier
+
+// NotifyOutcome implements Notifier.
+func (n Notifiers) NotifyOutcome(ctx context.Context, a Approval, outcome Reply) {
+	if to, ok := n[a.Platform]; ok && to != nil {
+		to.NotifyOutcome(ctx, a, outcome)
+	}
+}
+
 // approvalID is what NewID makes: 12 lower-case hex digits.
 var approvalID = regexp.MustCompile(`^[0-9a-f]{12}$`)
 

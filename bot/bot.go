@@ -34,6 +34,7 @@ type Control interface {
 	PendingApprovals(ctx context.Context) ([]Approval, error)
 	Who(req Request) (roles, run, approve []string)
 	AuditLog(ctx context.Context, n int) ([]AuditRecord, error)
+	Cancel(ctx context.Context, req Request, id string) (Reply, error)
 }
 
 var _ Control = (*Router)(nil)

@@ -10,7 +10,10 @@ type Env struct {
 	Config   string `envconfig:"CONFIG"`   // policy file
 	Database string `envconfig:"DATABASE"` // a file path or postgres://...
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
-	LogLevel string `envconfig:"LOG_LEVEL"` // default: warn in the terminal, info for serve
+	// PublicURL is where chat servers reach this bot (https://opsbot.example.com),
+	// for button callbacks; without it, adapters use the address a request came to.
+	PublicURL string `envconfig:"PUBLIC_URL"`
+	LogLevel  string `envconfig:"LOG_LEVEL"` // default: warn in the terminal, info for serve
 
 	SlackSigningSecret string `envconfig:"SLACK_SIGNING_SECRET"`
 	SlackBotToken      string `envconfig:"SLACK_BOT_TOKEN"`

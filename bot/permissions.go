@@ -117,6 +117,21 @@ func (p *Permissions) Allowed(w Who, key string) error {
 	return p.denial(w, key, func(r Role) []string { return r.Commands })
 }
 
+// grants is Allowed without the open keys: does a role really grant key?
+func (p *Permissions) grants(w Who, key string) error {
+	if p.defaults {
+		return Errorf(EDENIED, "no roles are defined")
+	}
+	for _, r := range p.Roles(w) {
+		for _, g := range p.roles[r].Commands {
+			if grantMatches(g, key) {
+				return nil
+			}
+		}
+	}
+	return Errorf(EDENIED, "%s is not granted %q", w.Principal(), key)
+}
+
 // MayApprove decides whether w holds an approver role for key.
 func (p *Permissions) MayApprove(w Who, key string) error {
 	if p.defaults {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,6 +35,16 @@ type Router struct {
 	store    Store
 	notifier Notifier
 	now      func() time.Time
+
+	mu      sync.Mutex
+	running map[string]running // by request ID, for /opsbot cancel
+}
+
+// running is a request in progress.
+type running struct {
+	cancel    context.CancelFunc
+	principal string
+	line      string
 }
 
 // RouterConfig is what the Router uses. Every field but Commands may be
@@ -52,7 +63,8 @@ type RouterConfig struct {
 // NewRouter routes to the configured commands.
 func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
-		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, now: time.Now}
+		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, now: time.Now,
+		running: map[string]running{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,6 +115,16 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	start := r.now()
 	log := r.log.With("req", req.ID, "user", req.Principal(), "channel", req.Channel)
 	info := &auditInfo{kind: AuditRequest}
+	ctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.running[req.ID] = running{cancel: cancel, principal: req.Principal(), line: req.Line}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.running, req.ID)
+		r.mu.Unlock()
+		cancel()
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("command panicked", "panic", p, "stack", string(debug.Stack()))
@@ -276,6 +298,31 @@ func (r *Router) Who(req Request) (roles, run, approve []string) {
 	w := WhoOf(req)
 	run, approve = r.perms.Grants(w)
 	return r.perms.Roles(w), run, approve
+}
+
+// Cancel stops a running request of this process: the asker's own, or
+// anyone's for a holder of the "opsbot cancel" grant. The command sees its
+// context canceled and answers with what it has so far.
+func (r *Router) Cancel(_ context.Context, req Request, id string) (Reply, error) {
+	if err := CheckApprovalID(id); err != nil {
+		return Reply{}, Errorf(EINVALID, "%q is not a request ID: IDs are 12 hexadecimal characters", truncate(id, 40))
+	}
+	r.mu.Lock()
+	run, ok := r.running[id]
+	r.mu.Unlock()
+	if !ok {
+		return Reply{}, Errorf(ENOTFOUND, "request %s is not running here (it finished, or runs on another replica)", id)
+	}
+	if run.principal != req.Principal() {
+		if r.perms == nil {
+			return Reply{}, Errorf(EDENIED, "request %s belongs to %s: only they may cancel it", id, run.principal)
+		}
+		if err := r.perms.grants(WhoOf(req), "opsbot cancel"); err != nil {
+			return Reply{}, Errorf(EDENIED, "request %s belongs to %s: cancelling someone else's request needs the \"opsbot cancel\" grant", id, run.principal)
+		}
+	}
+	run.cancel()
+	return Reply{Status: StatusOK, Title: "Canceled " + id + ": " + run.line}, nil
 }
 
 // AuditLog returns the last n audit records.

@@ -105,3 +105,31 @@ func TestRouter_UserRateLimit(t *testing.T) {
 	assert.Equal(t, StatusOK, r.Handle(context.Background(), Request{Platform: "slack", User: "U2", Line: "x"}).Status, "others are not limited")
 	assert.Equal(t, 4, runs)
 }
+
+func TestRouter_CancelStopsTheAskersRunningRequest(t *testing.T) {
+	started := make(chan struct{})
+	slow := &fakeCommand{name: "scan", RunFn: func(ctx context.Context, req Request) (Reply, error) {
+		close(started)
+		<-ctx.Done()
+		return Reply{Status: StatusNegative, Title: "canceled"}, nil
+	}}
+	r := NewRouter(RouterConfig{Commands: []Command{slow}})
+	done := make(chan Reply)
+	go func() {
+		done <- r.Handle(context.Background(), Request{ID: "0123456789ab", Platform: "slack", User: "U1", Line: "/scan x"})
+	}()
+	<-started
+	_, err := r.Cancel(context.Background(), Request{Platform: "slack", User: "U2"}, "0123456789ab")
+	assert.Equal(t, EDENIED, ErrorCode(err), "not someone else's")
+	_, err = r.Cancel(context.Background(), Request{Platform: "slack", User: "U1"}, "ffffffffffff")
+	assert.Equal(t, ENOTFOUND, ErrorCode(err))
+	reply, err := r.Cancel(context.Background(), Request{Platform: "slack", User: "U1"}, "0123456789ab")
+	require.NoError(t, err)
+	assert.Equal(t, "Canceled 0123456789ab: /scan x", reply.Title)
+	select {
+	case got := <-done:
+		assert.Equal(t, "canceled", got.Title)
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancel did not reach the command")
+	}
+}

@@ -149,3 +149,9 @@ type AuditQuery struct {
 	Since time.Time
 	Last  int
 }
+
+// Auditor appends audit records; every Store is one. Adapters use it for
+// what never reaches the Router (a request whose signature is wrong).
+type Auditor interface {
+	AppendAudit(ctx context.Context, r AuditRecord) (int64, error)
+}

@@ -27,7 +27,7 @@ var (
 	_ bot.Subcommander = (*Opsbot)(nil)
 )
 
-const opsbotSynopsis = "/opsbot help | whoami | approvals | approve ID | deny ID [reason] | audit [N]"
+const opsbotSynopsis = "/opsbot help | whoami | approvals | approve ID | deny ID [reason] | audit [N] | cancel ID"
 
 func (*Opsbot) Name() string    { return "opsbot" }
 func (*Opsbot) Summary() string { return "the bot itself: whoami, approvals, approve, deny, audit" }
@@ -38,12 +38,14 @@ func (*Opsbot) Usage() string {
   approve ID      approve a request (not your own); the vote that completes
                   the approvals runs the action, once, and shows its result
   deny ID REASON  refuse a request (or withdraw your own); nothing runs
-  audit [N]       the last N audit records (default 20; needs "opsbot audit")`
+  audit [N]       the last N audit records (default 20; needs "opsbot audit")
+  cancel ID       stop a running request (a scan) of yours; chat shows it as
+                  the Cancel button`
 }
 
 // Subcommands makes "opsbot audit" and friends separate permissions.
 func (*Opsbot) Subcommands() []string {
-	return []string{"help", "whoami", "approvals", "approve", "deny", "audit"}
+	return []string{"help", "whoami", "approvals", "approve", "deny", "audit", "cancel"}
 }
 
 // Run dispatches on the subcommand.
@@ -65,6 +67,11 @@ func (o *Opsbot) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 			return bot.Reply{}, bot.Errorf(bot.EINVALID, "approve takes only the approval ID")
 		}
 		return o.ctrl.Decide(ctx, req, strings.ToLower(args[0]), sub == "approve", strings.Join(args[1:], " "))
+	case "cancel":
+		if len(args) != 1 {
+			return bot.Reply{}, bot.Errorf(bot.EINVALID, "cancel needs the request ID: /opsbot cancel ID")
+		}
+		return o.ctrl.Cancel(ctx, req, strings.ToLower(args[0]))
 	case "audit":
 		n := 20
 		if len(args) > 0 {

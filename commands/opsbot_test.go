@@ -28,6 +28,9 @@ func (f *fakeControl) PendingApprovals(context.Context) ([]bot.Approval, error) 
 func (f *fakeControl) Who(bot.Request) ([]string, []string, []string) {
 	return []string{"oncall"}, []string{"portcheck", "scan"}, nil
 }
+func (f *fakeControl) Cancel(_ context.Context, _ bot.Request, id string) (bot.Reply, error) {
+	return bot.Reply{Title: "Canceled " + id}, nil
+}
 func (f *fakeControl) AuditLog(_ context.Context, n int) ([]bot.AuditRecord, error) {
 	f.lastN = n
 	return f.audit, nil
