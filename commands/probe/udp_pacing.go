@@ -56,7 +56,10 @@ type pacer struct {
 	missed    bool          // a round since lastGrant found no token
 	interval  time.Duration // learned token interval; 0 while unknown
 	spacings  []time.Duration
-	double    bool // the last grant was one token where two were needed
+	// lastSpacing is the time between the last two grants, whatever the
+	// rounds looked like: the fallback when the interval is not learned.
+	lastSpacing time.Duration
+	double      bool // the last grant was one token where two were needed
 }
 
 func (p *pacer) poll() time.Duration {
@@ -72,14 +75,21 @@ func (p *pacer) next() time.Time {
 		return p.start // a token has accrued during the first pass's wait
 	}
 	at := p.lastRound.Add(p.poll())
-	if p.interval > 0 && !p.lastGrant.IsZero() {
-		due := p.lastGrant.Add(p.interval * udpIntervalSlip / 10)
-		if p.double {
-			// Two tokens, and no early look: an early look takes the
-			// one token that is there and the wait starts again.
-			due = p.lastGrant.Add(p.interval * 5 / 2)
+	if p.lastGrant.IsZero() {
+		return at
+	}
+	if p.double {
+		// Two tokens, and no early look: an early look takes the one
+		// token that is there and the wait starts again.
+		if base := max(p.interval, p.lastSpacing); base > 0 {
+			if due := p.lastGrant.Add(base * 22 / 10); due.After(at) {
+				at = due
+			}
 		}
-		if due.After(at) {
+		return at
+	}
+	if p.interval > 0 {
+		if due := p.lastGrant.Add(p.interval * udpIntervalSlip / 10); due.After(at) {
 			at = due
 		}
 	}
@@ -94,20 +104,23 @@ func (p *pacer) record(t time.Time, grant bool) {
 		return
 	}
 	if !p.lastGrant.IsZero() {
+		spacing := t.Sub(p.lastGrant)
+		p.lastSpacing = spacing
 		switch {
 		case p.missed:
 			// Found by looking often: the spacing is the token interval
 			// to within one poll.
-			p.spacings = append(p.spacings, t.Sub(p.lastGrant))
+			p.spacings = append(p.spacings, spacing)
 			if len(p.spacings) > udpSpacingKeep {
 				p.spacings = p.spacings[1:]
 			}
 			sorted := slices.Sorted(slices.Values(p.spacings))
 			p.interval = min(sorted[len(sorted)/2], udpIntervalMax)
-		case p.interval > 0:
-			// The token was there at the first look: we may be waiting too
-			// long. Look earlier next time; misses will measure it again.
-			p.interval = p.interval * 4 / 5
+		case p.interval > spacing:
+			// The token was there at the first look, so a token takes no
+			// longer than this spacing: look earlier next time; misses
+			// will measure it again.
+			p.interval = spacing
 		}
 	}
 	p.lastGrant = t
@@ -241,13 +254,28 @@ func (u *udpScan) round(ctx context.Context, t *sockTarget, b *udpBuffers, batch
 		answers[k], got[k] = p.send(b.oob[:])
 	}
 	span := time.Since(sent)
+	// Wait for the answers, looking every millisecond: the target answers
+	// in order, so once the last control has its answer every earlier one
+	// is in too, and a round that found tokens ends at once. Reading as
+	// they arrive also keeps the RTT estimate honest (an answer read late
+	// would inflate it, and with it every later wait).
 	wait := min(max(4*time.Duration(u.maxRTT.Load())+udpRoundWaitAdd, udpRoundWaitFloor), u.spec.Timeout)
-	sleepCtx(ctx, wait)
+	deadline := sent.Add(wait)
+	lastCtl := len(order) - 1
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for k, p := range probes {
+			if p != nil && !got[k] {
+				answers[k], got[k] = p.poll(p.fd, b.buf[:], b.oob[:])
+			}
+		}
+		if got[lastCtl] || probes[lastCtl] == nil {
+			break
+		}
+		sleepCtx(ctx, time.Millisecond)
+	}
 	if ctx.Err() != nil {
 		return sent, -1, nil, false
 	}
-	// All answers are in the sockets by now, in the order the target sent
-	// them; read each without blocking.
 	last = -1
 	after := make([]int, len(order)+1) // ICMP errors drawn by probes after position k
 	for k, p := range probes {

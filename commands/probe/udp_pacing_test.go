@@ -54,3 +54,18 @@ func TestPacer_GivesUpWhenTheTargetFallsSilent(t *testing.T) {
 	assert.False(t, p.exhausted(t0.Add(time.Second)))
 	assert.True(t, p.exhausted(t0.Add(udpGiveUpAfter+time.Second)))
 }
+
+// When one token is there but a witness needs two, the next round waits
+// for two to accrue, even when the interval was never learned from misses
+// (slow rounds that always find a token).
+func TestPacer_WaitsForTwoTokensToWitness(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	p := &pacer{start: t0}
+	p.record(t0, true)
+	p.record(t0.Add(time.Second), true)
+	p.record(t0.Add(2*time.Second), true)
+	p.double = true
+	assert.GreaterOrEqual(t, p.next().Sub(t0.Add(2*time.Second)), 2*time.Second, "two token intervals at least")
+	p.double = false
+	assert.Less(t, p.next().Sub(t0.Add(2*time.Second)), time.Second)
+}
