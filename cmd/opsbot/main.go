@@ -32,7 +32,7 @@ var version = "dev"
 const usage = `opsbot: check ports, scan hosts, and (soon) operate Apache and relayd from chat.
 
 Usage:
-  opsbot                          the terminal bot when no chat credentials are set
+  opsbot                          the terminal bot when no chat credentials are set, else serve
   opsbot shell [--as USER] [--config FILE]
   opsbot run [--as USER] [--config FILE] 'LINE'
                                   one command; exit 0 success, 1 negative result,
@@ -59,6 +59,9 @@ type Main struct {
 	Store  bot.Store
 	Router *bot.Router
 	Log    *slog.Logger
+	// Notifiers is filled by serve as chat adapters start; the Router holds
+	// the same map, so approval outcomes reach the requester's platform.
+	Notifiers bot.Notifiers
 	// StoreName says which store is in use, for config check.
 	StoreName string
 }
@@ -74,7 +77,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	if configPath != "" {
 		env.Config = configPath
 	}
-	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel)}
+	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel), Notifiers: bot.Notifiers{}}
 	if m.Store, m.StoreName, err = openStore(ctx, env.Database); err != nil {
 		return nil, err
 	}
@@ -102,6 +105,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		Perms:    bot.NewPermissions(m.Policy),
 		Approval: m.Policy.Approval,
 		Store:    m.Store,
+		Notifier: m.Notifiers,
 	})
 	m.Router.Add(commands.NewOpsbot(m.Router))
 	return m, nil
@@ -169,8 +173,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "run":
 		return runOnce(ctx, args, stdout, stderr)
 	case "serve":
-		fmt.Fprintln(stderr, "opsbot serve: the Slack and Mattermost adapters are not built yet; use opsbot shell or opsbot run")
-		return 2
+		return serveCmd(ctx, args, stderr)
 	case "config":
 		return configCmd(args, stdout, stderr)
 	case "audit":
@@ -227,14 +230,14 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if env, err := bot.LoadEnv(); implicit && err == nil && env.HasChat() {
+		return serve(ctx, *cfg, stderr) // chat credentials: the bot serves chat
+	}
 	m, err := NewMain(ctx, *cfg, stderr)
 	if err != nil {
 		return configError(stderr, err)
 	}
 	defer m.Close()
-	if implicit && m.Env.HasChat() {
-		fmt.Fprintln(stderr, "opsbot: chat credentials are set; the chat adapters are not built yet, so opening the terminal instead")
-	}
 	ints := make(chan os.Signal, 1)
 	signal.Notify(ints, os.Interrupt)
 	defer signal.Stop(ints)

@@ -1,0 +1,157 @@
+package mattermost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/bot"
+)
+
+// handleAction serves a button click: JSON model.PostActionIntegrationRequest
+// with no signature of its own. The context's HMAC proves the button is
+// ours and unaltered; the user is the one the server says clicked.
+func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	var in model.PostActionIntegrationRequest
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "bad JSON", http.StatusBadRequest)
+		return
+	}
+	if in.UserId == "" || in.ChannelId == "" {
+		http.Error(w, "missing user_id or channel_id", http.StatusBadRequest)
+		return
+	}
+	act, err := verify(a.secret, in.Context, a.now())
+	switch {
+	case errors.Is(err, errExpired):
+		// Signed by us, so the line is ours and safe to show and audit.
+		a.reject(r.Context(), r, in.UserId, in.ChannelId, act.Line, "button expired at "+act.Expires.UTC().Format(time.RFC3339))
+		writeJSON(w, http.StatusOK, ephemeral(fmt.Sprintf("This button expired at %s; nothing ran. To do it anyway, type `%s`.",
+			act.Expires.UTC().Format("2006-01-02 15:04 MST"), act.Line)))
+		return
+	case err != nil:
+		a.reject(r.Context(), r, in.UserId, in.ChannelId, "", err.Error())
+		writeJSON(w, http.StatusForbidden, ephemeral("This button could not be verified; nothing ran."))
+		return
+	case act.Channel != in.ChannelId:
+		a.reject(r.Context(), r, in.UserId, in.ChannelId, act.Line, "button of channel "+act.Channel+" clicked in channel "+in.ChannelId)
+		writeJSON(w, http.StatusForbidden, ephemeral("This button belongs to another channel; nothing ran."))
+		return
+	}
+
+	who := a.user(r.Context(), in.UserId)
+	req := bot.Request{
+		ID:       bot.NewID(),
+		Platform: Platform,
+		User:     in.UserId,
+		UserName: who.name, // from the server, not the callback's unsigned user_name
+		Channel:  in.ChannelId,
+		Line:     act.Line,
+		Time:     a.now(),
+	}
+	actionURL := a.actionURL(r)
+	st := a.newStream(in.ChannelId, req.ID, actionURL, in.PostId)
+	req.Stream = st
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), workTimeout)
+	done := a.run(ctx, req)
+	timer := time.NewTimer(a.clickWait)
+	defer timer.Stop()
+	select {
+	case reply := <-done:
+		defer cancel()
+		st.finish(ctx, reply)
+		writeJSON(w, http.StatusOK, a.clickResponse(act, reply, who, in.ChannelId))
+	case <-timer.C:
+		// The buttons stay until the result is in: a second click meanwhile
+		// is refused by the store ("already running").
+		writeJSON(w, http.StatusOK, ephemeral(fmt.Sprintf("Working on `%s` (request %s)… the result will be posted here.", act.Line, req.ID)))
+		go func() {
+			defer cancel()
+			reply := <-done
+			if st.finish(ctx, reply) {
+				return
+			}
+			resp := a.clickResponse(act, reply, who, in.ChannelId)
+			if resp.Update != nil {
+				// Editing works when the bot owns the post; a slash command's
+				// inline answer belongs to the asker, so reply in its thread.
+				if err := a.updatePost(ctx, in.PostId, resp.Update); err == nil {
+					return
+				}
+				reply = decided(act, reply, who)
+			}
+			if _, err := a.postPages(ctx, in.ChannelId, in.PostId, render(reply, a.buttons(actionURL, in.ChannelId, req.ID))); err != nil {
+				a.log.Error("a late click result could not be delivered", "req", req.ID, "err", err)
+			}
+		}()
+	}
+}
+
+func ephemeral(text string) *model.PostActionIntegrationResponse {
+	return &model.PostActionIntegrationResponse{EphemeralText: text, SkipSlackParsing: true}
+}
+
+// clickResponse answers a click. A decision (approve that ran, deny)
+// replaces the post: who decided, the result, no buttons. Anything else (a
+// refusal, a vote that is not yet enough, a replay of a decided request, a
+// cancel) goes to the clicker alone and leaves the post as it is, so that
+// a late or refused click never hides the real decision.
+func (a *Adapter) clickResponse(act action, reply bot.Reply, who cachedUser, channel string) *model.PostActionIntegrationResponse {
+	if isDecision(act.Line, reply) {
+		pages := render(decided(act, reply, who), buttons{})
+		// An update is one post: a result longer than that shows its first
+		// page, numbered "1 of N" by render, so it is never silently cut.
+		return &model.PostActionIntegrationResponse{Update: pages[0].post(channel, ""), SkipSlackParsing: true}
+	}
+	text := renderText(reply)
+	switch reply.Status {
+	case bot.StatusNegative, bot.StatusDenied, bot.StatusUsage, bot.StatusFailed:
+		text += "\nNothing ran for this click."
+	}
+	return ephemeral(text)
+}
+
+// isDecision recognises the Router's answer to a decision that took effect:
+// an approval that ran the action ("Approved by ..." in its text) or a
+// denial ("Denied ID: ..."). Refusals and replays come back as errors with
+// other titles. (The Reply carries no outcome kind; see the report.)
+func isDecision(line string, r bot.Reply) bool {
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "/opsbot" {
+		return false
+	}
+	switch strings.ToLower(f[1]) {
+	case "approve":
+		return r.Status != bot.StatusPending && strings.HasPrefix(r.Text, "Approved by ")
+	case "deny":
+		return r.Status == bot.StatusNegative && strings.HasPrefix(r.Title, "Denied "+strings.ToLower(f[2]))
+	}
+	return false
+}
+
+// decided is the reply as the decided post shows it: who decided, first.
+func decided(act action, r bot.Reply, who cachedUser) bot.Reply {
+	verb := "decided by"
+	if f := strings.Fields(act.Line); len(f) >= 2 {
+		switch strings.ToLower(f[1]) {
+		case "approve":
+			verb = "approved by"
+		case "deny":
+			verb = "denied by"
+		}
+	}
+	r.Fields = append([]bot.Field{{Name: verb, Value: who.display}}, r.Fields...)
+	r.Actions = nil
+	return r
+}

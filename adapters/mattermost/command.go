@@ -1,0 +1,192 @@
+package mattermost
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/bot"
+)
+
+// handleCommand serves a custom slash command: a form POST carrying the
+// command's token in the Authorization header and the token field.
+func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm // never the query string
+	user, channel := f.Get("user_id"), f.Get("channel_id")
+	if why := a.checkToken(r.Header.Get("Authorization"), f.Get("token")); why != "" {
+		a.reject(r.Context(), r, user, channel, "", why)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	command := strings.TrimSpace(f.Get("command"))
+	if user == "" || channel == "" || !strings.HasPrefix(command, "/") {
+		http.Error(w, "missing user_id, channel_id or command", http.StatusBadRequest)
+		return
+	}
+	req := bot.Request{
+		ID:       bot.NewID(),
+		Platform: Platform,
+		User:     user,
+		UserName: f.Get("user_name"),
+		Channel:  channel,
+		Line:     strings.TrimSpace(command + " " + f.Get("text")),
+		Time:     a.now(),
+	}
+	actionURL := a.actionURL(r)
+	st := a.newStream(channel, req.ID, actionURL, "")
+	req.Stream = st
+
+	// The work outlives this HTTP request when it is slow.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), workTimeout)
+	done := a.run(ctx, req)
+	timer := time.NewTimer(a.fastReply)
+	defer timer.Stop()
+	select {
+	case reply := <-done:
+		defer cancel()
+		if unknownCommand(reply) {
+			// A slash command we hold a token for but do not implement: the
+			// server's setup is wrong. Say so to the user, as a 4xx.
+			writeJSON(w, http.StatusBadRequest, a.commandResponse(reply, req, actionURL))
+			return
+		}
+		if st.finish(ctx, reply) {
+			writeJSON(w, http.StatusOK, &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral,
+				Text: "Done: the result is in the bot's post.", SkipSlackParsing: true})
+			return
+		}
+		writeJSON(w, http.StatusOK, a.commandResponse(reply, req, actionURL))
+	case <-timer.C:
+		writeJSON(w, http.StatusOK, &model.CommandResponse{
+			ResponseType:     model.CommandResponseTypeEphemeral,
+			Text:             fmt.Sprintf("Working on `%s` (request %s)… the result will be posted here.", strings.ReplaceAll(neutralize(req.Line), "`", "'"), req.ID),
+			SkipSlackParsing: true,
+		})
+		responseURL := f.Get("response_url")
+		go func() {
+			defer cancel()
+			a.deliver(ctx, req, st, <-done, actionURL, responseURL)
+		}()
+	}
+}
+
+// run hands the request to the Handler in its own goroutine.
+func (a *Adapter) run(ctx context.Context, req bot.Request) <-chan bot.Reply {
+	done := make(chan bot.Reply, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				a.log.Error("handler panicked", "req", req.ID, "panic", p)
+				done <- bot.ErrorReply(fmt.Errorf("panic: %v", p), req.ID)
+			}
+		}()
+		done <- a.handler.Handle(ctx, req)
+	}()
+	return done
+}
+
+// deliver posts a result that came after the command was acknowledged: into
+// the progress post if there is one; else a bot post in the channel, or
+// through response_url when the answer is for the asker only or the bot
+// may not post there.
+func (a *Adapter) deliver(ctx context.Context, req bot.Request, st *stream, reply bot.Reply, actionURL, responseURL string) {
+	if st.finish(ctx, reply) {
+		return
+	}
+	resp := a.commandResponse(reply, req, actionURL)
+	if resp.ResponseType == model.CommandResponseTypeInChannel {
+		_, err := a.postPages(ctx, req.Channel, "", render(reply, a.buttons(actionURL, req.Channel, req.ID)))
+		if err == nil {
+			return
+		}
+		a.log.Warn("posting a late result; trying response_url", "req", req.ID, "err", err)
+	}
+	if err := a.respond(ctx, responseURL, resp); err != nil {
+		a.log.Error("a late result could not be delivered", "req", req.ID, "err", err)
+	}
+}
+
+// commandResponse is a reply as the answer to a slash command: in the
+// channel for results and approval prompts, to the asker alone for help,
+// usage errors and refusals.
+func (a *Adapter) commandResponse(reply bot.Reply, req bot.Request, actionURL string) *model.CommandResponse {
+	typ := model.CommandResponseTypeInChannel
+	switch reply.Status {
+	case bot.StatusInfo, bot.StatusUsage, bot.StatusDenied:
+		typ = model.CommandResponseTypeEphemeral
+	}
+	pages := render(reply, a.buttons(actionURL, req.Channel, req.ID))
+	resp := &model.CommandResponse{ResponseType: typ, Text: pages[0].Message, Attachments: pages[0].Attachments, SkipSlackParsing: true}
+	for _, p := range pages[1:] {
+		resp.ExtraResponses = append(resp.ExtraResponses, &model.CommandResponse{
+			ResponseType: typ, Text: p.Message, Attachments: p.Attachments, SkipSlackParsing: true})
+	}
+	return resp
+}
+
+// unknownCommand recognises the Router's answer to a command it does not
+// have. (The Reply carries no error code; see the report.)
+func unknownCommand(r bot.Reply) bool {
+	return r.Status == bot.StatusUsage && strings.HasPrefix(r.Title, "unknown command ")
+}
+
+// checkToken compares what the request presents (the Authorization header
+// "Token X" and the token field; both, when both are sent) against every
+// configured command token. Digests make every comparison the same length,
+// and the loop never stops early, so timing tells nothing about the tokens.
+// It returns why the request is refused, or "".
+func (a *Adapter) checkToken(header, field string) string {
+	var presented []string
+	if header != "" {
+		scheme, tok, ok := strings.Cut(header, " ")
+		if !ok || !strings.EqualFold(scheme, "Token") || strings.TrimSpace(tok) == "" {
+			return "malformed Authorization header (want \"Token <slash command token>\")"
+		}
+		presented = append(presented, strings.TrimSpace(tok))
+	}
+	if field != "" {
+		presented = append(presented, field)
+	}
+	if len(presented) == 0 {
+		return "no slash command token in the request"
+	}
+	for _, t := range presented {
+		d := sha256.Sum256([]byte(t))
+		match := 0
+		for i := range a.tokens {
+			match |= subtle.ConstantTimeCompare(d[:], a.tokens[i][:])
+		}
+		if match != 1 {
+			return "slash command token matches none in OPSBOT_MATTERMOST_COMMAND_TOKENS"
+		}
+	}
+	return ""
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

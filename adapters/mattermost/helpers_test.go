@@ -1,0 +1,325 @@
+package mattermost
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+const (
+	testBotToken  = "bot-access-token-0123456789"
+	testCmdToken  = "slash-token-portcheck-abcdef"
+	testCmdToken2 = "slash-token-opsbot-uvwxyz"
+	testSecret    = "0123456789abcdef0123456789abcdef0123456789abcdef"
+	testChannel   = "chan0000000000000000000000"
+)
+
+// call is one API v4 request the bot made to the fake server.
+type call struct {
+	Method, Path string
+	Post         *model.Post // for posts routes
+	Body         []byte
+}
+
+// mmServer implements the API v4 routes the bot calls, and a command hook
+// for response_url, recording every call.
+type mmServer struct {
+	*httptest.Server
+	t     *testing.T
+	mu    sync.Mutex
+	calls []call
+	posts map[string]*model.Post
+	users map[string]*model.User
+	seq   int
+	// denyUpdate makes PUT /posts/{id} answer 403, as for a post the bot
+	// does not own.
+	denyUpdate bool
+}
+
+func newMMServer(t *testing.T) *mmServer {
+	t.Helper()
+	s := &mmServer{t: t, posts: map[string]*model.Post{}, users: map[string]*model.User{
+		"uCarol00000000000000000000": {Id: "uCarol00000000000000000000", Username: "carol", FirstName: "Carol", LastName: "Danvers"},
+		"uDave000000000000000000000": {Id: "uDave000000000000000000000", Username: "dave"},
+		"uBot0000000000000000000000": {Id: "uBot0000000000000000000000", Username: "opsbot", IsBot: true},
+	}}
+	mux := http.NewServeMux()
+	auth := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !strings.EqualFold(r.Header.Get("Authorization"), "Bearer "+testBotToken) {
+				appError(w, http.StatusUnauthorized, "api.context.session_expired.app_error")
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("POST /api/v4/posts", auth(func(w http.ResponseWriter, r *http.Request) {
+		p, body := s.readPost(r)
+		s.mu.Lock()
+		s.seq++
+		p.Id = fmt.Sprintf("post%022d", s.seq)
+		p.UserId = "uBot0000000000000000000000"
+		s.posts[p.Id] = p
+		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path, Post: p, Body: body})
+		s.mu.Unlock()
+		writeJSON(w, http.StatusCreated, p)
+	}))
+	update := func(w http.ResponseWriter, r *http.Request) {
+		p, body := s.readPost(r)
+		id := r.PathValue("id")
+		s.mu.Lock()
+		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path, Post: p, Body: body})
+		_, known := s.posts[id]
+		deny := s.denyUpdate
+		if known && !deny {
+			p.Id = id
+			s.posts[id] = p
+		}
+		s.mu.Unlock()
+		switch {
+		case deny:
+			appError(w, http.StatusForbidden, "api.context.permissions.app_error")
+		case !known:
+			appError(w, http.StatusNotFound, "app.post.get.app_error")
+		default:
+			writeJSON(w, http.StatusOK, p)
+		}
+	}
+	mux.HandleFunc("PUT /api/v4/posts/{id}", auth(update))
+	mux.HandleFunc("PUT /api/v4/posts/{id}/patch", auth(update))
+	mux.HandleFunc("GET /api/v4/users/{id}", auth(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if id == "me" {
+			id = "uBot0000000000000000000000"
+		}
+		s.mu.Lock()
+		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path})
+		u, ok := s.users[id]
+		s.mu.Unlock()
+		if !ok {
+			appError(w, http.StatusNotFound, "app.user.missing_account.const")
+			return
+		}
+		writeJSON(w, http.StatusOK, u)
+	}))
+	mux.HandleFunc("POST /hooks/commands/{id}", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path, Body: body})
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func appError(w http.ResponseWriter, status int, id string) {
+	writeJSON(w, status, model.NewAppError("fake", id, nil, "", status))
+}
+
+func (s *mmServer) readPost(r *http.Request) (*model.Post, []byte) {
+	body, err := io.ReadAll(r.Body)
+	require.NoError(s.t, err)
+	var p model.Post
+	require.NoError(s.t, json.Unmarshal(body, &p), "post body %s", body)
+	return &p, body
+}
+
+// recorded returns the calls so far whose method and path prefix match.
+func (s *mmServer) recorded(method, pathPrefix string) []call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []call
+	for _, c := range s.calls {
+		if c.Method == method && strings.HasPrefix(c.Path, pathPrefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// waitFor polls until at least n matching calls were made.
+func (s *mmServer) waitFor(t *testing.T, n int, method, pathPrefix string) []call {
+	t.Helper()
+	var got []call
+	require.Eventually(t, func() bool {
+		got = s.recorded(method, pathPrefix)
+		return len(got) >= n
+	}, 5*time.Second, 10*time.Millisecond, "waiting for %d %s %s", n, method, pathPrefix)
+	return got
+}
+
+// handlerFunc is a fake bot.Handler recording what it is asked.
+type fakeHandler struct {
+	mu   sync.Mutex
+	reqs []bot.Request
+	fn   func(ctx context.Context, req bot.Request) bot.Reply
+}
+
+func (h *fakeHandler) Handle(ctx context.Context, req bot.Request) bot.Reply {
+	h.mu.Lock()
+	h.reqs = append(h.reqs, req)
+	h.mu.Unlock()
+	return h.fn(ctx, req)
+}
+
+func (h *fakeHandler) requests() []bot.Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]bot.Request(nil), h.reqs...)
+}
+
+// fakeAudit records what the adapter audits.
+type fakeAudit struct {
+	mu   sync.Mutex
+	recs []bot.AuditRecord
+}
+
+func (f *fakeAudit) AppendAudit(_ context.Context, r bot.AuditRecord) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recs = append(f.recs, r)
+	return int64(len(f.recs)), nil
+}
+
+func (f *fakeAudit) records() []bot.AuditRecord {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]bot.AuditRecord(nil), f.recs...)
+}
+
+// fixture is an adapter wired to a fake server, with its mux.
+type fixture struct {
+	srv   *mmServer
+	a     *Adapter
+	mux   *http.ServeMux
+	audit *fakeAudit
+	now   time.Time
+	clock func() time.Time
+}
+
+func newFixture(t *testing.T, h bot.Handler) *fixture {
+	t.Helper()
+	f := &fixture{srv: newMMServer(t), mux: http.NewServeMux(), audit: &fakeAudit{}, now: time.Now()}
+	var mu sync.Mutex
+	f.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return f.now }
+	a, err := New(Config{
+		URL: f.srv.URL, Token: testBotToken,
+		CommandTokens: []string{testCmdToken, testCmdToken2},
+		ActionSecret:  testSecret,
+		PublicURL:     "https://opsbot.example.com",
+		Handler:       h, Audit: f.audit,
+		Now: func() time.Time { return f.clock() },
+	})
+	require.NoError(t, err)
+	f.a = a
+	a.Register(f.mux)
+	return f
+}
+
+// commandForm is a slash command as Mattermost posts it.
+func (f *fixture) commandForm(command, text, userID, userName string) url.Values {
+	return url.Values{
+		"channel_id":   {testChannel},
+		"channel_name": {"incident-42"},
+		"command":      {command},
+		"response_url": {f.srv.URL + "/hooks/commands/hookid0000000000000000000"},
+		"team_domain":  {"ops"},
+		"team_id":      {"team000000000000000000000a"},
+		"text":         {text},
+		"token":        {testCmdToken},
+		"trigger_id":   {"trigger-abc"},
+		"user_id":      {userID},
+		"user_name":    {userName},
+	}
+}
+
+// postCommand sends a slash command with the Authorization header the
+// server sets ("" leaves it out).
+func (f *fixture) postCommand(t *testing.T, form url.Values, authToken string) (*httptest.ResponseRecorder, *model.CommandResponse) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/mattermost/command", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Accept", "application/json")
+	if authToken != "" {
+		r.Header.Set("Authorization", "Token "+authToken)
+	}
+	w := httptest.NewRecorder()
+	f.mux.ServeHTTP(w, r)
+	var resp *model.CommandResponse
+	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		resp = &model.CommandResponse{}
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
+	}
+	return w, resp
+}
+
+// click sends a button click as the server does, for the given action of a
+// posted attachment: the context goes through JSON as the server stores it.
+func (f *fixture) click(t *testing.T, act *model.PostAction, userID, postID string, mutate func(map[string]any)) (*httptest.ResponseRecorder, *model.PostActionIntegrationResponse) {
+	t.Helper()
+	raw, err := json.Marshal(act.Integration.Context)
+	require.NoError(t, err)
+	var ctxMap map[string]any
+	require.NoError(t, json.Unmarshal(raw, &ctxMap))
+	if mutate != nil {
+		mutate(ctxMap)
+	}
+	in := model.PostActionIntegrationRequest{
+		UserId: userID, UserName: "spoofed-name", ChannelId: testChannel, ChannelName: "incident-42",
+		TeamId: "team000000000000000000000a", TeamName: "ops", PostId: postID,
+		TriggerId: "trigger-xyz", Type: model.PostActionTypeButton, Context: ctxMap,
+	}
+	body, err := json.Marshal(in)
+	require.NoError(t, err)
+	return f.postAction(t, body)
+}
+
+func (f *fixture) postAction(t *testing.T, body []byte) (*httptest.ResponseRecorder, *model.PostActionIntegrationResponse) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/mattermost/action", strings.NewReader(string(body)))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	f.mux.ServeHTTP(w, r)
+	var resp *model.PostActionIntegrationResponse
+	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		resp = &model.PostActionIntegrationResponse{}
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
+	}
+	return w, resp
+}
+
+func buttonNamed(t *testing.T, atts []*model.MessageAttachment, name string) *model.PostAction {
+	t.Helper()
+	for _, a := range atts {
+		for _, b := range a.Actions {
+			if b.Name == name {
+				return b
+			}
+		}
+	}
+	require.Failf(t, "no button", "no %q button in %d attachments", name, len(atts))
+	return nil
+}
+
+func countActions(atts []*model.MessageAttachment) int {
+	n := 0
+	for _, a := range atts {
+		n += len(a.Actions)
+	}
+	return n
+}

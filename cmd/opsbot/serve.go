@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+// chatAdapter is what serve needs of a chat platform's adapter.
+type chatAdapter interface {
+	Register(mux *http.ServeMux)
+	Ready(ctx context.Context) error
+	bot.Notifier
+}
+
+// runner is implemented by adapters that hold a connection of their own
+// (Slack Socket Mode).
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// platformBuilders build the configured chat adapters, in an explicit list:
+// each returns a nil adapter when its platform is not configured.
+var platformBuilders = []func(m *Main) (name string, a chatAdapter, err error){
+	mattermostPlatform,
+}
+
+// Server timeouts: a slow client (slow-loris) cannot hold a connection; the
+// write timeout covers Mattermost's 30 s command wait.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 35 * time.Second
+	idleTimeout       = 60 * time.Second
+	shutdownGrace     = 20 * time.Second
+)
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
+	fs, _, cfg := commonFlags("serve", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	return serve(ctx, *cfg, stderr)
+}
+
+func serve(ctx context.Context, cfg string, stderr io.Writer) int {
+	if os.Getenv("OPSBOT_LOG_LEVEL") == "" {
+		_ = os.Setenv("OPSBOT_LOG_LEVEL", "info") // a server logs each request
+	}
+	m, err := NewMain(ctx, cfg, stderr)
+	if err != nil {
+		return configError(stderr, err)
+	}
+	defer m.Close()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Serve(ctx); err != nil {
+		fmt.Fprintln(stderr, "opsbot serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// Serve runs the HTTP endpoints and the chat adapters until ctx ends, then
+// stops taking requests and lets running ones finish within a bound.
+func (m *Main) Serve(ctx context.Context) error {
+	mux := http.NewServeMux()
+	var adapters []chatAdapter
+	var names []string
+	for _, build := range platformBuilders {
+		name, a, err := build(m)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			continue
+		}
+		a.Register(mux)
+		m.Notifiers[name] = a
+		adapters = append(adapters, a)
+		names = append(names, name)
+	}
+	if len(adapters) == 0 {
+		return errors.New("no chat platform is configured: set OPSBOT_SLACK_BOT_TOKEN with OPSBOT_SLACK_SIGNING_SECRET or OPSBOT_SLACK_APP_TOKEN, or OPSBOT_MATTERMOST_URL with its tokens (see README); for the terminal use opsbot shell")
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		rctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := m.Store.Ping(rctx); err != nil {
+			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		for i, a := range adapters {
+			if err := a.Ready(rctx); err != nil {
+				http.Error(w, names[i]+" not ready", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+
+	ln, err := net.Listen("tcp", m.Env.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on OPSBOT_HTTP_ADDR %s: %w", m.Env.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           http.MaxBytesHandler(mux, 1<<20),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	m.Log.Info("serving", "addr", ln.Addr().String(), "platforms", names)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(adapters)+1)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- err
+		}
+	})
+	for _, a := range adapters {
+		if r, ok := a.(runner); ok {
+			wg.Go(func() {
+				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+					errs <- err
+				}
+			})
+		}
+	}
+	// Expire approval requests as they fall due, so their prompts say so.
+	wg.Go(func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				m.Router.ExpireApprovals(ctx)
+			}
+		}
+	})
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	m.Log.Info("shutting down: no new requests; running ones get a grace period", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		m.Log.Warn("shutdown", "err", err)
+	}
+	wg.Wait()
+	return runErr
+}
