@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -10,6 +11,46 @@ import (
 )
 
 // tcpListeners opens n loopback TCP listeners and returns their ports.
+// fixedTCPListeners listens on n ports in [lo, hi) close together, trying a
+// few random windows until all bind.
+func fixedTCPListeners(t testing.TB, lo, hi uint16, n int) []uint16 {
+	t.Helper()
+	for range 20 {
+		base := lo + uint16(rand.IntN(int(hi-lo)-4*n))
+		var ports []uint16
+		var lns []net.Listener
+		for p := base; p < base+uint16(4*n) && len(ports) < n; p += 3 {
+			l, err := net.Listen("tcp", netip.AddrPortFrom(loopback, p).String())
+			if err != nil {
+				continue
+			}
+			lns = append(lns, l)
+			ports = append(ports, p)
+		}
+		if len(ports) < n {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			continue
+		}
+		for _, l := range lns {
+			t.Cleanup(func() { _ = l.Close() })
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					_ = c.Close()
+				}
+			}()
+		}
+		return ports
+	}
+	t.Fatalf("no window of %d free ports in %d-%d", n, lo, hi)
+	return nil
+}
+
 func tcpListeners(t testing.TB, n int) []uint16 {
 	t.Helper()
 	var ports []uint16

@@ -560,3 +560,42 @@ func ntpTime(t time.Time) uint64 {
 	frac := uint64(t.Nanosecond()) << 32 / 1e9
 	return secs<<32 | frac
 }
+
+// TestScan_WholeLoopbackExactlyTheListeners scans 127.0.0.1 1-65535 on the
+// loopback of the probe namespace, where nothing but this test listens: the
+// open set must be exactly its listeners, with no self-connect (netcat
+// reports 0-4 such ports per run of the same scan).
+func TestScan_WholeLoopbackExactlyTheListeners(t *testing.T) {
+	_, child := testbed.Child()
+	if !child {
+		testbed.New(t, testbed.Options{}).RunInProbe(t, t.Name())
+		return
+	}
+	var want []uint16
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.Close()
+			}
+		}()
+		want = append(want, uint16(ln.Addr().(*net.TCPAddr).Port))
+	}
+	slices.Sort(want)
+	for run := range 3 {
+		all := make([]uint16, 0, 65535)
+		for p := 1; p <= 65535; p++ {
+			all = append(all, uint16(p))
+		}
+		res, err := probe.Scan(context.Background(), probe.ScanSpec{Target: netip.MustParseAddr("127.0.0.1"), Proto: probe.TCP, Ports: all}, nil)
+		require.NoError(t, err)
+		assert.Equal(t, want, res.Ports(probe.Open), "run %d", run)
+		assert.Equal(t, 65535-len(want), res.Count(probe.Closed), "run %d", run)
+	}
+}
