@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/opsbot/opsbot/adapters/mattermost"
+	"github.com/opsbot/opsbot/adapters/slack"
 	"github.com/opsbot/opsbot/bot"
 )
 
@@ -38,4 +39,26 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// slackPlatform wires the Slack adapter when a bot token, signing secret or
+// app token is set: HTTP mode, Socket Mode, or both.
+func slackPlatform(m *Main) (string, chatAdapter, error) {
+	e := m.Env
+	if e.SlackBotToken == "" && e.SlackSigningSecret == "" && e.SlackAppToken == "" {
+		return "", nil, nil
+	}
+	a, err := slack.New(slack.Config{
+		SigningSecret: e.SlackSigningSecret,
+		BotToken:      e.SlackBotToken,
+		AppToken:      e.SlackAppToken,
+		APIURL:        e.SlackAPIURL,
+		Handler:       m.Router,
+		Audit:         m.Store,
+		Log:           m.Log.With("platform", "slack"),
+	})
+	if err != nil {
+		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: "slack: " + err.Error(), Err: err}
+	}
+	return "slack", a, nil
 }

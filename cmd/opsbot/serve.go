@@ -32,6 +32,7 @@ type runner interface {
 // platformBuilders build the configured chat adapters, in an explicit list:
 // each returns a nil adapter when its platform is not configured.
 var platformBuilders = []func(m *Main) (name string, a chatAdapter, err error){
+	slackPlatform,
 	mattermostPlatform,
 }
 

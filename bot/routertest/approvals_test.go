@@ -1,4 +1,7 @@
-package bot_test
+// Package routertest holds the Router's approval tests that need a real
+// Store (SQLite): kept out of package bot so that bot's own test binary,
+// which the fuzzer instruments, does not compile the SQLite driver.
+package routertest
 
 import (
 	"context"
