@@ -300,6 +300,13 @@ func (r *Router) Who(req Request) (roles, run, approve []string) {
 	return r.perms.Roles(w), run, approve
 }
 
+// Knows reports whether name (without its slash) is a command here, so an
+// adapter can refuse a misrouted slash command before it becomes a request.
+func (r *Router) Knows(name string) bool {
+	_, ok := r.commands[name]
+	return ok
+}
+
 // Cancel stops a running request of this process: the asker's own, or
 // anyone's for a holder of the "opsbot cancel" grant. The command sees its
 // context canceled and answers with what it has so far.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -73,6 +74,11 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 	if !strings.HasPrefix(cmd.Command, "/") || name == "" || strings.ContainsAny(name, " \t\r\n/") ||
 		cmd.UserID == "" || cmd.ChannelID == "" {
 		return nil, errBadCommand
+	}
+	// A command the bot does not have is a misconfigured app: 400, not a
+	// chat message (Slack shows the user that the command failed).
+	if k, ok := a.handler.(interface{ Knows(string) bool }); ok && !k.Knows(strings.ToLower(name)) {
+		return nil, fmt.Errorf("unknown command %s: the app lists a command this bot does not have", cmd.Command)
 	}
 	if !a.seen.first(prefixed("trigger:", cmd.TriggerID), bodyKey("command", raw)) {
 		a.log.Info("duplicate slash command ignored", "user", cmd.UserID, "command", cmd.Command)

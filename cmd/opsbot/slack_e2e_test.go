@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,16 +37,51 @@ func slackSign(body string, ts time.Time) (string, string) {
 	return stamp, "v0=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// slackAPI stands in for Slack's Web API and response_url, recording what
+// the bot sends.
+type slackAPI struct {
+	*httptest.Server
+	mu   sync.Mutex
+	sent []string
+}
+
+func (s *slackAPI) all() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.sent, "\n")
+}
+
 func TestE2E_SlackServe(t *testing.T) {
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := &slackAPI{}
+	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		text := string(b)
+		if u, err := url.QueryUnescape(text); err == nil { // Web API calls are form-encoded
+			text = u
+		}
+		api.mu.Lock()
+		api.sent = append(api.sent, r.URL.Path+" "+text)
+		api.mu.Unlock()
 		_, _ = io.WriteString(w, `{"ok":true,"channel":"C1","ts":"1700000000.000100"}`)
 	}))
 	t.Cleanup(api.Close)
 	dir := t.TempDir()
+	cfg := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+roles:
+  oncall:   {commands: [portcheck, scan]}
+  approver: {approve: [scan]}
+users:
+  "slack:U024BE7LH": [oncall]
+  "slack:U0CAROL01": [approver]
+approval:
+  required: [scan]
+`), 0o600))
 	addr := freePort(t)
-	srv := exec.Command(opsbotBinary(t), "serve")
-	srv.Env = append(os.Environ(), "OPSBOT_CONFIG=", "OPSBOT_DATABASE="+filepath.Join(dir, "opsbot.db"), "OPSBOT_HTTP_ADDR="+addr,
+	env := append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+filepath.Join(dir, "opsbot.db"), "OPSBOT_HTTP_ADDR="+addr,
 		"OPSBOT_SLACK_SIGNING_SECRET="+slackSecret, "OPSBOT_SLACK_BOT_TOKEN=xoxb-test", "OPSBOT_SLACK_API_URL="+api.URL+"/")
+	srv := exec.Command(opsbotBinary(t), "serve")
+	srv.Env = env
 	var logs bytes.Buffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	require.NoError(t, srv.Start())
@@ -63,8 +102,8 @@ func TestE2E_SlackServe(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	}, 15*time.Second, 50*time.Millisecond)
 
-	post := func(body string, ts time.Time, sign bool) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, base+"/slack/commands", bytes.NewBufferString(body))
+	post := func(path, body string, ts time.Time, sign bool) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewBufferString(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		stamp, sig := slackSign(body, ts)
 		if !sign {
@@ -79,15 +118,61 @@ func TestE2E_SlackServe(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	port := listener(t)
-	form := url.Values{"command": {"/portcheck"}, "text": {fmt.Sprintf("127.0.0.1 %d", port)}, "user_id": {"U024BE7LH"}, "user_name": {"alice"},
-		"channel_id": {"C1"}, "channel_name": {"inc-web"}, "team_id": {"T1"}, "trigger_id": {"trig-1"}, "response_url": {api.URL + "/hook"}}.Encode()
+	slash := func(user, command, text, trigger string) string {
+		return url.Values{"command": {command}, "text": {text}, "user_id": {user}, "user_name": {"someone"},
+			"channel_id": {"C1"}, "channel_name": {"inc-web"}, "team_id": {"T1"}, "trigger_id": {trigger}, "response_url": {api.URL + "/hook/" + trigger}}.Encode()
+	}
+	form := slash("U024BE7LH", "/portcheck", fmt.Sprintf("127.0.0.1 %d", port), "trig-1")
 
-	code, body := post(form, time.Now(), true)
+	code, body := post("/slack/commands", form, time.Now(), true)
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, fmt.Sprintf("Connection to 127.0.0.1 %d port [tcp/*] succeeded!", port))
 
-	code, _ = post(form, time.Now(), false)
+	// Refused before anything runs: 4xx, never a panic.
+	code, _ = post("/slack/commands", form, time.Now(), false)
 	assert.Equal(t, http.StatusUnauthorized, code, "a bad signature")
-	code, _ = post(form, time.Now().Add(-6*time.Minute), true)
+	code, _ = post("/slack/commands", form, time.Now().Add(-6*time.Minute), true)
 	assert.Equal(t, http.StatusUnauthorized, code, "outside the 5-minute window")
+	resp, err := http.Post(base+"/slack/commands", "application/x-www-form-urlencoded", bytes.NewBufferString(form))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "missing headers")
+	code, _ = post("/slack/commands", string(bytes.Repeat([]byte("a"), 2<<20)), time.Now(), true)
+	assert.GreaterOrEqual(t, code, 400, "an oversized body")
+	assert.Less(t, code, 500)
+	code, _ = post("/slack/commands", "%zz=%%&&;", time.Now(), true)
+	assert.Equal(t, http.StatusBadRequest, code, "form garbage")
+	code, _ = post("/slack/commands", slash("U024BE7LH", "/frobnicate", "x", "trig-u"), time.Now(), true)
+	assert.Equal(t, http.StatusBadRequest, code, "an unknown command")
+
+	// A disruptive command gets buttons; a second person's signed click
+	// approves it, the prompt is updated, the scan runs once.
+	code, body = post("/slack/commands", slash("U024BE7LH", "/scan", fmt.Sprintf("127.0.0.1 %d", port), "trig-2"), time.Now(), true)
+	require.Equal(t, http.StatusOK, code, body)
+	m := regexp.MustCompile(`/opsbot approve ([0-9a-f]{12})`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	click := func(user, trigger string) int {
+		payload, _ := json.Marshal(map[string]any{
+			"type": "block_actions", "user": map[string]any{"id": user, "username": "carol", "name": "carol"},
+			"team": map[string]any{"id": "T1"}, "channel": map[string]any{"id": "C1", "name": "inc-web"},
+			"container":  map[string]any{"type": "message", "message_ts": "1700000000.000100", "channel_id": "C1"},
+			"message":    map[string]any{"type": "message", "ts": "1700000000.000100", "text": "prompt"},
+			"trigger_id": trigger, "response_url": api.URL + "/hook/" + trigger,
+			"actions": []map[string]any{{"action_id": "opsbot0", "block_id": "b1", "type": "button", "value": "/opsbot approve " + m[1],
+				"text": map[string]any{"type": "plain_text", "text": "Approve"}}},
+		})
+		code, _ := post("/slack/interactions", url.Values{"payload": {string(payload)}}.Encode(), time.Now(), true)
+		return code
+	}
+	require.Equal(t, http.StatusOK, click("U0CAROL01", "trig-3"))
+	require.Eventually(t, func() bool {
+		return strings.Contains(api.all(), fmt.Sprintf("%d/tcp", port))
+	}, 10*time.Second, 50*time.Millisecond, "the result reaches Slack")
+	assert.Contains(t, api.all(), "U0CAROL01", "the update names who approved")
+	assert.Equal(t, http.StatusOK, click("U0CAROL01", "trig-4"), "a second click is answered")
+
+	time.Sleep(500 * time.Millisecond)
+	out, exitCode := (&cli{t: t, bin: opsbotBinary(t), env: env}).run("audit", "export")
+	require.Equal(t, 0, exitCode, out)
+	assert.Equal(t, 1, strings.Count(out, `"kind":"execution"`), "the scan ran once")
 }
