@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -13,23 +15,84 @@ const auditColumns = `seq, time, kind, request_id, platform, user_id, user_name,
 	line, command, hosts, approval_id, result, message, duration_ns, output_sha256`
 
 // AppendAudit adds a record; r.Seq is ignored. Triggers refuse any UPDATE
-// or DELETE on the table, whoever sends it.
+// or DELETE on the table, whoever sends it. The record is committed (and
+// synced) before it returns, together with whatever other records were
+// waiting at the same moment.
 func (s *Store) AppendAudit(ctx context.Context, r bot.AuditRecord) (int64, error) {
 	hosts, err := encodeList(r.Hosts)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite append audit: %w", err)
 	}
-	var seq int64
-	err = s.db.QueryRowContext(ctx, `INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
+	w := &auditWrite{r: r, hosts: hosts, done: make(chan auditDone, 1)}
+	select {
+	case s.auditQ <- w:
+	case <-s.stop:
+		return 0, errors.New("sqlite append audit: the store is closed")
+	case <-ctx.Done():
+		return 0, fmt.Errorf("sqlite append audit: %w", ctx.Err())
+	}
+	// Once queued, the record is written whatever ctx does; wait for it.
+	d := <-w.done
+	return d.seq, d.err
+}
+
+// auditWrite is one queued record and where its result goes.
+type auditWrite struct {
+	r     bot.AuditRecord
+	hosts string
+	done  chan auditDone
+}
+
+type auditDone struct {
+	seq int64
+	err error
+}
+
+// auditBatch bounds one transaction.
+const auditBatch = 256
+
+// auditWriter commits queued records in batches until the store closes.
+func (s *Store) auditWriter() {
+	for {
+		var first *auditWrite
+		select {
+		case first = <-s.auditQ:
+		case <-s.stop:
+			return
+		}
+		batch := []*auditWrite{first}
+	more:
+		for len(batch) < auditBatch {
+			select {
+			case w := <-s.auditQ:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		seqs := make([]int64, len(batch))
+		err := s.inTx(context.Background(), func(tx *sql.Tx) error {
+			for i, w := range batch {
+				r := w.r
+				if err := tx.QueryRow(`INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
 		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-		micros(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
-		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
-	).Scan(&seq)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite append audit: %w", err)
+					micros(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
+					r.Channel, r.Line, r.Command, w.hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
+				).Scan(&seqs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for i, w := range batch {
+			if err != nil {
+				w.done <- auditDone{err: fmt.Errorf("sqlite append audit: %w", err)}
+				continue
+			}
+			w.done <- auditDone{seq: seqs[i]}
+		}
 	}
-	return seq, nil
 }
 
 // Audit returns records in sequence order: those whose Time is at or after

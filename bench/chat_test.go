@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// (f) The chat path: 1 000 slash commands at concurrency 50 against
+// `opsbot serve`, signed as Slack signs them and tokened as Mattermost
+// sends them; the acknowledgement latency (the HTTP answer, which here is
+// the result itself) and the process's peak memory.
+func BenchmarkChatAck(b *testing.B) {
+	ts := requireTools(b)
+	w := printer(b)
+	defer func() { _ = w.Flush() }()
+
+	const (
+		secret = "benchsigningsecret0000000000000000"
+		token  = "benchcommandtoken000000000000000"
+		n      = 1000
+		conc   = 50
+	)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"ok":true,"id":"u1","username":"bench","status":"OK","channel":"C1","ts":"1.2"}`)
+	}))
+	defer api.Close()
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(cfg, []byte("limits: {user_per_minute: 100000, target_per_minute: 100000}\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer target.Close()
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	port := target.Addr().(*net.TCPAddr).Port
+
+	srv := exec.Command(ts.opsbot, "serve")
+	srv.Env = append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+filepath.Join(dir, "opsbot.db"), "OPSBOT_HTTP_ADDR="+addr,
+		"OPSBOT_LOG_LEVEL=warn", "OPSBOT_SLACK_SIGNING_SECRET="+secret, "OPSBOT_SLACK_BOT_TOKEN=xoxb-bench", "OPSBOT_SLACK_API_URL="+api.URL+"/",
+		"OPSBOT_MATTERMOST_URL="+api.URL, "OPSBOT_MATTERMOST_TOKEN=benchbottoken", "OPSBOT_MATTERMOST_COMMAND_TOKENS="+token,
+		"OPSBOT_MATTERMOST_ACTION_SECRET="+secret)
+	var logs bytes.Buffer
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		_ = srv.Wait()
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("opsbot serve did not start: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rest := procStatus(srv.Process.Pid)
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}, Timeout: 10 * time.Second}
+	line := fmt.Sprintf("127.0.0.1 %d", port)
+	slackReq := func(i int) *http.Request {
+		body := url.Values{"command": {"/portcheck"}, "text": {line}, "user_id": {"U0BENCH" + strconv.Itoa(i%50)}, "user_name": {"bench"},
+			"channel_id": {"C1"}, "team_id": {"T1"}, "trigger_id": {"trig" + strconv.Itoa(i)}, "response_url": {api.URL + "/hook"}}.Encode()
+		stamp := strconv.FormatInt(time.Now().Unix(), 10)
+		mac := hmac.New(sha256.New, []byte(secret))
+		fmt.Fprintf(mac, "v0:%s:%s", stamp, body)
+		req, _ := http.NewRequest(http.MethodPost, base+"/slack/commands", bytes.NewBufferString(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Slack-Request-Timestamp", stamp)
+		req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+		return req
+	}
+	mmReq := func(i int) *http.Request {
+		body := url.Values{"token": {token}, "command": {"/portcheck"}, "text": {line}, "user_id": {"ubench" + strconv.Itoa(i%50)}, "user_name": {"bench"},
+			"channel_id": {"c1"}, "channel_name": {"bench"}, "team_id": {"t1"}, "trigger_id": {"trig" + strconv.Itoa(i)}, "response_url": {api.URL + "/hook"}}.Encode()
+		req, _ := http.NewRequest(http.MethodPost, base+"/mattermost/command", bytes.NewBufferString(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Token "+token)
+		return req
+	}
+	run := func(mk func(int) *http.Request) (Timings, int) {
+		var (
+			mu     sync.Mutex
+			times  Timings
+			failed int
+			wg     sync.WaitGroup
+		)
+		next := make(chan int)
+		for range conc {
+			wg.Go(func() {
+				for i := range next {
+					req := mk(i)
+					start := time.Now()
+					resp, err := client.Do(req)
+					d := time.Since(start)
+					ok := err == nil && resp.StatusCode == http.StatusOK
+					if err == nil {
+						body, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						ok = ok && bytes.Contains(body, []byte("succeeded"))
+					}
+					mu.Lock()
+					times = append(times, d)
+					if !ok {
+						failed++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		for i := range n {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		return times, failed
+	}
+
+	printf(w, "\n=== (f) chat path: %d slash commands (/portcheck %s, a listening port) at concurrency %d against opsbot serve\n", n, line, conc)
+	printf(w, "  load average at start: %s\n", loadavg())
+	printf(w, "  the answer is the command's result (a /portcheck finishes inside Slack's 3 s and Mattermost's 30 s), so ack latency = time to the result\n")
+	printf(w, "  %-28s  %5s  %8s  %8s  %8s  %6s\n", "path", "n", "p50 ms", "p99 ms", "max ms", "failed")
+	var worst time.Duration
+	for _, p := range []struct {
+		name string
+		mk   func(int) *http.Request
+	}{{"slack (signed)", slackReq}, {"mattermost (token)", mmReq}} {
+		times, failed := run(p.mk)
+		worst = max(worst, times.Quantile(0.99))
+		printf(w, "  %-28s  %5d  %8s  %8s  %8s  %6d\n", p.name, len(times), millis(times.Median()), millis(times.Quantile(0.99)), millis(times.Max()), failed)
+	}
+	peak := procStatus(srv.Process.Pid)
+	printf(w, "  opsbot serve memory: at rest VmRSS %s; after both runs VmRSS %s, peak VmHWM %s\n", rest["VmRSS"], peak["VmRSS"], peak["VmHWM"])
+	hwm, _ := strconv.Atoi(firstField(peak["VmHWM"]))
+	sayln(w, "  targets:")
+	printf(w, "    ack p99 under 50 ms: %s (worst p99 %s ms)\n", met(worst < 50*time.Millisecond), millis(worst))
+	printf(w, "    peak RSS under 64 MiB: %s (%d KiB)\n", met(hwm > 0 && hwm < 64*1024), hwm)
+	b.ReportMetric(float64(worst)/float64(time.Millisecond), "ack-p99-ms")
+	b.ReportMetric(float64(hwm)/1024, "peak-RSS-MiB")
+}
+
+func firstField(s string) string {
+	for i, c := range s {
+		if c == ' ' {
+			return s[:i]
+		}
+	}
+	return s
+}
