@@ -101,27 +101,7 @@ approval:
 		"OPSBOT_MATTERMOST_URL="+mm.URL, "OPSBOT_MATTERMOST_TOKEN="+mmBotToken,
 		"OPSBOT_MATTERMOST_COMMAND_TOKENS=othertoken000000000000000,"+mmCmdToken,
 		"OPSBOT_MATTERMOST_ACTION_SECRET="+mmSecret, "OPSBOT_PUBLIC_URL=http://"+addr)
-	srv := exec.Command(opsbotBinary(t), "serve")
-	srv.Env = env
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(os.Interrupt)
-		_ = srv.Wait()
-		if t.Failed() {
-			t.Logf("opsbot serve output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 15*time.Second, 50*time.Millisecond)
+	base := startServe(t, env, addr, "/healthz")
 
 	command := func(token, userID, userName, line string) (int, model.CommandResponse) {
 		name, text, _ := strings.Cut(line, " ")
@@ -204,4 +184,33 @@ approval:
 	require.Equal(t, 0, exitCode, out)
 	assert.Equal(t, 1, strings.Count(out, `"kind":"execution"`), out)
 	assert.Equal(t, 2, strings.Count(out, `"kind":"rejected"`), "the wrong token and the forged click are audited")
+}
+
+// startServe runs the built binary as `opsbot serve` with env until the
+// test ends, waits until path answers 200, and returns the base URL. On
+// failure the server's output is logged.
+func startServe(t *testing.T, env []string, addr, path string) string {
+	t.Helper()
+	srv := exec.Command(opsbotBinary(t), "serve")
+	srv.Env = env
+	var logs bytes.Buffer
+	srv.Stdout, srv.Stderr = &logs, &logs
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		_ = srv.Wait()
+		if t.Failed() {
+			t.Logf("opsbot serve output:\n%s", logs.String())
+		}
+	})
+	base := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 15*time.Second, 50*time.Millisecond)
+	return base
 }

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -80,27 +79,7 @@ approval:
 	addr := freePort(t)
 	env := append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+filepath.Join(dir, "opsbot.db"), "OPSBOT_HTTP_ADDR="+addr,
 		"OPSBOT_SLACK_SIGNING_SECRET="+slackSecret, "OPSBOT_SLACK_BOT_TOKEN=xoxb-test", "OPSBOT_SLACK_API_URL="+api.URL+"/")
-	srv := exec.Command(opsbotBinary(t), "serve")
-	srv.Env = env
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(os.Interrupt)
-		_ = srv.Wait()
-		if t.Failed() {
-			t.Logf("opsbot serve output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 15*time.Second, 50*time.Millisecond)
+	base := startServe(t, env, addr, "/readyz")
 
 	post := func(path, body string, ts time.Time, sign bool) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewBufferString(body))
