@@ -53,6 +53,9 @@ type Reply struct {
 	// Actions are buttons whose payload is an ordinary command line, so a
 	// click comes back as a Request and adapters know nothing of what it does.
 	Actions []Action
+	// Code is the error code (EINVALID, ENOTFOUND, ...) of a reply made from
+	// an error, so adapters can decide on it instead of on the wording.
+	Code string `json:",omitempty"`
 }
 
 // Field is one key fact.
@@ -98,5 +101,5 @@ func ErrorReply(err error, ref string) Reply {
 	case EINTERNAL:
 		msg = "internal error, ref " + ref
 	}
-	return Reply{Status: st, Title: msg}
+	return Reply{Status: st, Title: msg, Code: ErrorCode(err)}
 }

@@ -72,7 +72,7 @@ func TestRouter_ErrorsBecomeReplies(t *testing.T) {
 	r := NewRouter(RouterConfig{Commands: []Command{cmd}})
 	h := func(line string) Reply { return r.Handle(context.Background(), Request{ID: "ref42", Line: line}) }
 
-	assert.Equal(t, Reply{Status: StatusUsage, Title: "port 0 is out of range"}, h("x usage"))
+	assert.Equal(t, Reply{Status: StatusUsage, Title: "port 0 is out of range", Code: EINVALID}, h("x usage"))
 	assert.Equal(t, 2, h("x usage").Status.ExitCode())
 	assert.Equal(t, 3, h("x denied").Status.ExitCode())
 	internal := h("x internal")

@@ -117,8 +117,9 @@ func (l *Listen) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 		return bot.Reply{}, err
 	}
 	spec := probe.ListenSpec{Proto: la.proto, Addr: netip.AddrPortFrom(netip.IPv6Unspecified(), la.port), For: la.dur}
+	addrs := hostAddrs()
 	sum, err := l.listen(ctx, spec, func(ev probe.ListenEvent) {
-		if r, ok := listenEventReply(la, ev); ok {
+		if r, ok := listenEventReply(la, ev, addrs); ok {
 			req.Stream.Post(r)
 		}
 	})
@@ -140,12 +141,14 @@ func bindReason(err error) string {
 	return s
 }
 
-func listenEventReply(la listenArgs, ev probe.ListenEvent) (bot.Reply, bool) {
+// listenEventReply turns one listener event into a message; addrs are the
+// bot host's addresses, for the person on the other side.
+func listenEventReply(la listenArgs, ev probe.ListenEvent, addrs []string) (bot.Reply, bool) {
 	switch ev.Kind {
 	case probe.Listening:
 		return bot.Reply{Status: bot.StatusRunning,
 			Title: fmt.Sprintf("Listening on %s port %d until %s (%s)", la.proto, la.port, ev.Time.Add(la.dur).Format("15:04:05 MST"), la.dur),
-			Text:  "Send from the other side, e.g. " + tryHint(la) + hostAddrs()}, true
+			Text:  "Send from the other side, e.g. " + tryHint(la) + addrText(addrs)}, true
 	case probe.Connection:
 		return bot.Reply{Status: bot.StatusInfo, Lines: []string{fmt.Sprintf("%s connection from %s, %d bytes%s", ev.Time.Format("15:04:05"), ev.From, ev.Bytes, preview(ev.Preview))}}, true
 	case probe.Datagram:
@@ -163,10 +166,10 @@ func tryHint(la listenArgs) string {
 
 // hostAddrs lists the bot host's addresses, so the person on the other side
 // knows what to aim at.
-func hostAddrs() string {
+func hostAddrs() []string {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return ""
+		return nil
 	}
 	var out []string
 	for _, a := range addrs {
@@ -174,10 +177,14 @@ func hostAddrs() string {
 			out = append(out, p.Addr().String())
 		}
 	}
-	if len(out) == 0 {
+	return out
+}
+
+func addrText(addrs []string) string {
+	if len(addrs) == 0 {
 		return ""
 	}
-	return "\nThis host's addresses: " + strings.Join(out, ", ")
+	return "\nThis host's addresses: " + strings.Join(addrs, ", ")
 }
 
 func preview(p string) string {
