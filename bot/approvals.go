@@ -134,7 +134,7 @@ func joinArgs(args []string) string {
 	for _, a := range args {
 		b.WriteByte(' ')
 		if a == "" || strings.ContainsAny(a, " \t\"'\\") {
-			b.WriteString(fmt.Sprintf("%q", a))
+			fmt.Fprintf(&b, "%q", a)
 		} else {
 			b.WriteString(a)
 		}
@@ -234,7 +234,7 @@ func (r *Router) Decide(ctx context.Context, req Request, id string, approve boo
 	if approve && own && !r.approval.SelfApprove {
 		return Reply{}, Errorf(EDENIED, "you requested %s yourself: another person must approve it (approval.self_approve is off)", id)
 	}
-	if r.perms != nil && !(own && !approve) { // withdrawing one's own request needs no approver role
+	if r.perms != nil && (!own || approve) { // withdrawing one's own request needs no approver role
 		if err := r.perms.MayApprove(who, a.Command); err != nil {
 			return Reply{}, err
 		}

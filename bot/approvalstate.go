@@ -144,6 +144,7 @@ func CheckOutcome(o Outcome) error {
 	return nil
 }
 
+// ApprovalNotFound is the error for an unknown request ID.
 func ApprovalNotFound(id string) *Error {
 	return Errorf(ENOTFOUND, "no approval request %s", id)
 }

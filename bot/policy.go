@@ -117,7 +117,7 @@ func DefaultPolicy() *Policy {
 
 // LoadPolicy reads and validates a policy file.
 func LoadPolicy(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the policy file
 	if err != nil {
 		return nil, &Error{Code: ECONFIG, Message: fmt.Sprintf("cannot read policy file %s: %v", path, errors.Unwrap(err)), Err: err}
 	}

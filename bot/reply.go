@@ -4,6 +4,7 @@ package bot
 // turns it into its exit code.
 type Status uint8
 
+// The statuses, each with its exit code (ExitCode).
 const (
 	StatusOK       Status = iota // success: port open, action done
 	StatusNegative               // the answer is no: port closed or filtered, nothing found
@@ -72,6 +73,7 @@ type Table struct {
 // ActionStyle hints how a button looks.
 type ActionStyle uint8
 
+// Button styles: default, primary (the expected choice), danger (disruptive).
 const (
 	ActionDefault ActionStyle = iota
 	ActionPrimary

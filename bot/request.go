@@ -37,5 +37,8 @@ type Stream interface {
 // NopStream drops everything.
 type NopStream struct{}
 
+// Progress drops the update.
 func (NopStream) Progress(Reply) {}
-func (NopStream) Post(Reply)     {}
+
+// Post drops the message.
+func (NopStream) Post(Reply) {}

@@ -108,7 +108,7 @@ func TestRouter_UserRateLimit(t *testing.T) {
 
 func TestRouter_CancelStopsTheAskersRunningRequest(t *testing.T) {
 	started := make(chan struct{})
-	slow := &fakeCommand{name: "scan", RunFn: func(ctx context.Context, req Request) (Reply, error) {
+	slow := &fakeCommand{name: "scan", RunFn: func(ctx context.Context, _ Request) (Reply, error) {
 		close(started)
 		<-ctx.Done()
 		return Reply{Status: StatusNegative, Title: "canceled"}, nil

@@ -50,8 +50,8 @@ type Store interface {
 	Close() error
 }
 
-// ECONFLICT: the request is in a state that does not allow what was asked
-// (already ran, already decided, expired). Exit 1.
+// ECONFLICT is the code for a request in a state that does not allow what
+// was asked (already ran, already decided, expired). Exit 1.
 const ECONFLICT = "conflict"
 
 // ApprovalState is where a request is in its life.

@@ -58,7 +58,7 @@ func parsePortSpec(word string, proto probe.Proto, into map[uint16]bool) error {
 			return bot.Errorf(bot.EINVALID, "range %s runs backwards: write %d-%d", part, b, a)
 		}
 		for p := int(a); p <= int(b); p++ {
-			into[uint16(p)] = true
+			into[uint16(p)] = true //nolint:gosec // a <= p <= b <= 65535, checked above
 		}
 	}
 	return nil

@@ -15,13 +15,13 @@ import (
 // Listen is /listen: a temporary listener on the bot's host (nc -l -p PORT),
 // so someone can test a firewall rule from the other side.
 type Listen struct {
-	max    time.Duration
-	listen func(context.Context, probe.ListenSpec, func(probe.ListenEvent)) (probe.ListenSummary, error)
+	longest time.Duration
+	listen  func(context.Context, probe.ListenSpec, func(probe.ListenEvent)) (probe.ListenSummary, error)
 }
 
-// NewListen listens for at most max (limits.listen_for).
-func NewListen(max time.Duration) *Listen {
-	return &Listen{max: max, listen: probe.Listen}
+// NewListen listens for at most longest (limits.listen_for).
+func NewListen(longest time.Duration) *Listen {
+	return &Listen{longest: longest, listen: probe.Listen}
 }
 
 var (
@@ -34,8 +34,13 @@ const (
 	listenDefault  = time.Minute
 )
 
-func (*Listen) Name() string    { return "listen" }
+// Name implements bot.Command.
+func (*Listen) Name() string { return "listen" }
+
+// Summary implements bot.Command.
 func (*Listen) Summary() string { return "a temporary listener on the bot's host (nc -l -p PORT)" }
+
+// Usage implements bot.Command.
 func (l *Listen) Usage() string {
 	return listenSynopsis + `
   /listen 3873                 TCP, for 1 minute
@@ -44,7 +49,7 @@ func (l *Listen) Usage() string {
 
 Listens on every address of the bot's host, reports each connection or
 datagram (source address and port, bytes, the first bytes received), then
-closes by itself. Longest: ` + l.max.String() + ` (limits.listen_for). Ports below 1024 need
+closes by itself. Longest: ` + l.longest.String() + ` (limits.listen_for). Ports below 1024 need
 the bot to run with the privilege to bind them.
 Exit status of opsbot run: 0 when something arrived, 1 when nothing did.`
 }
@@ -94,8 +99,8 @@ func (l *Listen) parse(args []string) (listenArgs, error) {
 	if la.port, err = parsePort(portWords[0], la.proto); err != nil {
 		return la, err
 	}
-	if la.dur > l.max {
-		return la, bot.Errorf(bot.EINVALID, "for %s is longer than policy allows: at most %s (limits.listen_for)", la.dur, l.max)
+	if la.dur > l.longest {
+		return la, bot.Errorf(bot.EINVALID, "for %s is longer than policy allows: at most %s (limits.listen_for)", la.dur, l.longest)
 	}
 	return la, nil
 }

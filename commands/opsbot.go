@@ -29,8 +29,13 @@ var (
 
 const opsbotSynopsis = "/opsbot help | whoami | approvals | approve ID | deny ID [reason] | audit [N] | cancel ID"
 
-func (*Opsbot) Name() string    { return "opsbot" }
+// Name implements bot.Command.
+func (*Opsbot) Name() string { return "opsbot" }
+
+// Summary implements bot.Command.
 func (*Opsbot) Summary() string { return "the bot itself: whoami, approvals, approve, deny, audit" }
+
+// Usage implements bot.Command.
 func (*Opsbot) Usage() string {
 	return opsbotSynopsis + `
   whoami          your roles, what you may run and what you may approve

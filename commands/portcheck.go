@@ -34,8 +34,13 @@ var (
 
 const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s]"
 
-func (*Portcheck) Name() string    { return "portcheck" }
+// Name implements bot.Command.
+func (*Portcheck) Name() string { return "portcheck" }
+
+// Summary implements bot.Command.
 func (*Portcheck) Summary() string { return "is this port reachable? (nc -zv, nc -zuv)" }
+
+// Usage implements bot.Command.
 func (c *Portcheck) Usage() string {
 	return portcheckSynopsis + `
   /portcheck -zv 10.0.0.10 80          nc flags work as typed: -z -v -n -u -4 -6 -w SECONDS

@@ -32,8 +32,13 @@ var (
 
 const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s]"
 
-func (*Scan) Name() string    { return "scan" }
+// Name implements bot.Command.
+func (*Scan) Name() string { return "scan" }
+
+// Summary implements bot.Command.
 func (*Scan) Summary() string { return "which ports are open? (nc -zv HOST 1-500 | grep succeeded)" }
+
+// Usage implements bot.Command.
 func (s *Scan) Usage() string {
 	return scanSynopsis + `
   PORTS: 1-500, 22,80,443, top100 (the default), or any mix: top20,8080-8090

@@ -56,7 +56,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return configError(stderr, err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	recs, err := st.Audit(ctx, bot.AuditQuery{Since: from})
 	if err != nil {
 		fmt.Fprintln(stderr, "opsbot audit export:", err)

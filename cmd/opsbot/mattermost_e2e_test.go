@@ -50,7 +50,7 @@ func newFakeMattermost(t *testing.T) *fakeMattermost {
 		}
 		_ = json.NewEncoder(w).Encode(model.User{Id: r.PathValue("id"), Username: name})
 	})
-	mux.HandleFunc("GET /api/v4/system/ping", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v4/system/ping", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"OK"}`)
 	})
 	save := func(w http.ResponseWriter, r *http.Request) {

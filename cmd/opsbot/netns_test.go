@@ -38,7 +38,7 @@ func opsbotBinary(t *testing.T) string {
 		binPath = filepath.Join(dir, "opsbot")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	require.NoError(t, buildErr)
@@ -63,7 +63,7 @@ func TestE2E_RunFromAProbeNamespace(t *testing.T) {
 	tg.Nft(t, e2eRules)
 	tg.ListenTCP(t, 80)
 	tg.ListenTCP(t, 2222)
-	tg.ListenUDP(t, 5000, func(req []byte) []byte { return []byte("pong") })
+	tg.ListenUDP(t, 5000, func([]byte) []byte { return []byte("pong") })
 	bin := opsbotBinary(t)
 	v4 := tg.V4.String()
 	t.Setenv("OPSBOT_DATABASE", filepath.Join(t.TempDir(), "opsbot.db"))
