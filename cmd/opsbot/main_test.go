@@ -106,3 +106,26 @@ func TestShell_ReadsLinesUntilEOF(t *testing.T) {
 	assert.Contains(t, out.String(), "/portcheck")
 	assert.Contains(t, out.String(), "port 0 is out of range")
 }
+
+func TestServe_ConfigErrorsExit2(t *testing.T) {
+	t.Setenv("OPSBOT_CONFIG", "")
+	t.Setenv("OPSBOT_LOG_LEVEL", "warn") // serve would set info in the process otherwise
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, "no chat platform is configured"},
+		{map[string]string{"OPSBOT_MATTERMOST_URL": "http://127.0.0.1:1"}, "OPSBOT_MATTERMOST_COMMAND_TOKENS is empty"},
+		{map[string]string{"OPSBOT_SLACK_BOT_TOKEN": "xoxb-x"}, "OPSBOT_SLACK_SIGNING_SECRET"},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		code, _, errOut := run(t, "serve")
+		assert.Equal(t, 2, code, errOut)
+		assert.Contains(t, errOut, tc.want)
+		for k := range tc.env {
+			t.Setenv(k, "")
+		}
+	}
+}

@@ -26,7 +26,7 @@ func mattermostPlatform(m *Main) (string, chatAdapter, error) {
 		Log:           m.Log.With("platform", "mattermost"),
 	})
 	if err != nil {
-		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: "mattermost: " + err.Error(), Err: err}
+		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: err.Error()}
 	}
 	return "mattermost", a, nil
 }
@@ -58,7 +58,7 @@ func slackPlatform(m *Main) (string, chatAdapter, error) {
 		Log:           m.Log.With("platform", "slack"),
 	})
 	if err != nil {
-		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: "slack: " + err.Error(), Err: err}
+		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: err.Error()}
 	}
 	return "slack", a, nil
 }

@@ -66,6 +66,9 @@ func serve(ctx context.Context, cfg string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := m.Serve(ctx); err != nil {
+		if bot.ErrorCode(err) == bot.ECONFIG {
+			return configError(stderr, err)
+		}
 		fmt.Fprintln(stderr, "opsbot serve:", err)
 		return 1
 	}
@@ -92,7 +95,7 @@ func (m *Main) Serve(ctx context.Context) error {
 		names = append(names, name)
 	}
 	if len(adapters) == 0 {
-		return errors.New("no chat platform is configured: set OPSBOT_SLACK_BOT_TOKEN with OPSBOT_SLACK_SIGNING_SECRET or OPSBOT_SLACK_APP_TOKEN, or OPSBOT_MATTERMOST_URL with its tokens (see README); for the terminal use opsbot shell")
+		return bot.Errorf(bot.ECONFIG, "no chat platform is configured: set OPSBOT_SLACK_BOT_TOKEN with OPSBOT_SLACK_SIGNING_SECRET or OPSBOT_SLACK_APP_TOKEN, or OPSBOT_MATTERMOST_URL with its tokens (see README); for the terminal use opsbot shell")
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -115,7 +118,7 @@ func (m *Main) Serve(ctx context.Context) error {
 
 	ln, err := net.Listen("tcp", m.Env.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on OPSBOT_HTTP_ADDR %s: %w", m.Env.HTTPAddr, err)
+		return &bot.Error{Code: bot.ECONFIG, Message: fmt.Sprintf("cannot listen on OPSBOT_HTTP_ADDR %s: %v", m.Env.HTTPAddr, err), Err: err}
 	}
 	srv := &http.Server{
 		Handler:           http.MaxBytesHandler(mux, 1<<20),
