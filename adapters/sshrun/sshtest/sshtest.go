@@ -1,0 +1,279 @@
+// Package sshtest owns the real OpenSSH server that tests run commands
+// against; only tests import it. Start runs Debian's /usr/sbin/sshd as a
+// child of the test, on a free loopback port, with its own generated
+// ed25519 host key, an authorized ed25519 user key for root and a
+// known_hosts file that trusts the host key, all in a temporary directory;
+// it kills the server (and the per-connection processes it forked) when
+// the test ends. It needs root and openssh-server: without them it skips,
+// naming the package to install, and with CI=true it fails instead.
+package sshtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+const (
+	sshd    = "/usr/sbin/sshd"
+	install = "apt-get install openssh-server"
+)
+
+// Server is a running private sshd.
+type Server struct {
+	Host       string        // 127.0.0.1
+	Port       int           // the loopback port it listens on
+	HostKey    ssh.PublicKey // its host key
+	KnownHosts string        // a known_hosts file trusting HostKey for [Host]:Port
+	UserKey    string        // private key file authorized to log in as root
+	LogFile    string        // sshd's log (-E)
+	Dir        string        // where all of it lives
+
+	config string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Check skips t (fails it with CI=true) when no private sshd can run here.
+func Check(t testing.TB) {
+	t.Helper()
+	why := ""
+	switch {
+	case os.Geteuid() != 0:
+		why = "the private sshd (Debian package openssh-server) needs root"
+	case !executable(sshd):
+		why = sshd + " is missing: " + install
+	default:
+		if _, err := exec.LookPath("ssh-keygen"); err != nil {
+			why = "ssh-keygen is missing: " + install
+		}
+	}
+	if why == "" {
+		return
+	}
+	msg := "sshtest: no private sshd: " + why
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + "; CI=true requires it")
+	}
+	t.Skip(msg)
+}
+
+func executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// Start starts a private sshd and stops it when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	Check(t)
+	// sshd wants its privilege separation directory.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { //nolint:gosec // sshd's own directory, as Debian makes it
+		t.Fatalf("sshtest: %v", err)
+	}
+	dir := t.TempDir()
+	s := &Server{
+		Host:       "127.0.0.1",
+		Port:       freePort(t),
+		KnownHosts: filepath.Join(dir, "known_hosts"),
+		UserKey:    filepath.Join(dir, "id_ed25519"),
+		LogFile:    filepath.Join(dir, "sshd.log"),
+		Dir:        dir,
+		config:     filepath.Join(dir, "sshd_config"),
+	}
+	s.HostKey = Keygen(t, filepath.Join(dir, "ssh_host_ed25519_key"))
+	userKey := Keygen(t, s.UserKey)
+	authorized := filepath.Join(dir, "authorized_keys")
+	writeFile(t, authorized, ssh.MarshalAuthorizedKey(userKey))
+	writeFile(t, s.KnownHosts, []byte(s.KnownHostsLine(s.HostKey)+"\n"))
+	writeFile(t, s.config, []byte(strings.Join([]string{
+		"Port " + strconv.Itoa(s.Port),
+		"ListenAddress " + s.Host,
+		"HostKey " + filepath.Join(dir, "ssh_host_ed25519_key"),
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile " + authorized,
+		"UsePAM no",
+		"StrictModes no",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PermitRootLogin prohibit-password",
+		"MaxSessions 16",
+		"LogLevel VERBOSE",
+		"",
+	}, "\n")))
+	s.start(t)
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// KnownHostsLine is the known_hosts line trusting key for this server.
+func (s *Server) KnownHostsLine(key ssh.PublicKey) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, key)
+}
+
+// Restart kills the server and everything it forked, so that every open
+// connection breaks, and starts it again on the same port.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	s.start(t)
+}
+
+// Accepted counts the logins the server has accepted: one per SSH
+// connection the runner made.
+func (s *Server) Accepted(t testing.TB) int {
+	t.Helper()
+	log, err := os.ReadFile(s.LogFile)
+	if err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+	return bytes.Count(log, []byte("Accepted publickey for "))
+}
+
+// Log is what the server logged so far.
+func (s *Server) Log() string {
+	log, _ := os.ReadFile(s.LogFile)
+	return string(log)
+}
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(sshd, "-D", "-f", s.config, "-E", s.LogFile) //nolint:gosec // Debian's sshd, files in our temporary directory
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("sshtest: start %s: %v", sshd, err)
+	}
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		_ = cmd.Wait()
+		close(exited)
+	}(s.cmd, s.exited)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case <-s.exited:
+			t.Fatalf("sshtest: sshd exited at start; its log:\n%s", s.Log())
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err == nil {
+			_ = conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			t.Fatalf("sshtest: sshd not listening on %s after 5s: %v; its log:\n%s", s.Addr(), err, s.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop kills the listener and the processes it forked for connections
+// (which outlive it otherwise), and waits for the listener to exit.
+func (s *Server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	pids := append(descendants(s.cmd.Process.Pid), s.cmd.Process.Pid)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+	}
+	s.cmd = nil
+}
+
+// descendants lists the processes below pid, from /proc.
+func descendants(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parens.
+		rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// Keygen makes an ed25519 key pair with ssh-keygen (no passphrase) at path
+// and path.pub and returns the public key.
+func Keygen(t testing.TB, path string) ssh.PublicKey {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	keygen := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "opsbot-test", "-f", path) //nolint:gosec // path is the test's own file
+	out, err := keygen.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sshtest: ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(path + ".pub") //nolint:gosec // the key ssh-keygen just wrote
+	if err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey(pub)
+	if err != nil {
+		t.Fatalf("sshtest: %s.pub: %v", path, err)
+	}
+	return key
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func writeFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+}
+
+// String names the server in test output.
+func (s *Server) String() string { return fmt.Sprintf("sshd on %s", s.Addr()) }
