@@ -1,5 +1,10 @@
 package bot
 
+import (
+	"strings"
+	"unicode/utf8"
+)
+
 // Status is the verdict of a Reply. Adapters colour by it; `opsbot run`
 // turns it into its exit code.
 type Status uint8
@@ -68,6 +73,46 @@ type Field struct {
 type Table struct {
 	Header []string
 	Rows   [][]string
+}
+
+// Aligned renders the table as monospace lines: the header in upper case,
+// columns padded to their widest cell plus two spaces. The terminal and
+// chat code blocks show it as is.
+func (t *Table) Aligned() []string {
+	widths := make([]int, len(t.Header))
+	measure := func(row []string) {
+		for i, c := range row {
+			if i < len(widths) {
+				widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			}
+		}
+	}
+	measure(t.Header)
+	for _, row := range t.Rows {
+		measure(row)
+	}
+	line := func(row []string) string {
+		var b strings.Builder
+		for i, c := range row {
+			if i >= len(widths) {
+				break
+			}
+			b.WriteString(c)
+			if i < len(row)-1 && i < len(widths)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+			}
+		}
+		return b.String()
+	}
+	upper := make([]string, len(t.Header))
+	for i, h := range t.Header {
+		upper[i] = strings.ToUpper(h)
+	}
+	out := []string{line(upper)}
+	for _, row := range t.Rows {
+		out = append(out, line(row))
+	}
+	return out
 }
 
 // ActionStyle hints how a button looks.

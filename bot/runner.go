@@ -1,7 +1,13 @@
 package bot
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,4 +37,72 @@ type Output struct {
 // (unreachable host, unknown host key, timeout, cancel).
 type Runner interface {
 	Run(ctx context.Context, host Host, argv []string) (Output, error)
+}
+
+// BecomeArgv checks argv and puts the privilege escalation in front of it:
+// both prefixes are non-interactive (-n), so a missing sudoers or doas.conf
+// rule fails at once instead of waiting for a password nobody will type,
+// and end with "--", so argv[0] is never read as an option. Every runner
+// builds its command line here.
+func BecomeArgv(become string, argv []string) ([]string, error) {
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, errors.New("empty command")
+	}
+	for i, w := range argv {
+		if strings.IndexByte(w, 0) >= 0 {
+			return nil, fmt.Errorf("argument %d contains a NUL byte", i)
+		}
+	}
+	var prefix []string
+	switch become {
+	case "":
+	case "sudo":
+		prefix = []string{"sudo", "-n", "--"}
+	case "doas":
+		prefix = []string{"doas", "-n", "--"}
+	default:
+		return nil, fmt.Errorf("unknown privilege escalation %q (want sudo, doas or none)", become)
+	}
+	return append(prefix, argv...), nil
+}
+
+// LimitedBuffer keeps the first Limit bytes written to it and drops the
+// rest, still reporting success, so a command with a lot of output never
+// blocks on us. Runners collect stdout and stderr in one each. It may be
+// read while still being written (after a cancel), so it locks.
+type LimitedBuffer struct {
+	Limit int
+
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	truncated bool
+}
+
+var _ io.Writer = (*LimitedBuffer)(nil)
+
+// Write keeps what fits.
+func (b *LimitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.Limit - b.buf.Len(); room < len(p) {
+		b.truncated = true
+		b.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	b.buf.Write(p)
+	return len(p), nil
+}
+
+// Bytes returns a copy of what was kept.
+func (b *LimitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// Truncated reports whether anything was dropped.
+func (b *LimitedBuffer) Truncated() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.truncated
 }

@@ -7,12 +7,10 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
@@ -45,7 +43,7 @@ func (r *Runner) Run(ctx context.Context, host bot.Host, argv []string) (bot.Out
 	if host.Via != "" && host.Via != "local" {
 		return bot.Output{ExitCode: -1}, fmt.Errorf("local %s: host is reached via %q, not local", host.Name, host.Via)
 	}
-	words, err := command(host.Become, argv)
+	words, err := bot.BecomeArgv(host.Become, argv)
 	if err != nil {
 		return bot.Output{ExitCode: -1}, fmt.Errorf("local %s: %w", host.Name, err)
 	}
@@ -64,7 +62,7 @@ func (r *Runner) Run(ctx context.Context, host bot.Host, argv []string) (bot.Out
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimedOut{timeout})
 	defer cancel()
 
-	stdout, stderr := &boundedBuffer{limit: limit}, &boundedBuffer{limit: limit}
+	stdout, stderr := &bot.LimitedBuffer{Limit: limit}, &bot.LimitedBuffer{Limit: limit}
 	cmd := exec.CommandContext(ctx, words[0], words[1:]...) //nolint:gosec // argv by design: no shell parses it
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Stdin = nil // /dev/null: nothing may wait for a prompt
@@ -74,10 +72,10 @@ func (r *Runner) Run(ctx context.Context, host bot.Host, argv []string) (bot.Out
 	start := time.Now()
 	err = cmd.Run()
 	out := bot.Output{
-		Stdout:    stdout.buf.Bytes(),
-		Stderr:    stderr.buf.Bytes(),
+		Stdout:    stdout.Bytes(),
+		Stderr:    stderr.Bytes(),
 		ExitCode:  -1,
-		Truncated: stdout.truncated || stderr.truncated,
+		Truncated: stdout.Truncated() || stderr.Truncated(),
 		Duration:  time.Since(start),
 	}
 	if cmd.ProcessState != nil {
@@ -112,47 +110,3 @@ type errTimedOut struct{ after time.Duration }
 func (e errTimedOut) Error() string { return fmt.Sprintf("timed out after %s", e.after) }
 
 func (e errTimedOut) Is(target error) bool { return target == context.DeadlineExceeded }
-
-// command returns argv with the privilege-escalation prefix. Both prefixes
-// are non-interactive (-n): a missing sudoers or doas.conf rule fails at
-// once instead of waiting for a password nobody will type.
-func command(become string, argv []string) ([]string, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, errors.New("empty command")
-	}
-	for _, w := range argv {
-		if strings.IndexByte(w, 0) >= 0 {
-			return nil, fmt.Errorf("argument %q contains a NUL byte", w)
-		}
-	}
-	var prefix []string
-	switch become {
-	case "":
-	case "sudo":
-		prefix = []string{"sudo", "-n", "--"}
-	case "doas":
-		prefix = []string{"doas", "-n", "--"}
-	default:
-		return nil, fmt.Errorf("unknown privilege escalation %q (want sudo, doas or none)", become)
-	}
-	return append(prefix, argv...), nil
-}
-
-// boundedBuffer keeps the first limit bytes written to it and drops the
-// rest, still reporting success so that the command never blocks on a full
-// pipe.
-type boundedBuffer struct {
-	buf       bytes.Buffer
-	limit     int
-	truncated bool
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	if room := b.limit - b.buf.Len(); room < len(p) {
-		b.truncated = true
-		b.buf.Write(p[:max(room, 0)])
-		return len(p), nil
-	}
-	b.buf.Write(p)
-	return len(p), nil
-}

@@ -3,7 +3,6 @@ package shell
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/opsbot/opsbot/bot"
 )
@@ -43,38 +42,8 @@ func Render(r bot.Reply) string {
 }
 
 func writeTable(b *strings.Builder, t *bot.Table) {
-	widths := make([]int, len(t.Header))
-	measure := func(row []string) {
-		for i, c := range row {
-			if i < len(widths) && utf8.RuneCountInString(c) > widths[i] {
-				widths[i] = utf8.RuneCountInString(c)
-			}
-		}
-	}
-	measure(t.Header)
-	for _, row := range t.Rows {
-		measure(row)
-	}
-	line := func(row []string) {
-		for i, c := range row {
-			if i >= len(widths) {
-				break
-			}
-			if i == len(row)-1 || i == len(widths)-1 {
-				b.WriteString(c)
-			} else {
-				b.WriteString(c)
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
-			}
-		}
+	for _, l := range t.Aligned() {
+		b.WriteString(l)
 		b.WriteByte('\n')
-	}
-	upper := make([]string, len(t.Header))
-	for i, h := range t.Header {
-		upper[i] = strings.ToUpper(h)
-	}
-	line(upper)
-	for _, row := range t.Rows {
-		line(row)
 	}
 }

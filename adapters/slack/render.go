@@ -99,7 +99,7 @@ func Render(r bot.Reply) Message {
 		body = append(body, codeBlocks(r.Lines)...)
 	}
 	if r.Table != nil {
-		body = append(body, codeBlocks(tableLines(r.Table))...)
+		body = append(body, codeBlocks(r.Table.Aligned())...)
 	}
 	if r.Text != "" {
 		for _, chunk := range splitText(r.Text, maxSectionChars) {
@@ -289,44 +289,6 @@ func splitText(s string, n int) []string {
 		s = s[cut+1:]
 	}
 	return append(out, s)
-}
-
-// tableLines aligns a table's columns for a monospace block.
-func tableLines(t *bot.Table) []string {
-	widths := make([]int, len(t.Header))
-	measure := func(row []string) {
-		for i, c := range row {
-			if i < len(widths) {
-				widths[i] = max(widths[i], utf8.RuneCountInString(c))
-			}
-		}
-	}
-	measure(t.Header)
-	for _, row := range t.Rows {
-		measure(row)
-	}
-	line := func(row []string) string {
-		var b strings.Builder
-		for i, c := range row {
-			if i >= len(widths) {
-				break
-			}
-			b.WriteString(c)
-			if i < len(row)-1 && i < len(widths)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
-			}
-		}
-		return b.String()
-	}
-	upper := make([]string, len(t.Header))
-	for i, h := range t.Header {
-		upper[i] = strings.ToUpper(h)
-	}
-	out := []string{line(upper)}
-	for _, row := range t.Rows {
-		out = append(out, line(row))
-	}
-	return out
 }
 
 // actionBlocks turns actions into buttons. A danger button asks for

@@ -1,9 +1,10 @@
 package sshrun
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/opsbot/opsbot/bot"
 )
 
 // Why quoting is safe here. The SSH protocol carries a command as one
@@ -39,24 +40,13 @@ func Quote(words []string) (string, error) {
 	return b.String(), nil
 }
 
-// RemoteCommand returns the command string for argv, prefixed by the
-// privilege escalation become names ("", "sudo" or "doas"). Both prefixes
-// are non-interactive (-n), so a missing sudoers or doas.conf rule fails at
-// once instead of waiting for a password, and end with "--" so that argv[0]
-// is never read as an option.
+// RemoteCommand returns the command string for argv with the privilege
+// escalation become names ("", "sudo" or "doas"), as bot.BecomeArgv builds
+// it, every word quoted.
 func RemoteCommand(become string, argv []string) (string, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return "", errors.New("empty command")
+	words, err := bot.BecomeArgv(become, argv)
+	if err != nil {
+		return "", err
 	}
-	var prefix []string
-	switch become {
-	case "":
-	case "sudo":
-		prefix = []string{"sudo", "-n", "--"}
-	case "doas":
-		prefix = []string{"doas", "-n", "--"}
-	default:
-		return "", fmt.Errorf("unknown privilege escalation %q (want sudo, doas or none)", become)
-	}
-	return Quote(append(prefix, argv...))
+	return Quote(words)
 }

@@ -11,7 +11,6 @@
 package sshrun
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -181,8 +180,8 @@ func (r *Runner) Run(ctx context.Context, host bot.Host, argv []string) (bot.Out
 	}
 	defer func() { _ = sess.Close() }() // after Wait it has nothing more to say
 
-	stdout := &boundedBuffer{limit: r.cfg.MaxOutput}
-	stderr := &boundedBuffer{limit: r.cfg.MaxOutput}
+	stdout := &bot.LimitedBuffer{Limit: r.cfg.MaxOutput}
+	stderr := &bot.LimitedBuffer{Limit: r.cfg.MaxOutput}
 	sess.Stdout, sess.Stderr = stdout, stderr
 	// Stdin stays open while the command runs: its end is what tells the
 	// remote watchdog (see watched) to kill the command.
@@ -202,18 +201,18 @@ func (r *Runner) Run(ctx context.Context, host bot.Host, argv []string) (bot.Out
 	case <-ctx.Done():
 		r.kill(hc, sess, stdin, done)
 		return bot.Output{
-			Stdout:    stdout.bytes(),
-			Stderr:    stderr.bytes(),
+			Stdout:    stdout.Bytes(),
+			Stderr:    stderr.Bytes(),
 			ExitCode:  -1,
-			Truncated: stdout.isTruncated() || stderr.isTruncated(),
+			Truncated: stdout.Truncated() || stderr.Truncated(),
 			Duration:  time.Since(start),
 		}, fmt.Errorf("ssh %s: %s: %w", host.Name, argv[0], ctxErr(ctx))
 	}
 
 	out := bot.Output{
-		Stdout:    stdout.bytes(),
-		Stderr:    stderr.bytes(),
-		Truncated: stdout.isTruncated() || stderr.isTruncated(),
+		Stdout:    stdout.Bytes(),
+		Stderr:    stderr.Bytes(),
+		Truncated: stdout.Truncated() || stderr.Truncated(),
 		Duration:  time.Since(start),
 	}
 	var exitErr *ssh.ExitError
@@ -491,41 +490,4 @@ func ctxErr(ctx context.Context) error {
 		return cause
 	}
 	return fmt.Errorf("canceled: %w", cause)
-}
-
-// boundedBuffer keeps the first limit bytes written to it and drops the
-// rest, still reporting success so that the remote command never blocks.
-// It is read while the session may still be writing (after a cancel), so
-// it locks.
-type boundedBuffer struct {
-	mu        sync.Mutex
-	buf       bytes.Buffer
-	limit     int
-	truncated bool
-}
-
-var _ io.Writer = (*boundedBuffer)(nil)
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.limit - b.buf.Len(); room < len(p) {
-		b.truncated = true
-		b.buf.Write(p[:max(room, 0)])
-		return len(p), nil
-	}
-	b.buf.Write(p)
-	return len(p), nil
-}
-
-func (b *boundedBuffer) bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-func (b *boundedBuffer) isTruncated() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.truncated
 }
