@@ -61,7 +61,7 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 	select {
 	case reply := <-done:
 		defer cancel()
-		if unknownCommand(reply) {
+		if a.unknownCommand(command, reply) {
 			// A slash command we hold a token for but do not implement: the
 			// server's setup is wrong. Say so to the user, as a 4xx.
 			writeJSON(w, http.StatusBadRequest, a.commandResponse(reply, req, actionURL))
@@ -141,10 +141,14 @@ func (a *Adapter) commandResponse(reply bot.Reply, req bot.Request, actionURL st
 	return resp
 }
 
-// unknownCommand recognises the Router's answer to a command it does not
-// have. (The Reply carries no error code; see the report.)
-func unknownCommand(r bot.Reply) bool {
-	return r.Status == bot.StatusUsage && strings.HasPrefix(r.Title, "unknown command ")
+// unknownCommand reports a slash command the bot does not have: asked of
+// the Router (Knows) when it can say, else read from the reply's code. The
+// request still went through the Router, so it is audited.
+func (a *Adapter) unknownCommand(command string, r bot.Reply) bool {
+	if k, ok := a.handler.(interface{ Knows(string) bool }); ok {
+		return !k.Knows(strings.ToLower(strings.TrimPrefix(command, "/")))
+	}
+	return r.Code == bot.ENOTFOUND && strings.HasPrefix(r.Title, "unknown command ")
 }
 
 // checkToken compares what the request presents (the Authorization header
