@@ -20,6 +20,13 @@ type Env struct {
 	SlackAppToken      string `envconfig:"SLACK_APP_TOKEN"`
 	SlackAPIURL        string `envconfig:"SLACK_API_URL"`
 
+	// SSH to inventory hosts: a private key file and/or the ssh-agent, and
+	// the known_hosts file every host key is checked against (default
+	// ~/.ssh/known_hosts).
+	SSHKey        string `envconfig:"SSH_KEY"`
+	SSHAgent      bool   `envconfig:"SSH_AGENT"`
+	SSHKnownHosts string `envconfig:"SSH_KNOWN_HOSTS"`
+
 	MattermostURL           string `envconfig:"MATTERMOST_URL"`
 	MattermostToken         string `envconfig:"MATTERMOST_TOKEN"`
 	MattermostCommandTokens string `envconfig:"MATTERMOST_COMMAND_TOKENS"`

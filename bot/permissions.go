@@ -12,18 +12,19 @@ var ReadOnlyGrants = []string{"portcheck", "scan", "listen", "apache status", "a
 // Open permissions: anyone may ask these, because they show nothing but the
 // asker's own standing, or because the approvals service checks the asker
 // itself (approve, deny).
-var openKeys = map[string]bool{"opsbot help": true, "opsbot whoami": true, "opsbot approvals": true, "opsbot approve": true, "opsbot deny": true, "opsbot cancel": true}
+var openKeys = map[string]bool{"opsbot help": true, "opsbot whoami": true, "opsbot hosts": true, "opsbot approvals": true, "opsbot approve": true, "opsbot deny": true, "opsbot cancel": true}
 
 // Permissions decides who may run what, from the policy's roles and users.
 type Permissions struct {
 	roles    map[string]Role
 	users    map[string][]string
-	defaults bool // no roles and no users: ReadOnlyGrants for everyone
+	defaults bool       // no roles and no users: ReadOnlyGrants for everyone
+	inv      *Inventory // for roles limited to some hosts
 }
 
 // NewPermissions reads roles and users from the policy.
 func NewPermissions(p *Policy) *Permissions {
-	return &Permissions{roles: p.Roles, users: p.Users, defaults: len(p.Roles) == 0 && len(p.Users) == 0}
+	return &Permissions{roles: p.Roles, users: p.Users, defaults: len(p.Roles) == 0 && len(p.Users) == 0, inv: NewInventory(p)}
 }
 
 // Who is the asker as policy sees them: the platform's user ID, and for
@@ -105,7 +106,7 @@ func (p *Permissions) Allowed(w Who, key string) error {
 				return nil
 			}
 		}
-		return Errorf(EDENIED, "permission denied: %q is not open to everyone, and the policy defines no roles (without a policy file everyone may run only %s)", key, strings.Join(ReadOnlyGrants[:3], ", ")+" and the status and show views")
+		return Errorf(EDENIED, "permission denied: %q is not open to everyone: the policy defines no roles, so everyone may run only %s; grant it with roles and users in the policy file", key, strings.Join(ReadOnlyGrants[:3], ", ")+" and the status and show views")
 	}
 	for _, r := range p.Roles(w) {
 		for _, g := range p.roles[r].Commands {
@@ -194,4 +195,45 @@ func (p *Permissions) Grants(w Who) (run, approve []string) {
 	sort.Strings(run)
 	sort.Strings(approve)
 	return run, approve
+}
+
+// MayActOn decides whether w may run key on an inventory host: some role of
+// w's must grant key and either name no hosts or cover this one (by name,
+// group, tag or "*").
+func (p *Permissions) MayActOn(w Who, key, host string) error {
+	if err := p.Allowed(w, key); err != nil {
+		return err
+	}
+	return p.coversHost(w, key, host)
+}
+
+// coversHost is MayActOn's host half, for an asker already allowed key.
+func (p *Permissions) coversHost(w Who, key, host string) error {
+	if p.defaults || openKeys[key] {
+		return nil
+	}
+	var limits []string
+	for _, r := range p.Roles(w) {
+		role := p.roles[r]
+		granted := false
+		for _, g := range role.Commands {
+			if grantMatches(g, key) {
+				granted = true
+				break
+			}
+		}
+		if !granted {
+			continue
+		}
+		if len(role.Hosts) == 0 {
+			return nil
+		}
+		for _, e := range role.Hosts {
+			if p.inv.hostMatches(e, host) {
+				return nil
+			}
+		}
+		limits = append(limits, r+" ("+strings.Join(role.Hosts, ", ")+")")
+	}
+	return Errorf(EDENIED, "permission denied: %s may run %q, but not on %s: your roles granting it cover only %s", w.Principal(), key, host, strings.Join(limits, "; "))
 }

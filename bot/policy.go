@@ -46,6 +46,7 @@ type Limits struct {
 	ListenFor       Duration `yaml:"listen_for"`        // longest /listen
 	UserPerMinute   int      `yaml:"user_per_minute"`   // commands per user per minute
 	TargetPerMinute int      `yaml:"target_per_minute"` // checks of one address per minute, all users together
+	RollBatch       int      `yaml:"roll_batch"`        // hosts of a group changed at once after the canary
 }
 
 // Role grants commands ("scan", "apache reload", "*") and approvals.
@@ -53,6 +54,9 @@ type Role struct {
 	Commands []string `yaml:"commands"`
 	Approve  []string `yaml:"approve"`
 	Channels []string `yaml:"channels"`
+	// Hosts limits the role's commands to these inventory hosts: host
+	// names, group names, "tag:NAME", or "*". Empty means every host.
+	Hosts []string `yaml:"hosts"`
 }
 
 // ApprovalPolicy names the actions that need a second person.
@@ -76,21 +80,25 @@ type HostSpec struct {
 	Timeout Duration    `yaml:"timeout"`
 }
 
-// ApacheSpec holds per-host Apache settings.
+// ApacheSpec holds per-host Apache settings. Empty fields take Debian's
+// defaults (see commands/apache).
 type ApacheSpec struct {
-	Ctl       string `yaml:"ctl"`
-	StatusURL string `yaml:"status_url"`
-	ProbeURL  string `yaml:"probe_url"`
-	ErrorLog  string `yaml:"error_log"`
+	Ctl       Words  `yaml:"ctl"`        // apache2ctl, apachectl, or a command with arguments
+	StatusURL string `yaml:"status_url"` // mod_status in machine form (?auto), fetched from the host itself
+	ProbeURL  string `yaml:"probe_url"`  // a URL that must answer after a reload
+	ErrorLog  string `yaml:"error_log"`  // read for fatal AH codes after a reload
 }
 
-// RelaydSpec holds per-host relayd settings.
+// RelaydSpec holds per-host relayd settings. Empty fields take OpenBSD's
+// defaults (see commands/relayd).
 type RelaydSpec struct {
-	Relayctl  string `yaml:"relayctl"`
-	Relayd    string `yaml:"relayd"`
-	Socket    string `yaml:"socket"`
-	CarpGroup string `yaml:"carp_group"`
-	Demote    int    `yaml:"demote"`
+	Relayctl  string `yaml:"relayctl"`   // /usr/sbin/relayctl
+	Relayd    string `yaml:"relayd"`     // /usr/sbin/relayd, for relayd -n
+	Socket    string `yaml:"socket"`     // relayctl -s; /var/run/relayd.sock
+	CarpGroup string `yaml:"carp_group"` // interface group demoted during a restart; carp
+	Demote    int    `yaml:"demote"`     // carpdemote value; 50
+	Ifconfig  string `yaml:"ifconfig"`   // /sbin/ifconfig
+	Rcctl     string `yaml:"rcctl"`      // /usr/sbin/rcctl
 }
 
 // Default limits, used for every key the file leaves out.
@@ -102,7 +110,13 @@ const (
 	DefaultUserPerMinute   = 60
 	DefaultTargetPerMinute = 120
 	DefaultApprovalTTL     = 15 * time.Minute
+	DefaultRollBatch       = 1
 )
+
+// DefaultApprovalRequired are the actions that wait for a second person
+// when the policy file does not set approval.required (DESIGN.md §1: a
+// hard restart, and every relayd change). `required: []` turns them off.
+var DefaultApprovalRequired = []string{"apache restart", "relayd reload", "relayd restart", "relayd host", "relayd table", "relayd redirect"}
 
 // DefaultAllow is where checks may reach with no policy file: loopback,
 // RFC 1918 and IPv6 unique-local addresses.
@@ -154,6 +168,8 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	}
 	return &p, nil
 }
+
+func yamlUnmarshal(b []byte, v any) error { return yaml.Unmarshal(b, v) }
 
 // Duration is a time.Duration written as "30s", "10m", "1h". A value that
 // does not parse is kept and reported by validation, which knows its line.
@@ -239,8 +255,10 @@ func (p *Policy) defaults() {
 		ListenFor:       Duration{D: DefaultListenFor},
 		UserPerMinute:   DefaultUserPerMinute,
 		TargetPerMinute: DefaultTargetPerMinute,
+		RollBatch:       DefaultRollBatch,
 	}
-	p.Approval = ApprovalPolicy{TTL: Duration{D: DefaultApprovalTTL}, Approvals: 1}
+	p.Approval = ApprovalPolicy{TTL: Duration{D: DefaultApprovalTTL}, Approvals: 1,
+		Required: append([]string(nil), DefaultApprovalRequired...)}
 }
 
 func (p *Policy) validate() []problem {
@@ -276,11 +294,6 @@ func (p *Policy) validate() []problem {
 	} else if p.Approval.TTL.D < time.Second || p.Approval.TTL.D > 7*24*time.Hour {
 		bad("approval.ttl is %s: accepted 1s to 168h", p.Approval.TTL.D)
 	}
-	for name, h := range p.Hosts {
-		if h.Timeout.bad != "" {
-			bad("hosts.%s.timeout is %q: write a duration such as 30s", name, h.Timeout.bad)
-		}
-	}
 	if l.UserPerMinute < 1 || l.UserPerMinute > 100000 {
 		bad("limits.user_per_minute is %d: accepted 1 to 100000", l.UserPerMinute)
 	}
@@ -297,25 +310,10 @@ func (p *Policy) validate() []problem {
 			}
 		}
 	}
-	for g, members := range p.Groups {
-		for _, h := range members {
-			if _, ok := p.Hosts[h]; !ok {
-				bad("groups: %q names host %q, which hosts does not define", g, h)
-			}
-		}
+	if l.RollBatch < 1 || l.RollBatch > 1000 {
+		bad("limits.roll_batch is %d: accepted 1 to 1000", l.RollBatch)
 	}
-	for name, h := range p.Hosts {
-		switch h.Via {
-		case "", "local", "ssh":
-		default:
-			bad("hosts: %q has via %q: accepted local, ssh", name, h.Via)
-		}
-		switch h.Become {
-		case "", "sudo", "doas":
-		default:
-			bad("hosts: %q has become %q: accepted sudo, doas, or nothing", name, h.Become)
-		}
-	}
+	p.validateInventory(bad)
 	if p.Approval.Approvals < 1 {
 		bad("approval.approvals must be at least 1")
 	}

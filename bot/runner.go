@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,12 @@ type Host struct {
 	Port    int           // ssh port; 0 = 22
 	Become  string        // "", "sudo" or "doas": privilege escalation, prefixed as argv
 	Timeout time.Duration // per command; 0 = the runner's default
+	Tags    []string      // from the inventory, for role host limits
+
+	// Per-host settings of the commands that act on it; nil when the
+	// inventory gives none (the commands then use their defaults).
+	Apache *ApacheSpec
+	Relayd *RelaydSpec
 }
 
 // Output is what a command printed and how it ended. Stdout and Stderr are
@@ -105,4 +112,57 @@ func (b *LimitedBuffer) Truncated() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.truncated
+}
+
+// HostDialer is implemented by runners that can open a TCP connection from
+// the host itself, so that the bot can read a page only the host may see
+// (Apache's server-status is allowed from localhost alone). Over SSH it is
+// a direct-tcpip channel on the connection the runner already holds.
+type HostDialer interface {
+	DialHost(ctx context.Context, host Host, address string) (net.Conn, error)
+}
+
+// Runners picks the runner for each host by how it is reached (Host.Via).
+type Runners map[string]Runner
+
+var (
+	_ Runner     = Runners(nil)
+	_ HostDialer = Runners(nil)
+)
+
+func (rs Runners) pick(host Host) (Runner, error) {
+	via := host.Via
+	if via == "" {
+		via = "local"
+	}
+	r, ok := rs[via]
+	if !ok || r == nil {
+		if via == "ssh" {
+			return nil, Errorf(ECONFIG, "host %s is reached over ssh, but no SSH key is configured: set OPSBOT_SSH_KEY (or run an ssh-agent) and OPSBOT_SSH_KNOWN_HOSTS", host.Name)
+		}
+		return nil, Errorf(ECONFIG, "host %s: no runner for via %q", host.Name, via)
+	}
+	return r, nil
+}
+
+// Run runs argv with the host's runner.
+func (rs Runners) Run(ctx context.Context, host Host, argv []string) (Output, error) {
+	r, err := rs.pick(host)
+	if err != nil {
+		return Output{ExitCode: -1}, err
+	}
+	return r.Run(ctx, host, argv)
+}
+
+// DialHost dials from the host, when its runner can.
+func (rs Runners) DialHost(ctx context.Context, host Host, address string) (net.Conn, error) {
+	r, err := rs.pick(host)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := r.(HostDialer)
+	if !ok {
+		return nil, Errorf(ECONFIG, "host %s: its runner cannot open connections from the host", host.Name)
+	}
+	return d.DialHost(ctx, host, address)
 }

@@ -13,13 +13,15 @@ import (
 // Opsbot is /opsbot: the bot itself. Help is answered by the Router; this
 // command holds whoami, the approvals list, approve, deny and the audit log.
 type Opsbot struct {
-	ctrl bot.Control
-	now  func() time.Time
+	ctrl  bot.Control
+	hosts bot.HostAccess
+	now   func() time.Time
 }
 
-// NewOpsbot acts through the Router's control interface.
-func NewOpsbot(ctrl bot.Control) *Opsbot {
-	return &Opsbot{ctrl: ctrl, now: time.Now}
+// NewOpsbot acts through the Router's control interface; hosts answers
+// /opsbot hosts.
+func NewOpsbot(ctrl bot.Control, hosts bot.HostAccess) *Opsbot {
+	return &Opsbot{ctrl: ctrl, hosts: hosts, now: time.Now}
 }
 
 var (
@@ -27,7 +29,7 @@ var (
 	_ bot.Subcommander = (*Opsbot)(nil)
 )
 
-const opsbotSynopsis = "/opsbot help | whoami | approvals | approve ID | deny ID [reason] | audit [N] | cancel ID"
+const opsbotSynopsis = "/opsbot help | whoami | hosts | approvals | approve ID | deny ID [reason] | audit [N] | cancel ID"
 
 // Name implements bot.Command.
 func (*Opsbot) Name() string { return "opsbot" }
@@ -39,6 +41,7 @@ func (*Opsbot) Summary() string { return "the bot itself: whoami, approvals, app
 func (*Opsbot) Usage() string {
 	return opsbotSynopsis + `
   whoami          your roles, what you may run and what you may approve
+  hosts           the inventory hosts you may act on, and what you may do there
   approvals       requests waiting for a second person
   approve ID      approve a request (not your own); the vote that completes
                   the approvals runs the action, once, and shows its result
@@ -50,7 +53,7 @@ func (*Opsbot) Usage() string {
 
 // Subcommands makes "opsbot audit" and friends separate permissions.
 func (*Opsbot) Subcommands() []string {
-	return []string{"help", "whoami", "approvals", "approve", "deny", "audit", "cancel"}
+	return []string{"help", "whoami", "hosts", "approvals", "approve", "deny", "audit", "cancel"}
 }
 
 // Run dispatches on the subcommand.
@@ -62,6 +65,8 @@ func (o *Opsbot) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	switch sub {
 	case "whoami":
 		return o.whoami(req), nil
+	case "hosts":
+		return o.hostList(req), nil
 	case "approvals":
 		return o.approvals(ctx)
 	case "approve", "deny":
@@ -163,4 +168,86 @@ func truncateRunes(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// hostKeys are the per-host permissions /opsbot hosts reports, by command.
+var hostKeys = []struct{ command, subs string }{
+	{"apache", "status configtest modules vhosts reload restart"},
+	{"relayd", "status show poll check host table redirect reload restart"},
+}
+
+// runs guesses whether a host runs the service a command manages: one
+// with settings for only the other service does not.
+func runs(h bot.Host, command string) bool {
+	switch command {
+	case "apache":
+		return h.Apache != nil || h.Relayd == nil
+	case "relayd":
+		return h.Relayd != nil || h.Apache == nil
+	}
+	return true
+}
+
+// hostList is /opsbot hosts: every inventory host the asker may do
+// something on, with what.
+func (o *Opsbot) hostList(req bot.Request) bot.Reply {
+	inv := o.hosts.Inventory
+	if inv.Empty() {
+		return bot.Reply{Status: bot.StatusInfo, Title: "No hosts: the policy defines no inventory",
+			Text: "Hosts for /apache and /relayd are listed under hosts: (and groups:) in the policy file; see deploy/policy.example.yaml."}
+	}
+	may := map[string][]string{} // host -> "apache status, reload"
+	for _, hk := range hostKeys {
+		allowed := map[string][]string{}
+		all := strings.Fields(hk.subs)
+		for _, sub := range all {
+			for _, h := range o.hosts.Allowed(req, hk.command+" "+sub) {
+				if runs(h, hk.command) {
+					allowed[h.Name] = append(allowed[h.Name], sub)
+				}
+			}
+		}
+		for h, subs := range allowed {
+			if len(subs) == len(all) {
+				may[h] = append(may[h], hk.command+" (all)")
+			} else {
+				may[h] = append(may[h], hk.command+" "+strings.Join(subs, ", "))
+			}
+		}
+	}
+	t := &bot.Table{Header: []string{"host", "address", "via", "groups", "tags", "you may"}}
+	hidden := 0
+	for _, h := range inv.Hosts() {
+		if len(may[h.Name]) == 0 {
+			hidden++
+			continue
+		}
+		addr, via := h.Address, h.Via
+		if addr == "" {
+			addr = "(this host)"
+		}
+		if via == "ssh" && h.User != "" {
+			via = "ssh as " + h.User
+		}
+		if h.Become != "" {
+			via += " + " + h.Become
+		}
+		t.Rows = append(t.Rows, []string{h.Name, addr, via, dash(strings.Join(inv.Groups(h.Name), ",")), dash(strings.Join(h.Tags, ",")), strings.Join(may[h.Name], "; ")})
+	}
+	if len(t.Rows) == 0 {
+		return bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("You may act on none of the %d inventory hosts", hidden),
+			Text: "Your roles grant no /apache or /relayd command on them: see /opsbot whoami, and ask an admin for a role."}
+	}
+	r := bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("%d hosts you may act on", len(t.Rows)), Table: t}
+	if hidden > 0 {
+		r.Text = fmt.Sprintf("%d more hosts are in the inventory; your roles grant nothing there.", hidden)
+	}
+	return r
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

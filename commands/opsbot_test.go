@@ -49,7 +49,7 @@ func TestOpsbot_Subcommands(t *testing.T) {
 			Decisions: []bot.Decision{{Principal: "shell:carol", Approve: true}}, Expires: now.Add(14 * time.Minute)}},
 		audit: []bot.AuditRecord{{Time: now, Kind: "request", Platform: "slack", User: "U1", Line: "/portcheck 10.0.0.1 22", Result: "ok"}},
 	}
-	o := NewOpsbot(ctrl)
+	o := NewOpsbot(ctrl, bot.HostAccess{})
 	o.now = func() time.Time { return now }
 	run := func(args ...string) (bot.Reply, error) {
 		return o.Run(context.Background(), bot.Request{Platform: "shell", User: "bob", Channel: "terminal", Args: args})
@@ -80,4 +80,41 @@ func TestOpsbot_Subcommands(t *testing.T) {
 		_, err := run(bad...)
 		assert.Equal(t, bot.EINVALID, bot.ErrorCode(err), bad)
 	}
+}
+
+func TestOpsbot_HostsListsWhatTheAskerMayActOn(t *testing.T) {
+	p, err := bot.ParsePolicy([]byte(`
+roles:
+  web:   {commands: ["apache status", "apache reload"], hosts: [web]}
+  lb:    {commands: ["relayd status", "relayd show"], hosts: ["tag:lb"]}
+users:
+  "shell:alice": [web, lb]
+  "shell:nobody": []
+hosts:
+  web01: {address: 10.0.0.11, user: opsbot, become: sudo}
+  web02: {address: 10.0.0.12, user: opsbot}
+  lb01:  {address: 10.0.0.2, user: opsbot, become: doas, tags: [lb]}
+  db01:  {address: 10.0.0.3, user: opsbot}
+groups:
+  web: [web01, web02]
+`))
+	require.NoError(t, err)
+	o := NewOpsbot(&fakeControl{}, bot.HostAccess{Inventory: bot.NewInventory(p), Perms: bot.NewPermissions(p)})
+	rep, err := o.Run(context.Background(), bot.Request{Platform: "shell", User: "alice", Args: []string{"hosts"}})
+	require.NoError(t, err)
+	assert.Equal(t, "3 hosts you may act on", rep.Title)
+	assert.Equal(t, [][]string{
+		{"lb01", "10.0.0.2", "ssh as opsbot + doas", "-", "lb", "relayd status, show"},
+		{"web01", "10.0.0.11", "ssh as opsbot + sudo", "web", "-", "apache status, reload"},
+		{"web02", "10.0.0.12", "ssh as opsbot", "web", "-", "apache status, reload"},
+	}, rep.Table.Rows)
+	assert.Equal(t, "1 more hosts are in the inventory; your roles grant nothing there.", rep.Text)
+
+	rep, err = o.Run(context.Background(), bot.Request{Platform: "shell", User: "nobody", Args: []string{"hosts"}})
+	require.NoError(t, err)
+	assert.Equal(t, "You may act on none of the 4 inventory hosts", rep.Title)
+
+	rep, err = NewOpsbot(&fakeControl{}, bot.HostAccess{}).Run(context.Background(), bot.Request{Args: []string{"hosts"}})
+	require.NoError(t, err)
+	assert.Contains(t, rep.Title, "No hosts")
 }

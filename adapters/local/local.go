@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"time"
 
@@ -110,3 +111,15 @@ type errTimedOut struct{ after time.Duration }
 func (e errTimedOut) Error() string { return fmt.Sprintf("timed out after %s", e.after) }
 
 func (e errTimedOut) Is(target error) bool { return target == context.DeadlineExceeded }
+
+var _ bot.HostDialer = (*Runner)(nil)
+
+// DialHost connects to address from this host: the bot's own host is the
+// local host.
+func (r *Runner) DialHost(ctx context.Context, host bot.Host, address string) (net.Conn, error) {
+	if host.Via != "" && host.Via != "local" {
+		return nil, fmt.Errorf("local %s: host is reached via %q, not local", host.Name, host.Via)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", address)
+}

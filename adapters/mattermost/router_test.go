@@ -58,7 +58,7 @@ func TestRouter_PromptClickRunsOnceAndReplayRunsNothing(t *testing.T) {
 		Commands: []bot.Command{cmd}, Perms: bot.NewPermissions(pol), Approval: pol.Approval,
 		Store: store, Notifier: notifier,
 	})
-	router.Add(commands.NewOpsbot(router))
+	router.Add(commands.NewOpsbot(router, bot.HostAccess{}))
 	f := newFixture(t, router)
 	notifier.n = f.a
 

@@ -60,7 +60,7 @@ func approvalSetup(t *testing.T) (*testAdapter, *restartCmd, bot.Store) {
 	notifier := notifierFunc(func(ctx context.Context, a bot.Approval, r bot.Reply) { ta.NotifyOutcome(ctx, a, r) })
 	router := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{cmd}, Perms: bot.NewPermissions(p),
 		Approval: p.Approval, Store: st, Notifier: notifier})
-	router.Add(commands.NewOpsbot(router))
+	router.Add(commands.NewOpsbot(router, bot.HostAccess{}))
 	ta = newTestAdapter(t, router, func(c *Config) { c.Audit = st })
 	return ta, cmd, st
 }

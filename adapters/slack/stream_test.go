@@ -88,7 +88,7 @@ func TestStream_CancelClickOnProgressCancelsAndLeavesTheMessage(t *testing.T) {
 	router := bot.NewRouter(bot.RouterConfig{})
 	started := make(chan struct{})
 	router.Add(&waitCmd{started: started})
-	router.Add(commands.NewOpsbot(router))
+	router.Add(commands.NewOpsbot(router, bot.HostAccess{}))
 	ta := newTestAdapter(t, router, nil)
 	ta.inlineWait = 50 * time.Millisecond
 	_, body := ta.post(t, "/slack/commands", ta.slashBody("/wait", "", "U1", "trig-wait"), nil)

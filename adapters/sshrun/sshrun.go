@@ -283,6 +283,49 @@ func (r *Runner) kill(hc *hostConn, sess *ssh.Session, stdin io.Closer, done <-c
 	}
 }
 
+var _ bot.HostDialer = (*Runner)(nil)
+
+// DialHost opens a TCP connection from host to address through a
+// direct-tcpip channel on the host's SSH connection (sshd's
+// AllowTcpForwarding must allow it, as Debian's default does). The
+// connection reaches what only the host may see, such as a status page
+// limited to localhost, with no tool needed on the host.
+func (r *Runner) DialHost(ctx context.Context, host bot.Host, address string) (net.Conn, error) {
+	if host.Via != "" && host.Via != "ssh" {
+		return nil, fmt.Errorf("ssh %s: host is reached via %q, not ssh", host.Name, host.Via)
+	}
+	if host.Address == "" || host.User == "" {
+		return nil, fmt.Errorf("ssh %s: host needs an address and a user", host.Name)
+	}
+	port := host.Port
+	if port == 0 {
+		port = 22
+	}
+	addr := net.JoinHostPort(host.Address, strconv.Itoa(port))
+	hc, err := r.host(host.User + "@" + addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: %w", host.Name, err)
+	}
+	for attempt := 0; ; attempt++ {
+		client, fresh, err := r.client(ctx, hc, host.User, addr)
+		if err != nil {
+			return nil, fmt.Errorf("ssh %s: %w", host.Name, err)
+		}
+		conn, err := client.DialContext(ctx, "tcp", address)
+		if err == nil {
+			return conn, nil
+		}
+		var refused *ssh.OpenChannelError
+		if errors.As(err, &refused) || ctx.Err() != nil || fresh || attempt > 0 {
+			if errors.As(err, &refused) && refused.Reason == ssh.Prohibited {
+				return nil, fmt.Errorf("ssh %s: sshd refuses to forward to %s (AllowTcpForwarding or PermitOpen forbids it for %s): %w", host.Name, address, host.User, err)
+			}
+			return nil, fmt.Errorf("ssh %s: connect to %s from the host: %w", host.Name, address, err)
+		}
+		r.drop(hc, client)
+	}
+}
+
 // host returns the connection slot for key, creating it.
 func (r *Runner) host(key string) (*hostConn, error) {
 	r.mu.Lock()

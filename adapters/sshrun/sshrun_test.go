@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -479,4 +480,38 @@ func TestRun_ConnectionLostMidCommandIsAnError(t *testing.T) {
 		3*time.Second, 20*time.Millisecond, "remote processes left: %v", processesWith("5.201"))
 	f.run(t, "true")
 	assert.Equal(t, int32(2), f.dials.Load())
+}
+
+func TestDialHost_ReachesLoopbackOfTheHostOnTheSameConnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	// A page only the host itself may see: a listener on its loopback.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("hello from " + c.RemoteAddr().(*net.TCPAddr).IP.String()))
+			_ = c.Close()
+		}
+	}()
+	f.run(t, "true")
+	for range 3 {
+		conn, err := f.runner.DialHost(context.Background(), f.host, ln.Addr().String())
+		require.NoError(t, err, "sshd log:\n%s", f.srv.Log())
+		got, err := io.ReadAll(conn)
+		require.NoError(t, err)
+		_ = conn.Close()
+		assert.Equal(t, "hello from 127.0.0.1", string(got))
+	}
+	assert.Equal(t, int32(1), f.dials.Load(), "the forwarded connections ride on the command's SSH connection")
+	assert.Equal(t, 1, f.srv.Accepted(t))
+
+	_, err = f.runner.DialHost(context.Background(), f.host, "127.0.0.1:1")
+	require.Error(t, err, "a closed port on the host is an error")
+	assert.Contains(t, err.Error(), "web01")
 }

@@ -14,13 +14,16 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opsbot/opsbot/adapters/local"
 	"github.com/opsbot/opsbot/adapters/postgres"
 	"github.com/opsbot/opsbot/adapters/shell"
 	"github.com/opsbot/opsbot/adapters/sqlite"
+	"github.com/opsbot/opsbot/adapters/sshrun"
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands"
 	"golang.org/x/term"
@@ -29,7 +32,7 @@ import (
 // version is stamped by the Makefile: -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `opsbot: check ports, scan hosts, and (soon) operate Apache and relayd from chat.
+const usage = `opsbot: check ports, scan hosts, and operate Apache and relayd from chat.
 
 Usage:
   opsbot                          the terminal bot when no chat credentials are set, else serve
@@ -45,7 +48,8 @@ Usage:
   opsbot version
 
 Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgres:// URL),
-  OPSBOT_LOG_LEVEL (debug, info, warn: the default, error).
+  OPSBOT_LOG_LEVEL (debug, info, warn: the default, error),
+  OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh).
 `
 
 func main() {
@@ -64,6 +68,11 @@ type Main struct {
 	Notifiers bot.Notifiers
 	// StoreName says which store is in use, for config check.
 	StoreName string
+	// Runners run commands on inventory hosts; SSHProblem says why there
+	// is no ssh runner when the inventory has ssh hosts.
+	Runners    bot.Runners
+	SSHProblem string
+	ssh        *sshrun.Runner
 }
 
 // NewMain loads the environment, opens the store, loads the policy
@@ -93,7 +102,14 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		m.Close()
 		return nil, err
 	}
+	m.Runners, m.ssh, m.SSHProblem, err = newRunners(env, m.Policy, m.Log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	l := m.Policy.Limits
+	perms := bot.NewPermissions(m.Policy)
+	hosts := bot.HostAccess{Inventory: bot.NewInventory(m.Policy), Perms: perms}
 	m.Router = bot.NewRouter(bot.RouterConfig{
 		Commands: []bot.Command{
 			commands.NewPortcheck(targets, l.PortcheckPorts),
@@ -102,13 +118,47 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		},
 		Users:    bot.NewRateLimiter(l.UserPerMinute),
 		Log:      m.Log,
-		Perms:    bot.NewPermissions(m.Policy),
+		Perms:    perms,
 		Approval: m.Policy.Approval,
 		Store:    m.Store,
 		Notifier: m.Notifiers,
 	})
-	m.Router.Add(commands.NewOpsbot(m.Router))
+	m.Router.Add(commands.NewOpsbot(m.Router, hosts))
 	return m, nil
+}
+
+// newRunners makes the local runner, and the ssh runner when the inventory
+// reaches a host over ssh. Missing SSH settings are not an error here
+// (the terminal and the network checks work without them): problem says
+// what is missing, config check reports it, and a command on such a host
+// answers with it. SSH settings that are present but wrong are an error.
+func newRunners(env bot.Env, p *bot.Policy, log *slog.Logger) (rs bot.Runners, ssh *sshrun.Runner, problem string, err error) {
+	rs = bot.Runners{"local": &local.Runner{}}
+	needSSH := false
+	for _, h := range bot.NewInventory(p).Hosts() {
+		needSSH = needSSH || h.Via == "ssh"
+	}
+	if !needSSH {
+		return rs, nil, "", nil
+	}
+	known := env.SSHKnownHosts
+	if known == "" {
+		if home, herr := os.UserHomeDir(); herr == nil {
+			known = filepath.Join(home, ".ssh", "known_hosts")
+		}
+	}
+	if env.SSHKey == "" && !env.SSHAgent {
+		return rs, nil, "the inventory has ssh hosts, but no SSH key is configured: set OPSBOT_SSH_KEY to a private key file (or OPSBOT_SSH_AGENT=true with an ssh-agent)", nil
+	}
+	if _, serr := os.Stat(known); serr != nil {
+		return rs, nil, "the inventory has ssh hosts, but the known_hosts file " + known + " cannot be read: set OPSBOT_SSH_KNOWN_HOSTS (host keys are checked strictly, never learnt)", nil
+	}
+	ssh, err = sshrun.New(sshrun.Config{KeyFile: env.SSHKey, Agent: env.SSHAgent, KnownHosts: known, Log: log})
+	if err != nil {
+		return nil, nil, "", &bot.Error{Code: bot.ECONFIG, Message: err.Error() + " (OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS)", Err: err}
+	}
+	rs["ssh"] = ssh
+	return rs, ssh, "", nil
 }
 
 // openStore opens PostgreSQL for a postgres:// URL, else the SQLite file
@@ -140,8 +190,11 @@ func (m *Main) auditRejected(ctx context.Context, err error) {
 	_, _ = m.Store.AppendAudit(ctx, bot.AuditRecord{Time: time.Now().UTC(), Kind: bot.AuditRejected, Platform: "config", Line: m.Env.Config, Result: "usage", Message: msg})
 }
 
-// Close releases the store.
+// Close releases the store and the SSH connections.
 func (m *Main) Close() {
+	if m.ssh != nil {
+		_ = m.ssh.Close()
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil {
 			m.Log.Error("closing the store", "err", err)
@@ -289,7 +342,15 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 			strings.Join(p.Approval.Required, ", "), p.Approval.Approvals, p.Approval.TTL.D, map[bool]string{true: "allowed", false: "refused"}[p.Approval.SelfApprove])
 	}
 	if len(p.Hosts)+len(p.Groups) > 0 {
-		fmt.Fprintf(stdout, "  inventory: %d hosts, %d groups: checked, not used yet (host operations are not built)\n", len(p.Hosts), len(p.Groups))
+		via := map[string]int{}
+		for _, h := range bot.NewInventory(p).Hosts() {
+			via[h.Via]++
+		}
+		fmt.Fprintf(stdout, "  inventory: %d hosts (%d local, %d over ssh), %d groups, roll batch %d after the canary\n",
+			len(p.Hosts), via["local"], via["ssh"], len(p.Groups), l.RollBatch)
+	}
+	if m.ssh != nil {
+		fmt.Fprintln(stdout, "  ssh: key and known_hosts loaded (host keys are checked strictly)")
 	}
 	fmt.Fprintf(stdout, "  store: %s\n", m.StoreName)
 	chat := "none (terminal only)"
@@ -297,6 +358,10 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		chat = "credentials set"
 	}
 	fmt.Fprintf(stdout, "  chat: %s\n", chat)
+	if m.SSHProblem != "" {
+		fmt.Fprintln(stderr, "opsbot: config:", m.SSHProblem)
+		return 2
+	}
 	return 0
 }
 

@@ -189,7 +189,17 @@ func (s *Server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	// TERM first, so that what the sessions run can clean up: a login
+	// shell killed outright can leave a lock behind (pyenv's rehash lock
+	// in root's .bashrc here) that makes every later session wait a minute.
 	pids := append(descendants(s.cmd.Process.Pid), s.cmd.Process.Pid)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && anyAlive(pids[:len(pids)-1]) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -198,6 +208,20 @@ func (s *Server) stop() {
 	case <-time.After(5 * time.Second):
 	}
 	s.cmd = nil
+}
+
+// anyAlive reports whether one of pids still runs (zombies do not count).
+func anyAlive(pids []int) bool {
+	for _, pid := range pids {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // descendants lists the processes below pid, from /proc.
