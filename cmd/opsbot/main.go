@@ -26,6 +26,7 @@ import (
 	"github.com/opsbot/opsbot/adapters/sshrun"
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands"
+	"github.com/opsbot/opsbot/commands/apache"
 	"golang.org/x/term"
 )
 
@@ -115,6 +116,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 			commands.NewPortcheck(targets, l.PortcheckPorts),
 			commands.NewScan(targets, l),
 			commands.NewListen(l.ListenFor.D),
+			apache.New(apache.Config{Hosts: hosts, Runner: m.Runners, RollBatch: l.RollBatch}),
 		},
 		Users:    bot.NewRateLimiter(l.UserPerMinute),
 		Log:      m.Log,
