@@ -20,6 +20,20 @@ fuzz: ## each fuzz target briefly (FUZZTIME=5s)
 	go test -run='^$$' -fuzz='^FuzzSplitWords$$' -fuzztime=$(FUZZTIME) ./bot
 	go test -run='^$$' -fuzz='^FuzzCommandArgs$$' -fuzztime=$(FUZZTIME) ./commands
 	go test -run='^$$' -fuzz='^FuzzRecognize$$' -fuzztime=$(FUZZTIME) ./commands/probe
+	go test -run='^$$' -fuzz='^FuzzParseStatus$$' -fuzztime=$(FUZZTIME) ./commands/apache
+	go test -run='^$$' -fuzz='^FuzzParseConfigTest$$' -fuzztime=$(FUZZTIME) ./commands/apache
+	go test -run='^$$' -fuzz='^FuzzParseModules$$' -fuzztime=$(FUZZTIME) ./commands/apache
+	go test -run='^$$' -fuzz='^FuzzParseVHosts$$' -fuzztime=$(FUZZTIME) ./commands/apache
+	go test -run='^$$' -fuzz='^FuzzParseErrorLog$$' -fuzztime=$(FUZZTIME) ./commands/apache
+	go test -run='^$$' -fuzz='^FuzzParseRunConfig$$' -fuzztime=$(FUZZTIME) ./commands/apache
+	go test -run='^$$' -fuzz='^FuzzParseSummary$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzParseHosts$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzParseRedirects$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzParseRelays$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzParseSessions$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzParseMonitor$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzParseCheck$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzClassify$$' -fuzztime=$(FUZZTIME) ./commands/relayd
 
 bench: build ## opsbot beside nmap and nc, as ratios from one run (root)
 	go test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout=30m ./bench

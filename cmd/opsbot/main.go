@@ -27,6 +27,7 @@ import (
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands"
 	"github.com/opsbot/opsbot/commands/apache"
+	"github.com/opsbot/opsbot/commands/relayd"
 	"golang.org/x/term"
 )
 
@@ -117,6 +118,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 			commands.NewScan(targets, l),
 			commands.NewListen(l.ListenFor.D),
 			apache.New(apache.Config{Hosts: hosts, Runner: m.Runners, RollBatch: l.RollBatch}),
+			relayd.New(relayd.Config{Hosts: hosts, Runner: m.Runners}),
 		},
 		Users:    bot.NewRateLimiter(l.UserPerMinute),
 		Log:      m.Log,

@@ -1,0 +1,262 @@
+package relayd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+// OpenBSD's defaults, for the fields a host's relayd settings leave out.
+const (
+	DefaultRelayctl  = "/usr/sbin/relayctl"
+	DefaultRelayd    = "/usr/sbin/relayd"
+	DefaultSocket    = "/var/run/relayd.sock" // RELAYD_SOCKET in relayd.h
+	DefaultCarpGroup = "carp"
+	DefaultDemote    = 50
+	DefaultIfconfig  = "/sbin/ifconfig"
+	DefaultRcctl     = "/usr/sbin/rcctl"
+)
+
+// Bounds on the programs other than relayctl (whose bound is
+// Config.Timeout). `relayd -n` loads certificates and resolves names;
+// `rcctl restart` waits up to rc.subr's daemon_timeout (30 s) for the old
+// relayd to stop before it starts the new one.
+const (
+	checkTimeout    = 30 * time.Second
+	ifconfigTimeout = 15 * time.Second
+	rcctlTimeout    = 90 * time.Second
+)
+
+// settings are one host's relayd settings with the defaults filled in.
+type settings struct {
+	relayctl, relayd, socket string
+	carpGroup                string
+	demote                   int
+	ifconfig, rcctl          string
+}
+
+func settingsOf(h bot.Host) settings {
+	s := settings{
+		relayctl: DefaultRelayctl, relayd: DefaultRelayd, socket: DefaultSocket,
+		carpGroup: DefaultCarpGroup, demote: DefaultDemote, ifconfig: DefaultIfconfig, rcctl: DefaultRcctl,
+	}
+	r := h.Relayd
+	if r == nil {
+		return s
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&s.relayctl, r.Relayctl)
+	set(&s.relayd, r.Relayd)
+	set(&s.socket, r.Socket)
+	set(&s.carpGroup, r.CarpGroup)
+	set(&s.ifconfig, r.Ifconfig)
+	set(&s.rcctl, r.Rcctl)
+	if r.Demote > 0 {
+		s.demote = r.Demote
+	}
+	return s
+}
+
+// relayctlArgv is relayctl with full keywords (relayctl accepts
+// abbreviations, and an abbreviation that becomes ambiguous in a later
+// release would fail). -s is passed only for a socket other than the
+// default: relayctl before OpenBSD 6.3 has no -s and refuses it.
+func (s settings) relayctlArgv(words ...string) []string {
+	argv := []string{s.relayctl}
+	if s.socket != DefaultSocket {
+		argv = append(argv, "-s", s.socket)
+	}
+	return append(argv, words...)
+}
+
+func (s settings) checkArgv() []string { return []string{s.relayd, "-n"} }
+
+func (s settings) demoteArgv() []string {
+	return []string{s.ifconfig, "-g", s.carpGroup, "carpdemote", strconv.Itoa(s.demote)}
+}
+
+func (s settings) undemoteArgv() []string {
+	return []string{s.ifconfig, "-g", s.carpGroup, "-carpdemote", strconv.Itoa(s.demote)}
+}
+
+func (s settings) restartArgv() []string { return []string{s.rcctl, "restart", "relayd"} }
+
+// hostIO runs the fixed commands /relayd needs on one host. Every argv is
+// built from the inventory's settings and validated words: nothing typed
+// in chat reaches a shell.
+type hostIO struct {
+	runner  bot.Runner
+	host    bot.Host
+	set     settings
+	timeout time.Duration // each relayctl call
+}
+
+// shown is how a person would type argv on the host: with the privilege
+// escalation in front (without the non-interactive flags), for recovery
+// instructions and step lists.
+func (h hostIO) shown(argv []string) string {
+	words := argv
+	if h.host.Become != "" {
+		words = append([]string{h.host.Become}, argv...)
+	}
+	out := make([]string, len(words))
+	for i, w := range words {
+		if w == "" || strings.ContainsAny(w, " \t'\"\\$`;&|<>()*?[]#~") {
+			w = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		out[i] = w
+	}
+	return strings.Join(out, " ")
+}
+
+// run runs argv bounded by timeout. err is the runner's (the command could
+// not run or did not finish), made safe to show.
+func (h hostIO) run(ctx context.Context, timeout time.Duration, argv []string) (bot.Output, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := h.runner.Run(ctx, h.host, argv)
+	if err == nil {
+		return out, nil
+	}
+	if bot.ErrorMessage(err) != "" {
+		return out, err
+	}
+	what := h.shown(argv)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return out, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("%s on %s did not finish within %s: stopped", what, h.host.Name, bound(timeout, h.host.Timeout)), Err: err}
+	}
+	return out, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("%s on %s: %v", what, h.host.Name, err), Err: err}
+}
+
+// bound is the shorter of our timeout and the host's.
+func bound(ours, host time.Duration) time.Duration {
+	if host > 0 && host < ours {
+		return host
+	}
+	return ours
+}
+
+// relayctl runs relayctl with words and reads how it ended. The error is
+// a *bot.Error whose message names the host and says what to do; it wraps
+// the parser's *Error when relayctl itself failed, so callers can tell a
+// missing daemon from a refused command with errors.As.
+func (h hostIO) relayctl(ctx context.Context, words ...string) (bot.Output, Condition, error) {
+	out, err := h.run(ctx, h.timeout, h.set.relayctlArgv(words...))
+	if err != nil {
+		return out, OtherError, err
+	}
+	cond, err := Classify(out.Stdout, out.Stderr, out.ExitCode)
+	if err != nil {
+		return out, cond, h.describe(err, "relayctl "+strings.Join(words, " "))
+	}
+	return out, cond, nil
+}
+
+// describe turns the parser's *Error into a message for the channel that
+// names the host.
+func (h hostIO) describe(err error, what string) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	name := h.host.Name
+	var msg string
+	switch e.Condition {
+	case NotRunning:
+		msg = fmt.Sprintf("relayd is not running on %s: its control socket %s does not exist", name, e.Socket)
+	case ConnectionRefused:
+		msg = fmt.Sprintf("relayd is not running on %s: nothing answers on %s (connection refused), a socket left over from a relayd that is gone", name, e.Socket)
+	case PermissionDenied:
+		msg = fmt.Sprintf("%s: %s", name, e.Error())
+	case NeedRoot:
+		msg = fmt.Sprintf("relayd -n on %s needs root (%s): set become: doas for %s in the inventory, with a doas.conf rule that lets the bot's user run %s as root without a password (nopass)",
+			name, strings.Join(e.Lines, "; "), name, h.set.relayd)
+		if h.host.Become != "" {
+			msg = fmt.Sprintf("relayd -n on %s needs root (%s), and runs through %s already: check that its rule runs %s as root", name, strings.Join(e.Lines, "; "), h.host.Become, h.set.relayd)
+		}
+	case CommandFailed:
+		msg = fmt.Sprintf("%s on %s: %s", what, name, e.Error())
+	default:
+		msg = fmt.Sprintf("%s on %s: %s", what, name, e.Error())
+	}
+	return &bot.Error{Code: bot.EFAILED, Message: msg, Err: err}
+}
+
+// condition is the relayctl condition behind err, or "" when err is not
+// relayctl's own failure (a runner error, a timeout).
+func condition(err error) Condition {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Condition
+	}
+	return ""
+}
+
+// notRunning says err means no relayd answers on the host.
+func notRunning(err error) bool {
+	c := condition(err)
+	return c == NotRunning || c == ConnectionRefused
+}
+
+// showOut is one show view read from a host.
+type showOut struct {
+	Summary Summary
+	Output  bot.Output
+}
+
+// show runs `relayctl show VIEW` and parses it.
+func (h hostIO) show(ctx context.Context, v view) (showOut, error) {
+	word := strings.TrimPrefix(v.String(), "show ")
+	out, _, err := h.relayctl(ctx, "show", word)
+	if err != nil {
+		return showOut{Output: out}, err
+	}
+	return showOut{Summary: parseShow(v, out.Stdout), Output: out}, nil
+}
+
+// check runs `relayd -n` (through the host's become: relayd needs root
+// even for a config test) and parses its verdict.
+func (h hostIO) check(ctx context.Context) (CheckResult, error) {
+	out, err := h.run(ctx, checkTimeout, h.set.checkArgv())
+	if err != nil {
+		return CheckResult{}, err
+	}
+	r, err := ParseCheck(out.Stderr, out.ExitCode)
+	if err != nil {
+		return r, h.describe(err, "relayd -n")
+	}
+	return r, nil
+}
+
+// plain runs a program that is not relayctl (ifconfig, rcctl) and fails
+// on a non-zero exit, quoting what it printed.
+func (h hostIO) plain(ctx context.Context, timeout time.Duration, argv []string) (bot.Output, error) {
+	out, err := h.run(ctx, timeout, argv)
+	if err != nil {
+		return out, err
+	}
+	if out.ExitCode != 0 {
+		said := strings.Join(append(nonBlank(out.Stderr), nonBlank(out.Stdout)...), "; ")
+		if said == "" {
+			said = "no message"
+		}
+		return out, bot.Errorf(bot.EFAILED, "%s exited %d: %s", h.shown(argv), out.ExitCode, said)
+	}
+	return out, nil
+}
+
+func errText(err error) string {
+	if m := bot.ErrorMessage(err); m != "" {
+		return m
+	}
+	return err.Error()
+}

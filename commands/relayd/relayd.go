@@ -1,0 +1,441 @@
+package relayd
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+// Hosts resolves a host or group word for the asker; bot.HostAccess is the
+// real one.
+type Hosts interface {
+	Resolve(req bot.Request, key, word string) (hosts []bot.Host, group bool, err error)
+	Allowed(req bot.Request, key string) []bot.Host
+}
+
+// Config is what /relayd uses.
+type Config struct {
+	Hosts  Hosts
+	Runner bot.Runner
+	// Wait bounds how long a reload or a restart waits for the hosts to be
+	// up again; 0 = DefaultWait.
+	Wait time.Duration
+	// Timeout bounds each relayctl call; 0 = DefaultTimeout. relayctl
+	// answers at once or not at all (monitor even waits forever for a
+	// missing socket), so this is short.
+	Timeout time.Duration
+}
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultWait    = 60 * time.Second
+	DefaultTimeout = 10 * time.Second
+)
+
+// Command is /relayd.
+type Command struct {
+	cfg Config
+	now func() time.Time
+}
+
+// New makes /relayd.
+func New(cfg Config) *Command {
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &Command{cfg: cfg, now: time.Now}
+}
+
+var (
+	_ bot.Command      = (*Command)(nil)
+	_ bot.Subcommander = (*Command)(nil)
+	_ bot.Preparer     = (*Command)(nil)
+)
+
+const synopsis = `/relayd status [HOST|GROUP]
+/relayd show summary|hosts|redirects|relays|sessions [HOST|GROUP]
+/relayd poll|check [HOST|GROUP]
+/relayd host|table|redirect enable|disable ID|NAME [HOST|GROUP]
+/relayd reload|restart [HOST|GROUP]`
+
+// Name implements bot.Command.
+func (*Command) Name() string { return "relayd" }
+
+// Summary implements bot.Command.
+func (*Command) Summary() string {
+	return "OpenBSD relayd: status digest, show views, poll, config check, enable/disable, reload, restart runbook"
+}
+
+// Usage implements bot.Command.
+func (c *Command) Usage() string {
+	return synopsis + `
+  status     the digest: redirects and relays with their state, tables with
+             hosts down, and each host down with its last check error and
+             availability (relayctl show summary and show hosts)
+  show       relayctl's views as tables; sessions lists the relay sessions
+  poll       relayctl poll: every host is checked now, not at the next interval
+  check      relayd -n: tests the configuration, errors as FILE:LINE. relayd
+             needs root even for that: give the host become: doas
+  host|table|redirect enable|disable ID|NAME
+             an id as show summary prints it (ids are unique per type only),
+             or a name. A host NAME changes every table holding a host of
+             that name; a table or redirect NAME only the first of that name,
+             so use the id to pick one. Table names carry their port
+             (webhosts:80). Approval by default.
+  reload     relayd -n first, refused if it fails. relayctl reload prints
+             nothing and exits 0 whether or not the reload worked, so the bot
+             reads relayd afterwards: daemon alive, check counters restarted,
+             same redirects and relays, hosts up again (at most ` + c.cfg.Wait.String() + `).
+             A reload flushes state (hosts read unknown until checked again),
+             interrupts service briefly, and has crashed relayd with TLS
+             relays: restart is the safer way on a CARP pair. Approval by default.
+  restart    the failover runbook, one step at a time: relayd -n; CARP
+             demote (ifconfig -g carp carpdemote 50: the peer takes over);
+             rcctl restart relayd; relayctl poll; wait until the hosts are
+             up (at most ` + c.cfg.Wait.String() + `); undemote (ifconfig -g carp -carpdemote 50).
+             A failed step stops the runbook; the reply says the state the
+             host is left in and the commands that recover it. The CARP group
+             and demote value are per host (relayd.carp_group, relayd.demote).
+             Approval by default.
+
+HOST is an inventory host with relayd settings (relayd: {} in its entry
+takes OpenBSD's defaults); without one, the only such host you may act on.
+A GROUP is read in parallel and changed host by host, stopping at the first
+failure. Every relayctl call is bounded by a ` + c.cfg.Timeout.String() + ` timeout.
+/opsbot hosts lists the hosts you may act on.`
+}
+
+var subcommands = []string{"status", "show", "poll", "check", "host", "table", "redirect", "reload", "restart"}
+
+// Subcommands implements bot.Subcommander: each is its own permission
+// ("relayd show", "relayd host", ...).
+func (*Command) Subcommands() []string { return subcommands }
+
+var views = []string{"summary", "hosts", "redirects", "relays", "sessions"}
+
+// object is the ID|NAME of host|table|redirect enable|disable.
+type object struct {
+	Type Type
+	ByID bool
+	ID   uint32
+	Name string
+}
+
+// word is what relayctl gets: it sends anything strtonum() reads as an
+// id, and anything else as a name.
+func (o object) word() string {
+	if o.ByID {
+		return strconv.FormatUint(uint64(o.ID), 10)
+	}
+	return o.Name
+}
+
+func (o object) String() string {
+	if o.ByID {
+		return fmt.Sprintf("%s id %d", o.Type, o.ID)
+	}
+	return fmt.Sprintf("%s %s", o.Type, o.Name)
+}
+
+// request is /relayd's words, validated.
+type request struct {
+	sub    string
+	view   string // show
+	action string // enable or disable
+	obj    object
+	target string // the host or group word as typed, or the only host
+	hosts  []bot.Host
+	group  bool
+}
+
+// key is the permission and approval key.
+func (r request) key() string { return "relayd " + r.sub }
+
+// objectName is what /relayd accepts as a relayd name: what relayd.conf
+// names hold in practice (redirect and relay names, "table:port", host
+// names and addresses, IPv6 included), with inner spaces for a quoted
+// name. relayctl copies the name into a 64-byte field, so 63 at most.
+var objectName = regexp.MustCompile(`^[A-Za-z0-9_:][A-Za-z0-9._:@+ -]*$`)
+
+const nameRule = "ids are digits, as /relayd show summary prints them; names are letters, digits, '.', '_', '-', ':', '@', '+' and inner spaces (quote a name with spaces), at most 63 bytes, not starting with '-'"
+
+func parseObject(t Type, word string) (object, error) {
+	o := object{Type: t}
+	if isDigits(word) {
+		id, err := strconv.ParseUint(word, 10, 32)
+		// UINT_MAX is relayd's EMPTY_ID: "look it up by name".
+		if err != nil || id == 1<<32-1 {
+			return o, bot.Errorf(bot.EINVALID, "%s id %s is out of range: relayd ids go up to 4294967294", t, truncate(word, 20))
+		}
+		o.ByID, o.ID = true, uint32(id)
+		return o, nil
+	}
+	if len(word) > 63 || !objectName.MatchString(word) || strings.HasSuffix(word, " ") || strings.Contains(word, "  ") {
+		return o, bot.Errorf(bot.EINVALID, "%q is not a relayd %s id or name: %s", truncate(word, 40), t, nameRule)
+	}
+	o.Name = word
+	return o, nil
+}
+
+func usageError(format string, args ...any) error {
+	return bot.Errorf(bot.EINVALID, format+"; usage:\n%s", append(args, synopsis)...)
+}
+
+func (c *Command) parse(req bot.Request) (request, error) {
+	if len(req.Args) == 0 {
+		return request{}, bot.Errorf(bot.EINVALID, "usage:\n%s", synopsis)
+	}
+	r := request{sub: strings.ToLower(req.Args[0])}
+	known := false
+	for _, s := range subcommands {
+		known = known || s == r.sub
+	}
+	if !known {
+		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
+	}
+	rest := req.Args[1:]
+	switch r.sub {
+	case "show":
+		if len(rest) == 0 {
+			return request{}, bot.Errorf(bot.EINVALID, "/relayd show needs a view: %s", strings.Join(views, ", "))
+		}
+		r.view = strings.ToLower(rest[0])
+		if !contains(views, r.view) {
+			return request{}, bot.Errorf(bot.EINVALID, "unknown view %q: /relayd show takes %s", truncate(rest[0], 40), strings.Join(views, ", "))
+		}
+		rest = rest[1:]
+	case "host", "table", "redirect":
+		if len(rest) < 2 {
+			return request{}, bot.Errorf(bot.EINVALID, "usage: /relayd %s enable|disable ID|NAME [HOST|GROUP]", r.sub)
+		}
+		r.action = strings.ToLower(rest[0])
+		if r.action != "enable" && r.action != "disable" {
+			return request{}, bot.Errorf(bot.EINVALID, "/relayd %s takes enable or disable, not %q", r.sub, truncate(rest[0], 40))
+		}
+		var err error
+		if r.obj, err = parseObject(Type(r.sub), rest[1]); err != nil {
+			return request{}, err
+		}
+		rest = rest[2:]
+	}
+	if len(rest) > 1 {
+		return request{}, usageError("/relayd %s takes one host or group after its arguments, got %d words (quote a name with spaces)", r.sub, len(rest))
+	}
+	if c.cfg.Hosts == nil {
+		return request{}, bot.Errorf(bot.ECONFIG, "no inventory: define hosts in the policy file")
+	}
+	if len(rest) == 0 {
+		return c.defaultHost(req, r)
+	}
+	r.target = rest[0]
+	hosts, group, err := c.cfg.Hosts.Resolve(req, r.key(), r.target)
+	if err != nil {
+		return request{}, err
+	}
+	var bare []string
+	for _, h := range hosts {
+		if h.Relayd == nil {
+			bare = append(bare, h.Name)
+		}
+	}
+	if len(bare) > 0 {
+		return request{}, bot.Errorf(bot.EINVALID, "%s: no relayd settings in the inventory, so /relayd does not act there; add relayd: {} to the host's entry to use OpenBSD's defaults", strings.Join(bare, ", "))
+	}
+	r.hosts, r.group = hosts, group
+	return r, nil
+}
+
+// defaultHost picks the only relayd host the asker may act on.
+func (c *Command) defaultHost(req bot.Request, r request) (request, error) {
+	var names []string
+	for _, h := range c.cfg.Hosts.Allowed(req, r.key()) {
+		if h.Relayd != nil {
+			r.hosts = append(r.hosts, h)
+			names = append(names, h.Name)
+		}
+	}
+	switch len(r.hosts) {
+	case 1:
+		r.target = r.hosts[0].Name
+		return r, nil
+	case 0:
+		return request{}, bot.Errorf(bot.EINVALID, "/relayd %s needs a host, and you may run it on no inventory host with relayd settings (see /opsbot hosts)", r.sub)
+	}
+	return request{}, bot.Errorf(bot.EINVALID, "/relayd %s needs a host or group: you may run it on %s", r.sub, strings.Join(names, ", "))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func (c *Command) io(h bot.Host) hostIO {
+	return hostIO{runner: c.cfg.Runner, host: h, set: settingsOf(h), timeout: c.cfg.Timeout}
+}
+
+// Prepare implements bot.Preparer: the hosts an action is bound to, and
+// for the approval prompt what it will change.
+func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, error) {
+	r, err := c.parse(req)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	p := bot.Prepared{}
+	for _, h := range r.hosts {
+		p.Hosts = append(p.Hosts, h.Label())
+	}
+	switch r.sub {
+	case "reload":
+		p.Impact = reloadImpact(r, c.cfg.Wait)
+	case "restart":
+		p.Impact = restartImpact(r, c.cfg.Wait)
+	case "host", "table", "redirect":
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout+time.Second)
+		defer cancel()
+		found := make([]lookup, len(r.hosts))
+		each(r.hosts, func(i int, h bot.Host) { found[i] = c.lookup(ctx, c.io(h), r.obj) })
+		p.Impact = toggleImpact(r, found)
+	}
+	return p, nil
+}
+
+// each runs f for every host at once, at most 8 at a time.
+func each(hosts []bot.Host, f func(i int, h bot.Host)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, h := range hosts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			f(i, h)
+		})
+	}
+	wg.Wait()
+}
+
+// Run implements bot.Command.
+func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
+	r, err := c.parse(req)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	switch r.sub {
+	case "status":
+		snaps := make([]snapshot, len(r.hosts))
+		each(r.hosts, func(i int, h bot.Host) { snaps[i] = c.snapshot(ctx, c.io(h)) })
+		return statusReply(r, snaps), nil
+	case "show":
+		outs := make([]viewed, len(r.hosts))
+		each(r.hosts, func(i int, h bot.Host) { outs[i] = c.view(ctx, c.io(h), r.view) })
+		return showReply(r, outs), nil
+	case "poll":
+		polls := make([]polled, len(r.hosts))
+		each(r.hosts, func(i int, h bot.Host) {
+			_, _, err := c.io(h).relayctl(ctx, "poll")
+			polls[i] = polled{Host: h, Err: err}
+		})
+		return pollReply(r, polls), nil
+	case "check":
+		checks := make([]checked, len(r.hosts))
+		each(r.hosts, func(i int, h bot.Host) {
+			res, err := c.io(h).check(ctx)
+			checks[i] = checked{Host: h, Result: res, Err: err}
+		})
+		return checkReply(r, checks), nil
+	}
+	return c.change(ctx, req, r), nil
+}
+
+// snapshot is what relayd on one host says for /relayd status.
+type snapshot struct {
+	Host     bot.Host
+	Summary  Summary
+	Hosts    Summary
+	Err      error // show summary failed: nothing to digest
+	HostsErr error // show hosts failed: the digest has no check counts
+	Notes    []string
+}
+
+func (c *Command) snapshot(ctx context.Context, h hostIO) snapshot {
+	s := snapshot{Host: h.host}
+	sum, err := h.show(ctx, viewSummary)
+	if err != nil {
+		s.Err = err
+		return s
+	}
+	s.Summary = sum.Summary
+	hosts, err := h.show(ctx, viewHosts)
+	s.Hosts, s.HostsErr = hosts.Summary, err
+	s.Notes = append(s.Notes, truncNote(sum.Output, "show summary")...)
+	s.Notes = append(s.Notes, truncNote(hosts.Output, "show hosts")...)
+	return s
+}
+
+func truncNote(out bot.Output, what string) []string {
+	if !out.Truncated {
+		return nil
+	}
+	return []string{"relayctl " + what + " printed more than the runner keeps: the end is missing"}
+}
+
+// viewed is one host's show view.
+type viewed struct {
+	Host     bot.Host
+	View     string
+	Summary  Summary
+	Sessions []Session
+	Unknown  []Line
+	Err      error
+	Notes    []string
+}
+
+func (c *Command) view(ctx context.Context, h hostIO, name string) viewed {
+	v := viewed{Host: h.host, View: name}
+	if name == "sessions" {
+		out, _, err := h.relayctl(ctx, "show", "sessions")
+		if err != nil {
+			v.Err = err
+			return v
+		}
+		v.Sessions, v.Unknown = ParseSessions(out.Stdout)
+		v.Notes = truncNote(out, "show sessions")
+		return v
+	}
+	vw := map[string]view{"summary": viewSummary, "hosts": viewHosts, "redirects": viewRedirects, "relays": viewRelays}[name]
+	out, err := h.show(ctx, vw)
+	v.Summary, v.Err = out.Summary, err
+	v.Unknown = out.Summary.Unknown
+	v.Notes = truncNote(out.Output, "show "+name)
+	return v
+}
+
+type polled struct {
+	Host bot.Host
+	Err  error
+}
+
+type checked struct {
+	Host   bot.Host
+	Result CheckResult
+	Err    error
+}
