@@ -40,8 +40,12 @@ func TestConfigCheck(t *testing.T) {
 	code, out, errOut := run(t, "config", "check", "--config", "../../deploy/policy.example.yaml")
 	assert.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "policy OK: ../../deploy/policy.example.yaml")
-	assert.Contains(t, out, "permissions: 4 roles, 3 users")
+	assert.Contains(t, out, "permissions: 5 roles, 3 users")
+	assert.Contains(t, out, "inventory: 4 hosts (1 local, 3 over ssh), 1 groups")
 	assert.Contains(t, out, "store: sqlite ")
+	if os.Getenv("OPSBOT_SSH_KEY") == "" {
+		assert.Contains(t, errOut, "warning: the inventory has ssh hosts, but no SSH key is configured", "valid, but this environment cannot reach the ssh hosts yet")
+	}
 
 	bad := writeFile(t, "targets:\n  allow: [10.0.0.0/8]\n  alow: [1.2.3.4]\n")
 	code, _, errOut = run(t, "config", "check", "--config", bad)

@@ -444,7 +444,12 @@ func hostChangeReply(c change) bot.Reply {
 		title := fmt.Sprintf("%s Apache on %s: generation %s, verified", pastTense[c.Action], name, genChange(c))
 		rep := bot.Reply{Status: bot.StatusOK, Title: title, Fields: fields}
 		if c.Action == "restart" && c.Before.StatusErr == nil {
-			rep.Text = fmt.Sprintf("%s in flight before the restart (by server-status) were cut.", plural(max(c.Before.Status.BusyWorkers-1, 0), "request"))
+			switch n := max(c.Before.Status.BusyWorkers-1, 0); n {
+			case 0:
+				rep.Text = "No request was in flight before the restart (by server-status)."
+			default:
+				rep.Text = fmt.Sprintf("%s in flight before the restart (by server-status) were cut.", plural(n, "request"))
+			}
 		}
 		if c.Action == "restart" && !c.Before.Parent.alive() {
 			rep.Text = "Apache was not running before (" + c.Before.Parent.String() + "); it is now."
