@@ -34,6 +34,7 @@ type Router struct {
 	approval ApprovalPolicy
 	store    Store
 	notifier Notifier
+	obs      Observer
 	now      func() time.Time
 
 	mu      sync.Mutex
@@ -58,15 +59,19 @@ type RouterConfig struct {
 	Approval ApprovalPolicy
 	Store    Store
 	Notifier Notifier
+	Observer Observer // metrics; nil observes nothing
 }
 
 // NewRouter routes to the configured commands.
 func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
-		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, now: time.Now,
+		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, obs: cfg.Observer, now: time.Now,
 		running: map[string]running{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.obs == nil {
+		r.obs = NopObserver{}
 	}
 	if r.approval.Approvals < 1 {
 		r.approval.Approvals = 1
@@ -115,7 +120,7 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	start := r.now()
 	log := r.log.With("req", req.ID, "user", req.Principal(), "channel", req.Channel)
 	info := &auditInfo{kind: AuditRequest}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(WithObserver(ctx, r.obs))
 	r.mu.Lock()
 	r.running[req.ID] = running{cancel: cancel, principal: req.Principal(), line: req.Line}
 	r.mu.Unlock()
@@ -138,6 +143,14 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 			r.audit(ctx, req, *info, reply, took)
 		}
 		log.Info("request", "line", req.Line, "status", reply.Status.String(), "took", took)
+		key := info.key
+		if key == "" || !r.Knows(strings.SplitN(key, " ", 2)[0]) && key != "help" {
+			key = "unknown" // bounded label values: never what a user typed
+		}
+		r.obs.Request(key, reply.Status, took)
+		if reply.Code == ERATELIMIT {
+			r.obs.RateLimited()
+		}
 	}()
 	reply, info = r.route(ctx, req, info)
 	return reply
@@ -217,6 +230,9 @@ func permissionKey(cmd Command, args []string) string {
 // audit appends one record. A failure to write is logged with the whole
 // record, so that it is not lost from the logs either.
 func (r *Router) audit(ctx context.Context, req Request, info auditInfo, reply Reply, took time.Duration) {
+	if info.kind != "" {
+		r.observeApproval(info.kind, reply.Status)
+	}
 	if r.store == nil || info.kind == "" {
 		return
 	}
@@ -347,4 +363,30 @@ func NewID() string {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// observeApproval tells the Observer about the approval steps the audit
+// records: every step of an approval's life is audited, so this is the
+// one place that sees them all.
+func (r *Router) observeApproval(kind string, st Status) {
+	switch kind {
+	case AuditRequest, AuditDenied, AuditRejected:
+	case AuditApprove, AuditDeny:
+		switch {
+		case st == StatusDenied || st == StatusUsage || st == StatusFailed:
+			r.obs.Approval("refused") // not the approver's to give, or too late
+		case kind == AuditApprove:
+			r.obs.Approval("approved")
+		default:
+			r.obs.Approval("denied")
+		}
+	case AuditExecution:
+		if st == StatusOK || st == StatusNegative || st == StatusInfo {
+			r.obs.Approval("done")
+		} else {
+			r.obs.Approval("failed")
+		}
+	default: // requested, expired, and any later kinds
+		r.obs.Approval(kind)
+	}
 }

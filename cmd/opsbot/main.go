@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/adapters/local"
+	"github.com/opsbot/opsbot/adapters/metrics"
 	"github.com/opsbot/opsbot/adapters/postgres"
 	"github.com/opsbot/opsbot/adapters/shell"
 	"github.com/opsbot/opsbot/adapters/sqlite"
@@ -74,6 +75,8 @@ type Main struct {
 	// is no ssh runner when the inventory has ssh hosts.
 	Runners    bot.Runners
 	SSHProblem string
+	// Metrics counts requests, approvals and adapter errors for /metrics.
+	Metrics *metrics.Metrics
 	ssh        *sshrun.Runner
 }
 
@@ -88,7 +91,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	if configPath != "" {
 		env.Config = configPath
 	}
-	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel), Notifiers: bot.Notifiers{}}
+	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel), Notifiers: bot.Notifiers{}, Metrics: metrics.New(version)}
 	if m.Store, m.StoreName, err = openStore(ctx, env.Database); err != nil {
 		return nil, err
 	}
@@ -126,6 +129,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		Approval: m.Policy.Approval,
 		Store:    m.Store,
 		Notifier: m.Notifiers,
+		Observer: m.Metrics,
 	})
 	m.Router.Add(commands.NewOpsbot(m.Router, hosts))
 	return m, nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/opsbot/opsbot/adapters/mattermost"
@@ -23,7 +25,7 @@ func mattermostPlatform(m *Main) (string, chatAdapter, error) {
 		PublicURL:     e.PublicURL,
 		Handler:       m.Router,
 		Audit:         m.Store,
-		Log:           m.Log.With("platform", "mattermost"),
+		Log:           errorCounting(m.Log.With("platform", "mattermost"), m.Metrics, "mattermost"),
 	})
 	if err != nil {
 		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: err.Error()}
@@ -55,10 +57,48 @@ func slackPlatform(m *Main) (string, chatAdapter, error) {
 		APIURL:        e.SlackAPIURL,
 		Handler:       m.Router,
 		Audit:         m.Store,
-		Log:           m.Log.With("platform", "slack"),
+		Log:           errorCounting(m.Log.With("platform", "slack"), m.Metrics, "slack"),
 	})
 	if err != nil {
 		return "", nil, &bot.Error{Code: bot.ECONFIG, Message: err.Error()}
 	}
 	return "slack", a, nil
+}
+
+// errorCounting counts every error an adapter logs as an adapter error:
+// the adapters log each failure to deliver or receive once, at error
+// level, so the log is where they already report them.
+func errorCounting(log *slog.Logger, obs bot.Observer, adapter string) *slog.Logger {
+	return slog.New(countingHandler{Handler: log.Handler(), obs: obs, adapter: adapter})
+}
+
+type countingHandler struct {
+	slog.Handler
+	obs     bot.Observer
+	adapter string
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.obs.AdapterError(h.adapter)
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// Enabled lets error records through even when the level would drop them,
+// so they are counted; Handle passes them on only if the inner handler
+// wants them.
+func (h countingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError || h.Handler.Enabled(ctx, l)
+}
+
+func (h countingHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return countingHandler{Handler: h.Handler.WithAttrs(a), obs: h.obs, adapter: h.adapter}
+}
+
+func (h countingHandler) WithGroup(n string) slog.Handler {
+	return countingHandler{Handler: h.Handler.WithGroup(n), obs: h.obs, adapter: h.adapter}
 }

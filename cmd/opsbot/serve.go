@@ -97,6 +97,7 @@ func (m *Main) Serve(ctx context.Context) error {
 	if len(adapters) == 0 {
 		return bot.Errorf(bot.ECONFIG, "no chat platform is configured: set OPSBOT_SLACK_BOT_TOKEN with OPSBOT_SLACK_SIGNING_SECRET or OPSBOT_SLACK_APP_TOKEN, or OPSBOT_MATTERMOST_URL with its tokens (see README); for the terminal use opsbot shell")
 	}
+	mux.Handle("GET /metrics", m.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

@@ -154,4 +154,22 @@ approval:
 	out, exitCode := (&cli{t: t, bin: opsbotBinary(t), env: env}).run("audit", "export")
 	require.Equal(t, 0, exitCode, out)
 	assert.Equal(t, 1, strings.Count(out, `"kind":"execution"`), "the scan ran once")
+
+	// /metrics counts what happened above.
+	resp, err = http.Get(base + "/metrics") //nolint:noctx // a test against our own server
+	require.NoError(t, err)
+	metricsText, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	for _, want := range []string{
+		`opsbot_requests_total{command="portcheck",outcome="ok"}`,
+		`opsbot_requests_total{command="scan",outcome="pending"} 1`,
+		`opsbot_approvals_total{outcome="requested"} 1`,
+		`opsbot_approvals_total{outcome="done"} 1`,
+		`opsbot_request_duration_seconds_bucket{command="portcheck",le="0.1"}`,
+		`opsbot_build_info{version="dev"} 1`,
+		"process_resident_memory_bytes",
+	} {
+		assert.Contains(t, string(metricsText), want)
+	}
 }

@@ -1,0 +1,101 @@
+// Package metrics owns opsbot's Prometheus metrics: it implements
+// bot.Observer on a registry of its own and serves it on /metrics.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/opsbot/opsbot/bot"
+)
+
+// Metrics is a bot.Observer that counts into Prometheus collectors.
+type Metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	durations   *prometheus.HistogramVec
+	approvals   *prometheus.CounterVec
+	rateLimited prometheus.Counter
+	scanPorts   prometheus.Counter
+	scanSeconds prometheus.Counter
+	adapterErrs *prometheus.CounterVec
+}
+
+var _ bot.Observer = (*Metrics)(nil)
+
+// New registers opsbot's metrics, and the Go runtime's and the process's,
+// on a fresh registry (not the global one: tests make several).
+func New(version string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opsbot_requests_total",
+			Help: "Requests by permission key (scan, apache reload, ...) and outcome (ok, negative, info, usage, denied, pending, failed).",
+		}, []string{"command", "outcome"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "opsbot_request_duration_seconds",
+			Help: "Time from a request's arrival to its reply, by permission key.",
+			// From a /portcheck on loopback (sub-millisecond) to a UDP scan
+			// paced by ICMP rate limits (minutes).
+			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 120, 600},
+		}, []string{"command"}),
+		approvals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opsbot_approvals_total",
+			Help: "Approval steps: requested, approved, denied, refused, expired, done, failed, abandoned.",
+		}, []string{"outcome"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "opsbot_rate_limited_total",
+			Help: "Requests refused by a per-user or per-target rate limit.",
+		}),
+		scanPorts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "opsbot_scan_ports_total",
+			Help: "Ports probed by /scan; rate() of it over rate(opsbot_scan_seconds_total) is ports per second.",
+		}),
+		scanSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "opsbot_scan_seconds_total",
+			Help: "Time spent scanning, summed over scans.",
+		}),
+		adapterErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opsbot_adapter_errors_total",
+			Help: "Chat adapter failures to deliver or receive, by adapter.",
+		}, []string{"adapter"}),
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "opsbot_build_info", Help: "Always 1; the version label says which build runs.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.requests, m.durations, m.approvals, m.rateLimited, m.scanPorts, m.scanSeconds, m.adapterErrs, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4, Timeout: 10 * time.Second})
+}
+
+// Request implements bot.Observer.
+func (m *Metrics) Request(key string, status bot.Status, took time.Duration) {
+	m.requests.WithLabelValues(key, status.String()).Inc()
+	m.durations.WithLabelValues(key).Observe(took.Seconds())
+}
+
+// Approval implements bot.Observer.
+func (m *Metrics) Approval(outcome string) { m.approvals.WithLabelValues(outcome).Inc() }
+
+// RateLimited implements bot.Observer.
+func (m *Metrics) RateLimited() { m.rateLimited.Inc() }
+
+// ScanPorts implements bot.Observer.
+func (m *Metrics) ScanPorts(ports int, took time.Duration) {
+	m.scanPorts.Add(float64(ports))
+	m.scanSeconds.Add(took.Seconds())
+}
+
+// AdapterError implements bot.Observer.
+func (m *Metrics) AdapterError(adapter string) { m.adapterErrs.WithLabelValues(adapter).Inc() }
