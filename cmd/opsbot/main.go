@@ -77,7 +77,7 @@ type Main struct {
 	SSHProblem string
 	// Metrics counts requests, approvals and adapter errors for /metrics.
 	Metrics *metrics.Metrics
-	ssh        *sshrun.Runner
+	ssh     *sshrun.Runner
 }
 
 // NewMain loads the environment, opens the store, loads the policy
