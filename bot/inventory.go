@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // hostName is what an inventory host or group may be called: it is typed in
@@ -384,4 +385,19 @@ func (a HostAccess) Allowed(req Request, key string) []Host {
 		}
 	}
 	return out
+}
+
+// EachHost runs f for every host at once, at most 8 at a time, and waits:
+// how commands read or act on a group of hosts.
+func EachHost(hosts []Host, f func(i int, h Host)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, h := range hosts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			f(i, h)
+		})
+	}
+	wg.Wait()
 }

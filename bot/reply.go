@@ -1,7 +1,9 @@
 package bot
 
 import (
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -149,4 +151,17 @@ func ErrorReply(err error, ref string) Reply {
 		msg = "internal error, ref " + ref
 	}
 	return Reply{Status: st, Title: msg, Code: ErrorCode(err)}
+}
+
+// Human formats a duration the way people read latencies: 0.4 ms, 12 ms,
+// 1.25 s. Every reply that shows a duration uses it.
+func Human(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
+	case d < time.Second:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
+	default:
+		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
+	}
 }

@@ -143,18 +143,8 @@ func portRanges(ports []uint16) string {
 	return b.String()
 }
 
-// human formats a duration the way people read latencies: 0.4 ms, 12 ms,
-// 1.25 s.
-func human(d time.Duration) string {
-	switch {
-	case d < 10*time.Millisecond:
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
-	case d < time.Second:
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
-	default:
-		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
-	}
-}
+// human is bot.Human, under the short name the port lines use.
+func human(d time.Duration) string { return bot.Human(d) }
 
 var (
 	servicesOnce sync.Once

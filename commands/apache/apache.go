@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
@@ -184,7 +183,7 @@ func (c *Command) restartImpact(ctx context.Context, r request) string {
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
 	lines := make([]string, len(r.hosts))
-	each(r.hosts, func(i int, h bot.Host) {
+	bot.EachHost(r.hosts, func(i int, h bot.Host) {
 		st, err := c.io(h).status(ctx)
 		if err != nil {
 			lines[i] = fmt.Sprintf("%s: busy workers unknown (%v)", h.Name, err)
@@ -211,20 +210,6 @@ func reqRate(st Status) string {
 	return fmt.Sprintf(", %.1f requests/s on average", st.ReqPerSec)
 }
 
-// each runs f for every host at once, at most 8 at a time.
-func each(hosts []bot.Host, f func(i int, h bot.Host)) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, h := range hosts {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			f(i, h)
-		})
-	}
-	wg.Wait()
-}
-
 // Run implements bot.Command.
 func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	r, err := c.parse(req)
@@ -234,11 +219,11 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	switch r.sub {
 	case "status":
 		snaps := make([]snapshot, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) { snaps[i] = c.io(h).snapshot(ctx) })
+		bot.EachHost(r.hosts, func(i int, h bot.Host) { snaps[i] = c.io(h).snapshot(ctx) })
 		return statusReply(r, snaps), nil
 	case "configtest":
 		tests := make([]hostTest, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) { tests[i] = c.io(h).configTest(ctx) })
+		bot.EachHost(r.hosts, func(i int, h bot.Host) { tests[i] = c.io(h).configTest(ctx) })
 		return configTestReply(r, tests), nil
 	case "modules":
 		return c.listing(ctx, r, "-M")
@@ -251,7 +236,7 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 // listing is modules and vhosts: apache2ctl -M or -S on each host.
 func (c *Command) listing(ctx context.Context, r request, flag string) (bot.Reply, error) {
 	outs := make([]listed, len(r.hosts))
-	each(r.hosts, func(i int, h bot.Host) {
+	bot.EachHost(r.hosts, func(i int, h bot.Host) {
 		out, err := c.io(h).ctl(ctx, flag)
 		outs[i] = listed{host: h, out: out, err: err}
 	})

@@ -237,7 +237,7 @@ func probeText(p probe) string {
 	case p.Code >= 500:
 		return fmt.Sprintf("%s answered HTTP %d", p.URL, p.Code)
 	}
-	return fmt.Sprintf("%s answered HTTP %d in %s", p.URL, p.Code, human(p.Took))
+	return fmt.Sprintf("%s answered HTTP %d in %s", p.URL, p.Code, bot.Human(p.Took))
 }
 
 func codes(entries []LogEntry) []string {
@@ -309,7 +309,7 @@ func (c *Command) change(ctx context.Context, req bot.Request, r request) bot.Re
 			req.Stream.Progress(rollProgress(r, ro, batch, i == 0))
 		}
 		done := make([]change, len(batch))
-		each(batch, func(j int, h bot.Host) { done[j] = c.apply(ctx, c.io(h), r.sub) })
+		bot.EachHost(batch, func(j int, h bot.Host) { done[j] = c.apply(ctx, c.io(h), r.sub) })
 		ro.Changes = append(ro.Changes, done...)
 	}
 	return changeReply(r, ro)

@@ -314,7 +314,7 @@ func changeReply(r request, ro roll) bot.Reply {
 	}
 	t := &bot.Table{Header: []string{"host", "result", "generation", "new generation in", "took"}}
 	for _, c := range ro.Changes {
-		t.Rows = append(t.Rows, []string{c.Host.Name, resultWord(c), genChange(c), newGenText(c), human(c.Took)})
+		t.Rows = append(t.Rows, []string{c.Host.Name, resultWord(c), genChange(c), newGenText(c), bot.Human(c.Took)})
 	}
 	for _, h := range ro.Untouched {
 		t.Rows = append(t.Rows, []string{h.Name, "not touched", "-", "-", "-"})
@@ -383,7 +383,7 @@ func newGenText(c change) string {
 	if c.NewGenIn == 0 {
 		return "-"
 	}
-	return human(c.NewGenIn)
+	return bot.Human(c.NewGenIn)
 }
 
 func shortProblem(c change) string {
@@ -427,7 +427,7 @@ func hostChangeReply(c change) bot.Reply {
 		{Name: "parent", Value: c.After.String()},
 	}
 	if c.NewGenIn > 0 {
-		fields = append(fields, bot.Field{Name: "new generation serving after", Value: human(c.NewGenIn)})
+		fields = append(fields, bot.Field{Name: "new generation serving after", Value: bot.Human(c.NewGenIn)})
 	}
 	if c.Probe.URL != "" {
 		fields = append(fields, bot.Field{Name: "probe", Value: probeText(c.Probe)})
@@ -439,7 +439,7 @@ func hostChangeReply(c change) bot.Reply {
 	case c.LogNote != "":
 		logField = c.LogNote
 	}
-	fields = append(fields, bot.Field{Name: "error log", Value: logField}, bot.Field{Name: "took", Value: human(c.Took)})
+	fields = append(fields, bot.Field{Name: "error log", Value: logField}, bot.Field{Name: "took", Value: bot.Human(c.Took)})
 	if c.ok() {
 		title := fmt.Sprintf("%s Apache on %s: generation %s, verified", pastTense[c.Action], name, genChange(c))
 		rep := bot.Reply{Status: bot.StatusOK, Title: title, Fields: fields}
@@ -484,22 +484,9 @@ func rollProgress(r request, ro roll, next []bot.Host, canary bool) bot.Reply {
 	}
 	lines := make([]string, 0, len(ro.Changes))
 	for _, c := range ro.Changes {
-		lines = append(lines, fmt.Sprintf("%s: %s (%s)", c.Host.Name, resultWord(c), human(c.Took)))
+		lines = append(lines, fmt.Sprintf("%s: %s (%s)", c.Host.Name, resultWord(c), bot.Human(c.Took)))
 	}
 	return bot.Reply{Status: bot.StatusRunning,
 		Title: fmt.Sprintf("%s of %s: %s %s, %d of %d hosts done", r.sub, r.target, what, strings.Join(hostNames(next), ", "), len(ro.Changes), len(r.hosts)),
 		Lines: lines}
-}
-
-// human formats a duration the way people read latencies: 0.4 ms, 12 ms,
-// 1.25 s.
-func human(d time.Duration) string {
-	switch {
-	case d < 10*time.Millisecond:
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
-	case d < time.Second:
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
-	default:
-		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
@@ -313,24 +312,10 @@ func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, e
 		ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout+time.Second)
 		defer cancel()
 		found := make([]lookup, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) { found[i] = c.lookup(ctx, c.io(h), r.obj) })
+		bot.EachHost(r.hosts, func(i int, h bot.Host) { found[i] = c.lookup(ctx, c.io(h), r.obj) })
 		p.Impact = toggleImpact(r, found)
 	}
 	return p, nil
-}
-
-// each runs f for every host at once, at most 8 at a time.
-func each(hosts []bot.Host, f func(i int, h bot.Host)) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, h := range hosts {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			f(i, h)
-		})
-	}
-	wg.Wait()
 }
 
 // Run implements bot.Command.
@@ -342,22 +327,22 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	switch r.sub {
 	case "status":
 		snaps := make([]snapshot, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) { snaps[i] = c.snapshot(ctx, c.io(h)) })
+		bot.EachHost(r.hosts, func(i int, h bot.Host) { snaps[i] = c.snapshot(ctx, c.io(h)) })
 		return statusReply(r, snaps), nil
 	case "show":
 		outs := make([]viewed, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) { outs[i] = c.view(ctx, c.io(h), r.view) })
+		bot.EachHost(r.hosts, func(i int, h bot.Host) { outs[i] = c.view(ctx, c.io(h), r.view) })
 		return showReply(r, outs), nil
 	case "poll":
 		polls := make([]polled, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) {
+		bot.EachHost(r.hosts, func(i int, h bot.Host) {
 			_, _, err := c.io(h).relayctl(ctx, "poll")
 			polls[i] = polled{Host: h, Err: err}
 		})
 		return pollReply(r, polls), nil
 	case "check":
 		checks := make([]checked, len(r.hosts))
-		each(r.hosts, func(i int, h bot.Host) {
+		bot.EachHost(r.hosts, func(i int, h bot.Host) {
 			res, err := c.io(h).check(ctx)
 			checks[i] = checked{Host: h, Result: res, Err: err}
 		})

@@ -696,7 +696,7 @@ func toggleReply(t toggled) bot.Reply {
 		text = append(text, "State after unknown: "+errText(t.After.Err))
 	}
 	rep.Text = strings.Join(text, "\n")
-	rep.Fields = []bot.Field{{Name: "took", Value: human(t.Took)}}
+	rep.Fields = []bot.Field{{Name: "took", Value: bot.Human(t.Took)}}
 	return rep
 }
 
@@ -735,9 +735,9 @@ func reloadReply(rl reloaded) bot.Reply {
 	if rl.AfterErr == nil && rl.Wait.Read {
 		fields = append(fields, bot.Field{Name: "redirects and relays", Value: objectsChange(rl.Before, rl.Diff)})
 		up, total := hostsUp(rl.Wait.Final)
-		fields = append(fields, bot.Field{Name: "hosts", Value: fmt.Sprintf("%d of %d up after %s", up, total, human(rl.Wait.Took))})
+		fields = append(fields, bot.Field{Name: "hosts", Value: fmt.Sprintf("%d of %d up after %s", up, total, bot.Human(rl.Wait.Took))})
 	}
-	fields = append(fields, bot.Field{Name: "took", Value: human(rl.Took)})
+	fields = append(fields, bot.Field{Name: "took", Value: bot.Human(rl.Took)})
 
 	var lines []string
 	for _, c := range rl.Diff.Changed {
@@ -843,7 +843,7 @@ func stepLine(n int, s step) string {
 	case stepRunning:
 		return line + " — running"
 	}
-	line += " — " + human(s.Took)
+	line += " — " + bot.Human(s.Took)
 	if note := strings.TrimPrefix(s.Note, s.Command+" "); note != "" {
 		line += ", " + note
 	}
@@ -877,7 +877,7 @@ func restartReply(rb *runbook) bot.Reply {
 		fields = append(fields, bot.Field{Name: "before", Value: errText(rb.BeforeE)})
 	}
 	if rb.Failed == -1 {
-		fields = append(fields, bot.Field{Name: "after", Value: upText(rb.Wait.Final)}, bot.Field{Name: "took", Value: human(rb.Took)})
+		fields = append(fields, bot.Field{Name: "after", Value: upText(rb.Wait.Final)}, bot.Field{Name: "took", Value: bot.Human(rb.Took)})
 		rep := bot.Reply{Status: bot.StatusOK, Lines: lines, Fields: fields,
 			Title: fmt.Sprintf("Restarted relayd on %s: %s, CARP undemoted", name, upText(rb.Wait.Final))}
 		if down := stillDown(derefOr(rb.Before), rb.Wait.Final); len(down) > 0 {
@@ -900,7 +900,7 @@ func restartReply(rb *runbook) bot.Reply {
 	if rb.After != "" {
 		fields = append(fields, bot.Field{Name: "relayd", Value: rb.After})
 	}
-	fields = append(fields, bot.Field{Name: "took", Value: human(rb.Took)})
+	fields = append(fields, bot.Field{Name: "took", Value: bot.Human(rb.Took)})
 	if rb.Failed == stepCheck && (len(rb.Check.Errors) > 0 || len(rb.Check.Messages) > 0) {
 		lines = append(lines, configErrors("  ", rb.Check)...)
 	}
@@ -969,17 +969,4 @@ func listOrNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
-}
-
-// human formats a duration the way people read latencies: 0.4 ms, 12 ms,
-// 1.25 s.
-func human(d time.Duration) string {
-	switch {
-	case d < 10*time.Millisecond:
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
-	case d < time.Second:
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
-	default:
-		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
-	}
 }
