@@ -118,7 +118,9 @@ func BenchmarkChatAck(b *testing.B) {
 		req.Header.Set("Authorization", "Token "+token)
 		return req
 	}
-	run := func(mk func(int) *http.Request) (Timings, int) {
+	var runN func(count int, mk func(int) *http.Request) (Timings, int)
+	run := func(mk func(int) *http.Request) (Timings, int) { return runN(n, mk) }
+	runN = func(count int, mk func(int) *http.Request) (Timings, int) {
 		var (
 			mu     sync.Mutex
 			times  Timings
@@ -148,7 +150,7 @@ func BenchmarkChatAck(b *testing.B) {
 				}
 			})
 		}
-		for i := range n {
+		for i := range count {
 			next <- i
 		}
 		close(next)
@@ -171,6 +173,16 @@ func BenchmarkChatAck(b *testing.B) {
 	}
 	peak := procStatus(srv.Process.Pid)
 	printf(w, "  opsbot serve memory: at rest VmRSS %s; after both runs VmRSS %s, peak VmHWM %s\n", rest["VmRSS"], peak["VmRSS"], peak["VmHWM"])
+
+	// Memory must not grow with use: 10 000 more commands (each with its
+	// audit record), then the resident size again.
+	const more = 10000
+	start := time.Now()
+	moreTimes, moreFailed := runN(more, mmReq)
+	after := procStatus(srv.Process.Pid)
+	printf(w, "  after %d more commands (%.1f s, p99 %s ms, %d failed): VmRSS %s, peak VmHWM %s\n",
+		more, time.Since(start).Seconds(), millis(moreTimes.Quantile(0.99)), moreFailed, after["VmRSS"], after["VmHWM"])
+	peak = after
 	hwm, _ := strconv.Atoi(firstField(peak["VmHWM"]))
 	sayln(w, "  targets:")
 	printf(w, "    ack p99 under 50 ms: %s (worst p99 %s ms)\n", met(worst < 50*time.Millisecond), millis(worst))
