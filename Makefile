@@ -4,10 +4,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 FUZZTIME ?= 5s
 
-.PHONY: help run test fuzz bench lint build dist clean
+.PHONY: help run test fuzz deploytest bench lint build dist clean image chart
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 run: build ## the bot: the terminal adapter when no chat credentials are set
 	./bin/opsbot
@@ -15,6 +15,11 @@ run: build ## the bot: the terminal adapter when no chat credentials are set
 test: ## every test, with -race; the namespace tests need root (CI=true: missing tools fail)
 	go test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory deploytest
+
+deploytest: ## the deploy/ tests: the Helm chart, and the container image (buildah, root)
+	$(MAKE) --no-print-directory chart
+	bash deploy/container/test.sh
 
 fuzz: ## each fuzz target briefly (FUZZTIME=5s)
 	go test -run='^$$' -fuzz='^FuzzSplitWords$$' -fuzztime=$(FUZZTIME) ./bot
@@ -55,3 +60,10 @@ dist: ## static binaries for linux/amd64, linux/arm64, openbsd/amd64 in dist/
 
 clean: ## remove build output
 	rm -rf bin dist
+
+image: dist ## container image FROM scratch with buildah, no daemon (deploy/container)
+	sh deploy/container/rootfs.sh dist/opsbot-linux-$$(go env GOARCH) /etc/ssl/certs/ca-certificates.crt dist/image
+	buildah --storage-driver vfs bud --isolation chroot -f deploy/container/Dockerfile.prebuilt -t localhost/opsbot:$(VERSION) .
+
+chart: ## the Helm chart's tests: render, lint, decode (deploy/helm, its own module)
+	cd deploy/helm && go test -race -count=1 ./...
