@@ -19,6 +19,7 @@ type Portcheck struct {
 	targets  *bot.Targets
 	maxPorts int
 	check    func(context.Context, netip.AddrPort, probe.Proto, probe.Options) probe.Result
+	vantages Vantages
 }
 
 // NewPortcheck checks ports on hosts the target policy allows, at most
@@ -27,12 +28,19 @@ func NewPortcheck(targets *bot.Targets, maxPorts int) *Portcheck {
 	return &Portcheck{targets: targets, maxPorts: maxPorts, check: probe.Check}
 }
 
+// WithVantages lets /portcheck check from inventory hosts: "from web01",
+// "from web".
+func (c *Portcheck) WithVantages(v Vantages) *Portcheck {
+	c.vantages = v
+	return c
+}
+
 var (
 	_ bot.Command  = (*Portcheck)(nil)
 	_ bot.Preparer = (*Portcheck)(nil)
 )
 
-const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s]"
+const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s] [from HOST|GROUP]"
 
 // Name implements bot.Command.
 func (*Portcheck) Name() string { return "portcheck" }
@@ -54,27 +62,49 @@ well-known services get a real request), closed on ICMP port unreachable,
 filtered on ICMP unreachable or prohibited, and open|filtered on silence:
 netcat calls that "succeeded", opsbot does not. A name is checked on each of
 its addresses. Default timeout 3s; at most ` + fmt.Sprint(c.maxPorts) + ` ports (use /scan for more).
-Exit status of opsbot run: 0 when every port is open, 1 otherwise.`
+
+From other hosts: /portcheck db01.example.com 5432 from web (an inventory
+host or group; /opsbot hosts lists those you may use). The bot resolves the
+name and checks it against policy, and each vantage host checks that
+address with the best tool it has: a copy of opsbot (opsbot probe: the same
+evidence as here), OpenBSD netcat, or bash's /dev/tcp (TCP only). The reply
+is a table, a row per vantage host, and says which tool each used and what
+that tool cannot tell (netcat calls a dropped UDP port "succeeded": opsbot
+reports it open|filtered). nc and bash check one port at a time, so they
+take only as many ports as fit in the time a vantage check may take.
+Exit status of opsbot run: 0 when every port is open (from every vantage
+host), 1 otherwise.`
 }
 
-func (c *Portcheck) parse(ctx context.Context, args []string) (targetArgs, bot.Target, error) {
+// parseArgs validates the words; it touches neither DNS nor the network.
+func (c *Portcheck) parseArgs(args []string) (targetArgs, error) {
 	ta, err := parseTargetArgs(args, portcheckSynopsis)
 	if err != nil {
-		return ta, bot.Target{}, err
+		return ta, err
 	}
 	if len(ta.ports) == 0 {
-		return ta, bot.Target{}, bot.Errorf(bot.EINVALID, "no port given: usage %s", portcheckSynopsis)
+		return ta, bot.Errorf(bot.EINVALID, "no port given: usage %s", portcheckSynopsis)
 	}
 	if len(ta.ports) > c.maxPorts {
-		return ta, bot.Target{}, bot.Errorf(bot.EINVALID, "%d ports: /portcheck takes at most %d (limits.portcheck_ports); use /scan for more", len(ta.ports), c.maxPorts)
+		return ta, bot.Errorf(bot.EINVALID, "%d ports: /portcheck takes at most %d (limits.portcheck_ports); use /scan for more", len(ta.ports), c.maxPorts)
 	}
-	tg, err := resolve(ctx, c.targets, ta)
-	return ta, tg, err
+	return ta, nil
 }
 
 // Prepare validates and resolves without probing, for an approval request.
 func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, error) {
-	ta, tg, err := c.parse(ctx, req.Args)
+	ta, err := c.parseArgs(req.Args)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	if ta.vantage != "" {
+		v, err := c.vantages.resolve(ctx, req, c.Name(), c.targets, ta)
+		if err != nil {
+			return bot.Prepared{}, err
+		}
+		return bot.Prepared{Hosts: v.preparedHosts(), Impact: fmt.Sprintf("Checks %d %s port(s) of %s from %s.", len(ta.ports), ta.proto, v.addr, v.hostList())}, nil
+	}
+	tg, err := resolve(ctx, c.targets, ta)
 	if err != nil {
 		return bot.Prepared{}, err
 	}
@@ -84,7 +114,14 @@ func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared,
 // Run parses, checks policy, probes every port on every allowed address
 // at once, and reports.
 func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
-	ta, tg, err := c.parse(ctx, req.Args)
+	ta, err := c.parseArgs(req.Args)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	if ta.vantage != "" {
+		return c.runFrom(ctx, req, ta)
+	}
+	tg, err := resolve(ctx, c.targets, ta)
 	if err != nil {
 		return bot.Reply{}, err
 	}

@@ -220,7 +220,7 @@ func TestPortRanges(t *testing.T) {
 }
 
 func FuzzCommandArgs(f *testing.F) {
-	for _, s := range []string{"127.0.0.1 80", "-zuv -w 3 10.0.0.1 123", "h 1-99999", "h 80-20", "[::1] top100 udp", "h 80 timeout 3s", "h https,ntp,0"} {
+	for _, s := range []string{"127.0.0.1 80", "-zuv -w 3 10.0.0.1 123", "h 1-99999", "h 80-20", "[::1] top100 udp", "h 80 timeout 3s", "h https,ntp,0", "h 80 from web01", "-zu h 53 from"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
@@ -237,6 +237,9 @@ func FuzzCommandArgs(f *testing.F) {
 		}
 		if _, _, err := bot.ParseHost(ta.host); err != nil {
 			t.Fatalf("accepted host %q that ParseHost rejects", ta.host)
+		}
+		if ta.vantage != "" && bot.CheckHostName(ta.vantage) != nil {
+			t.Fatalf("accepted vantage %q that CheckHostName rejects", ta.vantage)
 		}
 		for i, p := range ta.ports {
 			if p == 0 || (i > 0 && ta.ports[i-1] >= p) {

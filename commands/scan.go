@@ -13,10 +13,11 @@ import (
 
 // Scan is /scan: which ports are open? (nc -zv host 1-500 | grep succeeded)
 type Scan struct {
-	targets *bot.Targets
-	limits  bot.Limits
-	scan    func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
-	now     func() time.Time
+	targets  *bot.Targets
+	limits   bot.Limits
+	scan     func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
+	now      func() time.Time
+	vantages Vantages
 }
 
 // NewScan scans hosts the target policy allows, within limits (ports per
@@ -25,12 +26,19 @@ func NewScan(targets *bot.Targets, limits bot.Limits) *Scan {
 	return &Scan{targets: targets, limits: limits, scan: probe.Scan, now: time.Now}
 }
 
+// WithVantages lets /scan run from inventory hosts: "from web01",
+// "from web".
+func (s *Scan) WithVantages(v Vantages) *Scan {
+	s.vantages = v
+	return s
+}
+
 var (
 	_ bot.Command  = (*Scan)(nil)
 	_ bot.Preparer = (*Scan)(nil)
 )
 
-const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s]"
+const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s] [from HOST|GROUP]"
 
 // Name implements bot.Command.
 func (*Scan) Name() string { return "scan" }
@@ -54,6 +62,15 @@ silent ones even when the target rate-limits its ICMP errors (Linux sends
 about one per second after a burst of six): opsbot paces and re-probes, and
 lists the ports it could not confirm. Policy: at most ` + fmt.Sprint(s.limits.ScanPorts) + ` ports per scan,
 ` + fmt.Sprint(s.limits.ScanConcurrency) + ` probes in flight` + rateText(s.limits.ScanRate) + `.
+
+From other hosts: /scan 10.0.0.10 top20 from web (an inventory host or
+group). Each vantage host scans the address the bot resolved and allowed,
+with a copy of opsbot when it has one (the same engine and limits as here),
+else OpenBSD netcat or bash's /dev/tcp (TCP only), which check one port at
+a time: they take only as many ports as fit in the time a vantage check
+may take (about 20 at the default timeout), and the reply says so. The reply
+counts states per vantage host and shows the ports that are open somewhere
+or seen differently, a row per host.
 Exit status of opsbot run: 0 when at least one port is open, 1 otherwise.`
 }
 
@@ -64,26 +81,38 @@ func rateText(r int) string {
 	return fmt.Sprintf(", %d probes per second", r)
 }
 
-func (s *Scan) parse(ctx context.Context, args []string) (targetArgs, bot.Target, error) {
+// parseArgs validates the words; it touches neither DNS nor the network.
+func (s *Scan) parseArgs(args []string) (targetArgs, error) {
 	ta, err := parseTargetArgs(args, scanSynopsis)
 	if err != nil {
-		return ta, bot.Target{}, err
+		return ta, err
 	}
 	if len(ta.ports) == 0 {
 		ta.ports = probe.TopPorts(ta.proto, 100)
 		ta.spec = "top100"
 	}
 	if len(ta.ports) > s.limits.ScanPorts {
-		return ta, bot.Target{}, bot.Errorf(bot.EINVALID, "%s is %d ports: policy allows at most %d per scan (limits.scan_ports)", ta.spec, len(ta.ports), s.limits.ScanPorts)
+		return ta, bot.Errorf(bot.EINVALID, "%s is %d ports: policy allows at most %d per scan (limits.scan_ports)", ta.spec, len(ta.ports), s.limits.ScanPorts)
 	}
-	tg, err := resolve(ctx, s.targets, ta)
-	return ta, tg, err
+	return ta, nil
 }
 
 // Prepare validates and resolves without probing, for an approval request:
 // the scan is bound to the one address it will probe.
 func (s *Scan) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, error) {
-	ta, tg, err := s.parse(ctx, req.Args)
+	ta, err := s.parseArgs(req.Args)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	if ta.vantage != "" {
+		v, err := s.vantages.resolve(ctx, req, s.Name(), s.targets, ta)
+		if err != nil {
+			return bot.Prepared{}, err
+		}
+		return bot.Prepared{Hosts: v.preparedHosts(),
+			Impact: fmt.Sprintf("Probes %d %s ports of %s from %s.", len(ta.ports), ta.proto, v.addr, v.hostList())}, nil
+	}
+	tg, err := resolve(ctx, s.targets, ta)
 	if err != nil {
 		return bot.Prepared{}, err
 	}
@@ -93,7 +122,14 @@ func (s *Scan) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, erro
 
 // Run scans one address of the host.
 func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
-	ta, tg, err := s.parse(ctx, req.Args)
+	ta, err := s.parseArgs(req.Args)
+	if err != nil {
+		return bot.Reply{}, err
+	}
+	if ta.vantage != "" {
+		return s.runFrom(ctx, req, ta)
+	}
+	tg, err := resolve(ctx, s.targets, ta)
 	if err != nil {
 		return bot.Reply{}, err
 	}
@@ -113,6 +149,7 @@ func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	if err != nil {
 		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: "scan of " + addr.String() + " failed: " + err.Error(), Err: err}
 	}
+	bot.ObserverFrom(ctx).ScanPorts(len(res.Results), res.Duration)
 	return scanReply(title, tg, addr, ta, res), nil
 }
 

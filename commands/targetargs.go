@@ -30,6 +30,7 @@ type targetArgs struct {
 	timeout time.Duration // 0: the probe's default
 	family  int           // 0 any, 4 or 6
 	spec    string        // the port words as typed, for titles
+	vantage string        // the inventory host or group after "from"; "" = the bot's own host
 }
 
 func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
@@ -40,6 +41,9 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 	}
 	if len(f.Args) == 0 {
 		return ta, bot.Errorf(bot.EINVALID, "no host given: usage %s", synopsis)
+	}
+	if f.Args, ta.vantage, err = cutVantage(f.Args, synopsis); err != nil {
+		return ta, err
 	}
 	ta.host = f.Args[0]
 	if _, name, err := bot.ParseHost(ta.host); err != nil {
@@ -102,6 +106,29 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 	ta.ports = sortedPorts(set)
 	ta.spec = strings.Join(portWords, " ")
 	return ta, nil
+}
+
+// cutVantage takes a trailing "from VANTAGE" off words (the host comes
+// first, so a host named "from" stays a host). VANTAGE must look like an
+// inventory host or group name; whether it is one, and whether the asker
+// may use it, is decided later.
+func cutVantage(words []string, synopsis string) ([]string, string, error) {
+	for i := 1; i < len(words); i++ {
+		if !strings.EqualFold(words[i], "from") {
+			continue
+		}
+		switch {
+		case i == len(words)-1:
+			return nil, "", bot.Errorf(bot.EINVALID, "from needs a vantage point: an inventory host or group, as in %s ... from web01 (/opsbot hosts lists them)", strings.Fields(synopsis)[0])
+		case i < len(words)-2:
+			return nil, "", bot.Errorf(bot.EINVALID, "from VANTAGE comes last: %q follows it; usage %s", truncateRunes(words[i+2], 40), synopsis)
+		}
+		if err := bot.CheckHostName(words[i+1]); err != nil {
+			return nil, "", err
+		}
+		return words[:i], words[i+1], nil
+	}
+	return words, "", nil
 }
 
 // pickFamily keeps the addresses of the asked family.

@@ -115,10 +115,11 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	l := m.Policy.Limits
 	perms := bot.NewPermissions(m.Policy)
 	hosts := bot.HostAccess{Inventory: bot.NewInventory(m.Policy), Perms: perms}
+	vantages := commands.Vantages{Hosts: hosts, Runner: m.Runners}
 	m.Router = bot.NewRouter(bot.RouterConfig{
 		Commands: []bot.Command{
-			commands.NewPortcheck(targets, l.PortcheckPorts),
-			commands.NewScan(targets, l),
+			commands.NewPortcheck(targets, l.PortcheckPorts).WithVantages(vantages),
+			commands.NewScan(targets, l).WithVantages(vantages),
 			commands.NewListen(l.ListenFor.D),
 			apache.New(apache.Config{Hosts: hosts, Runner: m.Runners, RollBatch: l.RollBatch}),
 			relayd.New(relayd.Config{Hosts: hosts, Runner: m.Runners}),
@@ -239,6 +240,13 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return configCmd(args, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args, stdout, stderr)
+	case "probe":
+		// Hidden: what a bot runs on a vantage host over SSH (/portcheck
+		// ... from HOST). No policy, no config, no store: the calling bot
+		// has checked everything, and it passes an address, not a name.
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return commands.ProbeMain(ctx, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "opsbot", version)
 		return 0

@@ -44,6 +44,10 @@ type Server struct {
 	config string
 	cmd    *exec.Cmd
 	exited chan struct{}
+
+	netns  string   // network namespace it runs in; "" = the test's own
+	hidden []string // executables hidden from its sessions (see Options.Hide)
+	empty  string   // the empty file bound over them
 }
 
 // Check skips t (fails it with CI=true) when no private sshd can run here.
@@ -153,7 +157,7 @@ func (s *Server) Log() string {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command(sshd, "-D", "-f", s.config, "-E", s.LogFile) //nolint:gosec // Debian's sshd, files in our temporary directory
+	s.cmd = s.command()
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("sshtest: start %s: %v", sshd, err)
@@ -170,9 +174,8 @@ func (s *Server) start(t testing.TB) {
 			t.Fatalf("sshtest: sshd exited at start; its log:\n%s", s.Log())
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		err := s.ready()
 		if err == nil {
-			_ = conn.Close()
 			return
 		}
 		if time.Now().After(deadline) {
@@ -301,3 +304,176 @@ func writeFile(t testing.TB, path string, data []byte) {
 
 // String names the server in test output.
 func (s *Server) String() string { return fmt.Sprintf("sshd on %s", s.Addr()) }
+
+// Options describe a server started by StartWith. The zero value is what
+// Start makes.
+type Options struct {
+	// Netns is the network namespace (a name under /run/netns, as ip
+	// netns makes them) the server runs in: sshd is started through `ip
+	// netns exec`, so it listens there and every command a session runs,
+	// runs there. "" is the test's own namespace.
+	Netns string
+	// Addr is the address to listen on; "" = 127.0.0.1.
+	Addr string
+	// Port is the port to listen on; 0 = a free loopback port, or 22 in
+	// a namespace of its own.
+	Port int
+	// UserKey is a private key file (with its .pub beside it) to authorize
+	// for root instead of a new one, so that one client key opens several
+	// servers.
+	UserKey string
+	// Env is set in every session (sshd's SetEnv, applied after sshd's own
+	// PATH): "PATH=/dir:/usr/bin:/bin" puts tools there. Root's login shell
+	// may still add to PATH in its startup files.
+	Env []string
+	// Hide makes these executables unavailable to sessions: each (after
+	// symlinks) has an empty, non-executable file bound over it in the
+	// server's private mount namespace, as if the package were not
+	// installed. Only with Netns (ip netns exec gives the server a mount
+	// namespace of its own); the rest of the machine is not affected.
+	Hide []string
+}
+
+// StartIn starts a private sshd inside the network namespace netns,
+// listening on addr port 22, and stops it when t ends.
+func StartIn(t testing.TB, netns, addr string) *Server {
+	t.Helper()
+	return StartWith(t, Options{Netns: netns, Addr: addr})
+}
+
+// StartWith starts a private sshd as opts say and stops it when t ends.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
+	Check(t)
+	if opts.Netns == "" && len(opts.Hide) > 0 {
+		t.Fatal("sshtest: Hide needs Netns: only a server in a namespace of its own has a private mount namespace")
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { //nolint:gosec // sshd's own directory, as Debian makes it
+		t.Fatalf("sshtest: %v", err)
+	}
+	dir := t.TempDir()
+	s := &Server{
+		Host:       "127.0.0.1",
+		KnownHosts: filepath.Join(dir, "known_hosts"),
+		UserKey:    filepath.Join(dir, "id_ed25519"),
+		LogFile:    filepath.Join(dir, "sshd.log"),
+		Dir:        dir,
+		config:     filepath.Join(dir, "sshd_config"),
+		netns:      opts.Netns,
+	}
+	if opts.Addr != "" {
+		s.Host = opts.Addr
+	}
+	switch {
+	case opts.Port != 0:
+		s.Port = opts.Port
+	case opts.Netns != "":
+		s.Port = 22
+	default:
+		s.Port = freePort(t)
+	}
+	for _, h := range opts.Hide {
+		target, err := filepath.EvalSymlinks(h)
+		if err != nil {
+			t.Fatalf("sshtest: hide %s: %v", h, err)
+		}
+		s.hidden = append(s.hidden, target)
+	}
+	if len(s.hidden) > 0 {
+		s.empty = filepath.Join(dir, "hidden")
+		writeFile(t, s.empty, nil)
+	}
+	s.HostKey = Keygen(t, filepath.Join(dir, "ssh_host_ed25519_key"))
+	var userKey ssh.PublicKey
+	if opts.UserKey != "" {
+		s.UserKey = opts.UserKey
+		pub, err := os.ReadFile(opts.UserKey + ".pub")
+		if err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+		if userKey, _, _, _, err = ssh.ParseAuthorizedKey(pub); err != nil {
+			t.Fatalf("sshtest: %s.pub: %v", opts.UserKey, err)
+		}
+	} else {
+		userKey = Keygen(t, s.UserKey)
+	}
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(userKey), 0o600); err != nil { //nolint:gosec // our temporary directory; the key is the test's own
+		t.Fatalf("sshtest: %v", err)
+	}
+	writeFile(t, s.KnownHosts, []byte(s.KnownHostsLine(s.HostKey)+"\n"))
+	config := []string{
+		"Port " + strconv.Itoa(s.Port),
+		"ListenAddress " + s.Host,
+		"HostKey " + filepath.Join(dir, "ssh_host_ed25519_key"),
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile " + authorized,
+		"UsePAM no",
+		"StrictModes no",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PermitRootLogin prohibit-password",
+		"MaxSessions 16",
+		"LogLevel VERBOSE",
+	}
+	for _, e := range opts.Env {
+		if strings.ContainsAny(e, "\n\"") || !strings.Contains(e, "=") {
+			t.Fatalf("sshtest: Env entry %q: want NAME=VALUE on one line, without double quotes", e)
+		}
+		config = append(config, `SetEnv "`+e+`"`)
+	}
+	writeFile(t, s.config, []byte(strings.Join(append(config, ""), "\n")))
+	s.start(t)
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// command is how start runs sshd: directly, or through ip netns exec with
+// the hidden executables bound over first (a fixed script; the paths are
+// its arguments).
+func (s *Server) command() *exec.Cmd {
+	args := []string{"-D", "-f", s.config, "-E", s.LogFile}
+	if s.netns == "" {
+		return exec.Command(sshd, args...) //nolint:gosec // Debian's sshd, files in our temporary directory
+	}
+	const hide = `empty=$1; n=$2; shift 2
+while [ "$n" -gt 0 ]; do mount --bind "$empty" "$1" || exit 1; shift; n=$((n-1)); done
+exec "$@"`
+	argv := []string{"netns", "exec", s.netns, "sh", "-c", hide, "sh", s.empty, strconv.Itoa(len(s.hidden))}
+	argv = append(argv, s.hidden...)
+	argv = append(argv, sshd)
+	argv = append(argv, args...)
+	return exec.Command(ipCommand(), argv...) //nolint:gosec // iproute2 running Debian's sshd with our files
+}
+
+// ready reports whether the server accepts connections: a dial from here,
+// or for a server in another namespace (which this process cannot reach
+// directly) its pid file naming this very process, which sshd writes once
+// it listens (a restart leaves the old pid in it until then).
+func (s *Server) ready() error {
+	if s.netns == "" {
+		conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	}
+	pid, err := os.ReadFile(filepath.Join(s.Dir, "sshd.pid"))
+	if err == nil && strings.TrimSpace(string(pid)) == strconv.Itoa(s.cmd.Process.Pid) {
+		return nil
+	}
+	return fmt.Errorf("pid file does not name pid %d yet", s.cmd.Process.Pid)
+}
+
+// ipCommand finds iproute2's ip, also where PATH lacks /usr/sbin.
+func ipCommand() string {
+	if p, err := exec.LookPath("ip"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"} {
+		if executable(p) {
+			return p
+		}
+	}
+	return "ip"
+}
