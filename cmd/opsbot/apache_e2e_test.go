@@ -51,13 +51,11 @@ type apacheE2E struct {
 func newApacheE2E(t *testing.T) *apacheE2E {
 	t.Helper()
 	e := &apacheE2E{}
-	var wg sync.WaitGroup
-	wg.Go(func() { e.local = apachetest.Start(t) })
-	wg.Go(func() { e.remote = apachetest.Start(t) })
-	var stranger *sshtest.Server
-	wg.Go(func() { e.sshd = sshtest.Start(t) })
-	wg.Go(func() { stranger = sshtest.Start(t) }) // its host key is in no known_hosts we use
-	wg.Wait()
+	// One after the other, in the test's goroutine: each may fail t.
+	e.local = apachetest.Start(t)
+	e.remote = apachetest.Start(t)
+	e.sshd = sshtest.Start(t)
+	stranger := sshtest.Start(t) // its host key is in no known_hosts we use
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "policy.yaml")
 	policy := fmt.Sprintf(apachePolicy, e.local.Ctl, e.local.StatusURL, e.local.ProbeURL,

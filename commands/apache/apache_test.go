@@ -56,17 +56,9 @@ func newBed(t *testing.T, names []string, groups string, batch int) *bed {
 	b := &bed{servers: map[string]*apachetest.Server{}, runner: &countingRunner{}}
 	var y strings.Builder
 	y.WriteString("hosts:\n")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for _, n := range names {
-		wg.Go(func() {
-			s := apachetest.Start(t)
-			mu.Lock()
-			b.servers[n] = s
-			mu.Unlock()
-		})
+		b.servers[n] = apachetest.Start(t) // in the test's goroutine: it may fail t
 	}
-	wg.Wait()
 	for _, n := range names {
 		y.WriteString(hostYAML(n, b.servers[n]))
 	}

@@ -72,12 +72,38 @@ func Check(t testing.TB) {
 
 // Start copies Debian's config, points it at a free loopback port and a
 // document root of its own, starts it, and stops it when t ends.
+//
+// The port is free when it is picked and taken by Apache a moment later;
+// under parallel tests another listener can take it in between, so a start
+// that fails is tried again on a new port, up to three times. Call it from
+// the test's goroutine (it may fail t).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := New(t)
-	s.Must(t, "start")
-	s.WaitUp(t)
-	return s
+	for attempt := 1; ; attempt++ {
+		s := New(t)
+		out, err := exec.Command(s.Ctl, "start").CombinedOutput() //nolint:gosec // our wrapper
+		if err == nil && s.up(10*time.Second) {
+			return s
+		}
+		s.Kill()
+		if attempt == 3 {
+			t.Fatalf("apachetest: Apache did not start on port %d (attempt %d): %v\n%s\nerror log:\n%s", s.Port, attempt, err, out, s.Log())
+		}
+	}
+}
+
+// up waits until server-status answers, at most d.
+func (s *Server) up(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := s.Generation(); err == nil {
+			return true
+		}
+		if time.Now().After(deadline) || (s.PID() != 0 && !s.Alive()) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // New prepares an instance without starting it.
@@ -176,15 +202,8 @@ func (s *Server) Must(t testing.TB, args ...string) string {
 // WaitUp waits until server-status answers.
 func (s *Server) WaitUp(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := s.Generation(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("apachetest: Apache on port %d not answering after 10s; error log:\n%s", s.Port, s.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !s.up(10 * time.Second) {
+		t.Fatalf("apachetest: Apache on port %d not answering after 10s; error log:\n%s", s.Port, s.Log())
 	}
 }
 
