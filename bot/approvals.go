@@ -6,11 +6,52 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 )
+
+// DefaultLease is how long a replica's claim on an approved action holds
+// without renewal. The replica running the action renews it every third of
+// that, so a claim survives two missed renewals (a database hiccup); a
+// replica that died is noticed a lease later, by the next expiry sweep of
+// any replica.
+const DefaultLease = time.Minute
+
+// RecentApprovals is how far back /opsbot approvals shows requests that
+// ended (done, failed, abandoned, denied, expired), beside those pending
+// or running.
+const RecentApprovals = time.Hour
+
+// NewReplicaID names this process for the leases it takes: host name
+// (a pod's name under Kubernetes), process ID, and a random suffix, so a
+// restarted process on the same host is told apart from the one that died.
+func NewReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "opsbot"
+	}
+	return fmt.Sprintf("%s/%d/%s", truncate(host, 64), os.Getpid(), NewID()[:6])
+}
+
+// SetLease names this process in the claims it takes on approved actions
+// and sets how long such a claim holds without renewal (d <= 0 keeps the
+// current duration; an empty replica keeps the current name). Call it
+// before the Router handles requests.
+func (r *Router) SetLease(replica string, d time.Duration) {
+	if replica != "" {
+		r.replica = replica
+	}
+	if d > 0 {
+		r.lease = d
+	}
+}
+
+// Replica is the name this process's claims carry.
+func (r *Router) Replica() string { return r.replica }
 
 // Preparer is implemented by commands whose actions can wait for approval:
 // Prepare validates every argument and resolves the hosts without acting,
@@ -240,7 +281,7 @@ func (r *Router) Decide(ctx context.Context, req Request, id string, approve boo
 		}
 	}
 	d := Decision{Principal: who.Principal(), UserName: req.UserName, Approve: approve, Reason: reason, At: r.now()}
-	a, claimed, err := r.store.Decide(ctx, id, d, d.At)
+	a, claimed, err := r.store.Decide(ctx, id, d, d.At, Lease{Holder: r.replica, Until: d.At.Add(r.lease)})
 	if err != nil {
 		return Reply{}, err
 	}
@@ -274,8 +315,11 @@ func reasonText(reason string) string {
 
 // execute runs a claimed approval: the stored action, checked again against
 // its binding, as the requester, with the output reaching the approver.
+// While it runs, the claim's lease is renewed, so that the other replicas
+// know this one is alive.
 func (r *Router) execute(ctx context.Context, approver Request, a Approval) Reply {
 	start := r.now()
+	stopRenewing, lostEarly := r.keepLease(ctx, a.ID)
 	name, _, _ := strings.Cut(a.Command, " ")
 	req := Request{
 		ID: NewID(), Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel,
@@ -288,6 +332,9 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 				reply = ErrorReply(fmt.Errorf("panic: %v", p), req.ID)
 			}
 		}()
+		if lostEarly != nil {
+			return ErrorReply(Errorf(ECONFLICT, "%s; it had not started here, so nothing ran", ErrorMessage(lostEarly)), req.ID)
+		}
 		cmd, ok := r.commands[name]
 		if !ok {
 			return ErrorReply(Errorf(ENOTFOUND, "the approved command /%s no longer exists", name), req.ID)
@@ -316,17 +363,35 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 		}
 		return out
 	}()
+	lost := stopRenewing()
 	took := r.now().Sub(start)
 	state := ApprovalDone
 	if reply.Status == StatusFailed || reply.Status == StatusUsage || reply.Status == StatusDenied {
 		state = ApprovalFailed
 	}
 	o := Outcome{State: state, Status: reply.Status.String(), Title: reply.Title, OutputSHA256: ReplyDigest(reply), Finished: r.now(), Duration: took}
-	if err := r.store.Finish(ctx, a.ID, o); err != nil {
-		r.log.Error("recording approval outcome", "approval", a.ID, "err", err)
+	// The outcome is recorded even when the request's context has ended.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	late := ""
+	// A claim lost before the start ran nothing: the request stays
+	// abandoned, with nothing to add.
+	if lostEarly == nil {
+		if err := r.store.Finish(fctx, a.ID, o); err != nil {
+			r.log.Error("recording approval outcome", "approval", a.ID, "err", err)
+			if lost || ErrorCode(err) == ECONFLICT {
+				// Another replica saw the lease lapse (this one could not
+				// renew it in time) and declared the request abandoned. The
+				// audit record below still says how it really ended.
+				late = "Note: this result came after the request had been declared abandoned (this replica could not renew its lease in time); the audit log records this outcome."
+			}
+		}
 	}
 	r.audit(ctx, req, auditInfo{kind: AuditExecution, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, took)
 	reply.Text = joinLines("Approved by "+approver.Platform+":"+approver.User+"; requested by "+a.Platform+":"+a.User+" (approval "+a.ID+").", reply.Text)
+	if late != "" {
+		reply.Text = joinLines(reply.Text, late)
+	}
 	r.notify(ctx, a, reply)
 	return reply
 }
@@ -344,6 +409,76 @@ func (r *Router) notify(ctx context.Context, a Approval, reply Reply) {
 	}
 }
 
+// keepLease renews this replica's claim on a running request at once,
+// since the claim's expiry was computed before Decide waited for its lock,
+// and then every third of the lease until the returned stop is called.
+// stop waits for the renewer to end and reports whether the claim was lost
+// (the request was declared abandoned meanwhile). A claim lost before the
+// action starts is the returned error (ECONFLICT): the action must not
+// start. One lost later does not stop the action: cutting a half-done
+// restart short could leave things worse than letting it finish, and its
+// outcome is audited either way.
+func (r *Router) keepLease(ctx context.Context, id string) (stop func() (lost bool), err error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	every := max(r.lease/3, time.Millisecond)
+	renew := func() error {
+		now := r.now()
+		rctx, rcancel := context.WithTimeout(ctx, every)
+		defer rcancel()
+		return r.store.RenewLease(rctx, id, Lease{Holder: r.replica, Until: now.Add(r.lease)}, now)
+	}
+	if err := renew(); ErrorCode(err) == ECONFLICT {
+		cancel()
+		return func() bool { return true }, err
+	} else if err != nil {
+		r.log.Warn("renewing the lease of an approved action", "approval", id, "replica", r.replica, "err", err)
+	}
+	done := make(chan struct{})
+	var gone atomic.Bool
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := renew()
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return
+			case ErrorCode(err) == ECONFLICT:
+				r.log.Error("lost the lease of a running approved action: it was declared abandoned; the action goes on and its outcome will be audited",
+					"approval", id, "replica", r.replica, "err", err)
+				gone.Store(true)
+				return
+			default:
+				r.log.Warn("renewing the lease of a running approved action", "approval", id, "replica", r.replica, "err", err)
+			}
+		}
+	}()
+	return func() bool {
+		cancel()
+		<-done
+		return gone.Load()
+	}, nil
+}
+
+// Approvals lists what /opsbot approvals shows: requests pending or
+// running, and those that ended in the last RecentApprovals, oldest first;
+// first expiring (and auditing) pending ones whose time is up and running
+// ones whose replica stopped renewing its lease.
+func (r *Router) Approvals(ctx context.Context) ([]Approval, error) {
+	if r.store == nil {
+		return nil, nil
+	}
+	r.ExpireApprovals(ctx)
+	return r.store.ListApprovals(ctx, r.now().Add(-RecentApprovals))
+}
+
 // PendingApprovals lists the requests waiting for a decision, first
 // expiring (and auditing) the ones whose time is up.
 func (r *Router) PendingApprovals(ctx context.Context) ([]Approval, error) {
@@ -354,8 +489,10 @@ func (r *Router) PendingApprovals(ctx context.Context) ([]Approval, error) {
 	return r.store.PendingApprovals(ctx, r.now())
 }
 
-// ExpireApprovals moves requests past their time to expired, audits and
-// announces each.
+// ExpireApprovals moves pending requests past their time to expired, and
+// running ones whose lease lapsed (their replica stopped) to failed as
+// abandoned; it audits and announces each. Every replica calls it on a
+// ticker; the store moves each request once, so each is announced once.
 func (r *Router) ExpireApprovals(ctx context.Context) {
 	if r.store == nil {
 		return
@@ -363,12 +500,46 @@ func (r *Router) ExpireApprovals(ctx context.Context) {
 	expired, err := r.store.ExpirePending(ctx, r.now())
 	if err != nil {
 		r.log.Error("expiring approvals", "err", err)
-		return
 	}
 	for _, a := range expired {
 		req := Request{ID: a.RequestID, Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel, Line: a.Line}
 		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Expired %s: %s", a.ID, a.Line), Text: "Nobody approved it in time. Nothing ran."}
 		r.audit(ctx, req, auditInfo{kind: AuditExpired, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, 0)
 		r.notify(ctx, a, reply)
+	}
+	abandoned, err := r.store.AbandonLapsed(ctx, r.now())
+	if err != nil {
+		r.log.Error("abandoning approvals whose lease lapsed", "err", err)
+	}
+	for _, a := range abandoned {
+		r.log.Warn("approved action abandoned: its replica stopped renewing the lease", "approval", a.ID,
+			"line", a.Line, "holder", a.Lease.Holder, "lease_expired", a.Lease.Until, "by", r.replica)
+		req := Request{ID: a.RequestID, Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel, Line: a.Line}
+		title := AbandonedOutcome(a, r.now()).Title
+		if a.Outcome != nil {
+			title = a.Outcome.Title
+		}
+		r.audit(ctx, req, auditInfo{kind: AuditAbandoned, key: a.Command, hosts: a.Hosts, approvalID: a.ID},
+			Reply{Status: StatusFailed, Title: title}, 0)
+		r.notify(ctx, a, abandonedReply(a, r.now()))
+	}
+}
+
+// abandonedReply tells the channel that an approved action's replica
+// stopped while running it.
+func abandonedReply(a Approval, now time.Time) Reply {
+	fields := []Field{{Name: "replica", Value: a.Lease.Holder}, {Name: "lease expired", Value: clock(a.Lease.Until, now)}}
+	if d, ok := lastDecision(a, true); ok {
+		fields = append(fields, Field{Name: "approved by", Value: who(d) + " at " + clock(d.At, now)})
+	}
+	if len(a.Hosts) > 0 {
+		fields = append(fields, Field{Name: "hosts", Value: strings.Join(a.Hosts, ", ")})
+	}
+	return Reply{
+		Status: StatusFailed,
+		Title:  fmt.Sprintf("Abandoned %s: %s", a.ID, a.Line),
+		Fields: fields,
+		Text: fmt.Sprintf("Replica %s stopped while running it (lease expired at %s). The action may have partly run — check the host. "+
+			"It will not be run again by itself: request it anew once you know its state.", a.Lease.Holder, clock(a.Lease.Until, now)),
 	}
 }

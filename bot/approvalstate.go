@@ -50,12 +50,19 @@ func ApprovalConflict(a Approval, now time.Time) *Error {
 	case ApprovalPending:
 		return Errorf(ECONFLICT, "request %s is still pending approval; nothing has run", a.ID)
 	case ApprovalRunning:
-		if d, ok := lastDecision(a, true); ok {
-			return Errorf(ECONFLICT, "request %s is already running (approved by %s at %s)",
-				a.ID, who(d), clock(d.At, now))
+		on := ""
+		if a.Lease.Holder != "" {
+			on = " on replica " + a.Lease.Holder
 		}
-		return Errorf(ECONFLICT, "request %s is already running", a.ID)
+		if d, ok := lastDecision(a, true); ok {
+			return Errorf(ECONFLICT, "request %s is already running%s (approved by %s at %s)",
+				a.ID, on, who(d), clock(d.At, now))
+		}
+		return Errorf(ECONFLICT, "request %s is already running%s", a.ID, on)
 	case ApprovalDone, ApprovalFailed:
+		if a.Outcome != nil && a.Outcome.Status == OutcomeAbandoned {
+			return Errorf(ECONFLICT, "request %s was %s", a.ID, abandonedText(a, now))
+		}
 		if a.Outcome != nil {
 			return Errorf(ECONFLICT, "request %s already ran: %s at %s", a.ID, a.State, clock(a.Outcome.Finished, now))
 		}
@@ -110,6 +117,78 @@ func clock(t, now time.Time) string {
 	return t.Format("2006-01-02 15:04:05 UTC")
 }
 
+// OutcomeAbandoned is the Outcome.Status of a request whose replica stopped
+// renewing its lease while running it: nobody knows how it ended.
+const OutcomeAbandoned = "abandoned"
+
+// CheckLease validates the claim a Decide records if its vote claims.
+func CheckLease(l Lease) error {
+	switch {
+	case l.Holder == "":
+		return Errorf(EINVALID, "a claim needs the replica that holds it")
+	case len(l.Holder) > 200:
+		return Errorf(EINVALID, "a replica name is at most 200 bytes")
+	case l.Until.IsZero():
+		return Errorf(EINVALID, "a claim needs the time its lease expires")
+	}
+	return nil
+}
+
+// RenewApproval works out the lease after l's holder renews its claim on
+// a, as read under the lock at now: extended to l.Until, never shortened.
+// Only the holder renews, and only while the request is running; a lease
+// that lapsed but was not abandoned yet is still the holder's, since the
+// holder is evidently alive.
+func RenewApproval(a Approval, l Lease, now time.Time) (Lease, *Error) {
+	if a.State != ApprovalRunning {
+		return a.Lease, ApprovalConflict(a, now)
+	}
+	if a.Lease.Holder != l.Holder {
+		return a.Lease, Errorf(ECONFLICT, "request %s is running on replica %s, not %s: only the holder renews its lease",
+			a.ID, a.Lease.Holder, l.Holder)
+	}
+	if a.Lease.Until.After(l.Until) {
+		l.Until = a.Lease.Until
+	}
+	return l, nil
+}
+
+// LeaseLapsed reports whether a is running on a lease that expired before
+// now (at the instant of expiry the lease still holds). Times compare at
+// the microsecond, the precision the store keeps.
+func LeaseLapsed(a Approval, now time.Time) bool {
+	return a.State == ApprovalRunning && !a.Lease.Until.IsZero() &&
+		now.Truncate(time.Microsecond).After(a.Lease.Until)
+}
+
+// AbandonedOutcome is how a request whose lease lapsed ends: failed, with
+// a title that says which replica stopped, when its lease expired, and
+// that the action may have partly run. It is never run again: only a
+// person who checked the host should ask for it anew.
+func AbandonedOutcome(a Approval, now time.Time) Outcome {
+	return Outcome{
+		State:    ApprovalFailed,
+		Status:   OutcomeAbandoned,
+		Title:    abandonedText(a, time.Time{}),
+		Finished: now.Truncate(time.Microsecond).UTC(),
+	}
+}
+
+// abandonedText explains an abandoned request; with a zero now the time
+// has its date, as stored text read days later should.
+func abandonedText(a Approval, now time.Time) string {
+	holder := a.Lease.Holder
+	if holder == "" {
+		holder = "(unknown)"
+	}
+	at := a.Lease.Until.UTC().Format("2006-01-02 15:04:05 UTC")
+	if !now.IsZero() {
+		at = clock(a.Lease.Until, now)
+	}
+	return fmt.Sprintf("abandoned: replica %s stopped while running it (lease expired at %s); the action may have partly run — check the host",
+		holder, at)
+}
+
 // CheckNewApproval validates a request before it is stored.
 func CheckNewApproval(a Approval) error {
 	switch {
@@ -121,6 +200,8 @@ func CheckNewApproval(a Approval) error {
 		return Errorf(EINVALID, "an approval request needs at least one approval")
 	case a.Outcome != nil:
 		return Errorf(EINVALID, "a new approval request has no outcome")
+	case a.Lease.Holder != "" || !a.Lease.Until.IsZero():
+		return Errorf(EINVALID, "a new approval request has no lease: it is claimed when approved")
 	}
 	return nil
 }

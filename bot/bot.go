@@ -28,10 +28,11 @@ type Handler interface {
 }
 
 // Control is what /opsbot asks of the Router: decisions on approval
-// requests, the pending list, the asker's permissions and the audit log.
+// requests, the list of requests pending, running and recently ended, the
+// asker's permissions and the audit log.
 type Control interface {
 	Decide(ctx context.Context, req Request, id string, approve bool, reason string) (Reply, error)
-	PendingApprovals(ctx context.Context) ([]Approval, error)
+	Approvals(ctx context.Context) ([]Approval, error)
 	Who(req Request) (roles, run, approve []string)
 	AuditLog(ctx context.Context, n int) ([]AuditRecord, error)
 	Cancel(ctx context.Context, req Request, id string) (Reply, error)

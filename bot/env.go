@@ -2,6 +2,7 @@ package bot
 
 import (
 	"github.com/kelseyhightower/envconfig"
+	"time"
 )
 
 // Env is everything opsbot reads from the environment (prefix OPSBOT_):
@@ -14,6 +15,14 @@ type Env struct {
 	// for button callbacks; without it, adapters use the address a request came to.
 	PublicURL string `envconfig:"PUBLIC_URL"`
 	LogLevel  string `envconfig:"LOG_LEVEL"` // default: warn in the terminal, info for serve
+	// ShutdownGrace is how long serve lets running commands finish after
+	// SIGTERM before it cancels them (keep it below the orchestrator's
+	// kill timeout: Kubernetes' terminationGracePeriodSeconds is 30 s).
+	ShutdownGrace time.Duration `envconfig:"SHUTDOWN_GRACE" default:"20s"`
+	// ApprovalLease is how long a replica's claim on an approved action
+	// holds without renewal: how soon the other replicas report the action
+	// abandoned when the replica running it dies (1s to 1h).
+	ApprovalLease time.Duration `envconfig:"APPROVAL_LEASE" default:"1m"`
 
 	SlackSigningSecret string `envconfig:"SLACK_SIGNING_SECRET"`
 	SlackBotToken      string `envconfig:"SLACK_BOT_TOKEN"`

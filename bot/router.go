@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -36,14 +37,22 @@ type Router struct {
 	notifier Notifier
 	obs      Observer
 	now      func() time.Time
+	// replica names this process in the leases of the approved actions it
+	// runs; lease is how long such a claim holds unless renewed.
+	replica string
+	lease   time.Duration
 
-	mu      sync.Mutex
-	running map[string]running // by request ID, for /opsbot cancel
+	mu       sync.Mutex
+	running  map[string]running // by request ID, for /opsbot cancel
+	draining bool               // Drain was called: new requests are refused
 }
+
+// ErrShuttingDown is why Drain cancels the requests still running.
+var ErrShuttingDown = errors.New("opsbot is shutting down")
 
 // running is a request in progress.
 type running struct {
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc
 	principal string
 	line      string
 }
@@ -66,7 +75,7 @@ type RouterConfig struct {
 func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
 		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, obs: cfg.Observer, now: time.Now,
-		running: map[string]running{}}
+		replica: NewReplicaID(), lease: DefaultLease, running: map[string]running{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -120,15 +129,18 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	start := r.now()
 	log := r.log.With("req", req.ID, "user", req.Principal(), "channel", req.Channel)
 	info := &auditInfo{kind: AuditRequest}
-	ctx, cancel := context.WithCancel(WithObserver(ctx, r.obs))
+	ctx, cancel := context.WithCancelCause(WithObserver(ctx, r.obs))
 	r.mu.Lock()
-	r.running[req.ID] = running{cancel: cancel, principal: req.Principal(), line: req.Line}
+	draining := r.draining
+	if !draining {
+		r.running[req.ID] = running{cancel: cancel, principal: req.Principal(), line: req.Line}
+	}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		delete(r.running, req.ID)
 		r.mu.Unlock()
-		cancel()
+		cancel(nil)
 	}()
 	defer func() {
 		if p := recover(); p != nil {
@@ -152,8 +164,54 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 			r.obs.RateLimited()
 		}
 	}()
+	if draining {
+		return Reply{Status: StatusFailed, Code: EFAILED, Title: "opsbot is restarting: nothing ran. Try again in a minute."}
+	}
 	reply, info = r.route(ctx, req, info)
+	if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+		reply.Text = joinLines(reply.Text, "opsbot was shutting down (a restart or a deploy) and stopped this before it finished: what is shown is what it had. Run it again in a minute.")
+		if reply.Status == StatusOK || reply.Status == StatusRunning || reply.Status == StatusInfo {
+			reply.Status = StatusFailed
+		}
+	}
 	return reply
+}
+
+// Drain is the Router's part of a graceful shutdown: it refuses new
+// requests, waits until the running ones finish or ctx ends, then cancels
+// those left with ErrShuttingDown (their replies say so) and waits up to
+// grace for them to return. It reports how many it had to cancel.
+func (r *Router) Drain(ctx context.Context, grace time.Duration) (canceled int) {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	left := func() map[string]running {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		out := make(map[string]running, len(r.running))
+		for id, run := range r.running {
+			out[id] = run
+		}
+		return out
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(left()) > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	runs := left()
+	for id, run := range runs {
+		r.log.Warn("shutting down: canceling a running request", "req", id, "user", run.principal, "line", run.line)
+		run.cancel(ErrShuttingDown)
+	}
+	deadline := time.Now().Add(grace)
+	for len(left()) > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	return len(runs)
 }
 
 func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply, *auditInfo) {
@@ -344,7 +402,7 @@ func (r *Router) Cancel(_ context.Context, req Request, id string) (Reply, error
 			return Reply{}, Errorf(EDENIED, "request %s belongs to %s: cancelling someone else's request needs the \"opsbot cancel\" grant", id, run.principal)
 		}
 	}
-	run.cancel()
+	run.cancel(context.Canceled)
 	return Reply{Status: StatusOK, Title: "Canceled " + id + ": " + run.line}, nil
 }
 

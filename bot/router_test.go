@@ -133,3 +133,43 @@ func TestRouter_CancelStopsTheAskersRunningRequest(t *testing.T) {
 		t.Fatal("cancel did not reach the command")
 	}
 }
+
+func TestRouter_DrainLetsQuickOnesFinishAndCancelsTheRestSayingWhy(t *testing.T) {
+	started := make(chan struct{}, 2)
+	quick := &fakeCommand{name: "quick", RunFn: func(_ context.Context, _ Request) (Reply, error) {
+		started <- struct{}{}
+		time.Sleep(50 * time.Millisecond)
+		return Reply{Status: StatusOK, Title: "quick done"}, nil
+	}}
+	slow := &fakeCommand{name: "slow", RunFn: func(ctx context.Context, _ Request) (Reply, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return Reply{Status: StatusOK, Title: "slow: 10 of 1000 ports done"}, nil
+	}}
+	r := NewRouter(RouterConfig{Commands: []Command{quick, slow}})
+	replies := make(chan Reply, 2)
+	for _, line := range []string{"/quick", "/slow"} {
+		go func() {
+			replies <- r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: line})
+		}()
+	}
+	<-started
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	canceled := r.Drain(ctx, 2*time.Second)
+	assert.Equal(t, 1, canceled, "the quick one finished within the grace period")
+	got := map[string]Reply{}
+	for range 2 {
+		rep := <-replies
+		got[rep.Title] = rep
+	}
+	assert.Equal(t, StatusOK, got["quick done"].Status)
+	slowRep := got["slow: 10 of 1000 ports done"]
+	assert.Equal(t, StatusFailed, slowRep.Status, "a cut command is not a success")
+	assert.Contains(t, slowRep.Text, "opsbot was shutting down")
+
+	after := r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: "/quick"})
+	assert.Equal(t, StatusFailed, after.Status)
+	assert.Contains(t, after.Title, "opsbot is restarting: nothing ran")
+}

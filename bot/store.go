@@ -18,25 +18,44 @@ type Store interface {
 	// PendingApprovals lists requests still pending and not expired at now,
 	// oldest first.
 	PendingApprovals(ctx context.Context, now time.Time) ([]Approval, error)
+	// ListApprovals lists every request pending or running, and every other
+	// one created at or after since, oldest first: what /opsbot approvals
+	// shows.
+	ListApprovals(ctx context.Context, since time.Time) ([]Approval, error)
 	// Decide records one person's decision on a request, atomically.
 	//
 	// Approve: the vote is added (one vote per principal); the vote that
 	// brings the approvals to Needed also moves the request from pending to
-	// running, and only that call returns claimed=true: its caller, and no
-	// one else, executes the action. Deny: pending moves to denied.
+	// running, records lease as the claim (who runs it, and until when
+	// unless renewed), and only that call returns claimed=true: its caller,
+	// and no one else, executes the action. Deny: pending moves to denied.
 	//
-	// Errors are *Error: ENOTFOUND for an unknown ID; ECONFLICT when the
-	// request is not pending (the message names its state, e.g. "already
-	// ran"), when this principal has voted already, or when it expired at
-	// now (Decide then moves it to expired).
-	Decide(ctx context.Context, id string, d Decision, now time.Time) (a Approval, claimed bool, err error)
+	// Errors are *Error: EINVALID for a lease without holder or expiry;
+	// ENOTFOUND for an unknown ID; ECONFLICT when the request is not
+	// pending (the message names its state, e.g. "already ran"), when this
+	// principal has voted already, or when it expired at now (Decide then
+	// moves it to expired).
+	Decide(ctx context.Context, id string, d Decision, now time.Time, lease Lease) (a Approval, claimed bool, err error)
+	// RenewLease extends the claim on a running request to lease.Until
+	// (never shortens it). Only the holder may renew, and only while the
+	// request is running: a lease that lapsed but was not yet abandoned
+	// is still the holder's to renew. Otherwise ECONFLICT: the request was
+	// abandoned (see AbandonLapsed) or is held by another replica.
+	RenewLease(ctx context.Context, id string, lease Lease, now time.Time) error
 	// Finish records the outcome of a claimed request: running moves to
 	// done or failed. It is an error (ECONFLICT) if the request is not
-	// running.
+	// running, e.g. when it was abandoned because its lease lapsed.
 	Finish(ctx context.Context, id string, o Outcome) error
 	// ExpirePending moves every pending request whose Expires is before now
 	// to expired and returns them, so their prompts can say so.
 	ExpirePending(ctx context.Context, now time.Time) ([]Approval, error)
+	// AbandonLapsed moves every running request whose lease expired before
+	// now to failed, with the outcome AbandonedOutcome describes, and
+	// returns them: the replica that claimed it stopped renewing (it died,
+	// or lost the database), so nobody will record how it ended. Each is
+	// moved once, whichever replicas call this at the same time; none is
+	// ever run again.
+	AbandonLapsed(ctx context.Context, now time.Time) ([]Approval, error)
 
 	// AppendAudit adds a record and returns its sequence number (increasing,
 	// gap-free per store is not required). There is no update and no delete.
@@ -58,7 +77,8 @@ const ECONFLICT = "conflict"
 type ApprovalState string
 
 // Approval states. pending → running → done|failed; pending → denied;
-// pending → expired.
+// pending → expired; running → failed also when the claim's lease lapses
+// (the outcome then has Status OutcomeAbandoned).
 const (
 	ApprovalPending ApprovalState = "pending"
 	ApprovalRunning ApprovalState = "running"
@@ -90,7 +110,17 @@ type Approval struct {
 	Created   time.Time
 	Expires   time.Time
 	Decisions []Decision // in the order they were made
-	Outcome   *Outcome   // set by Finish
+	Lease     Lease      // set when claimed (running), kept after
+	Outcome   *Outcome   // set by Finish, or by AbandonLapsed
+}
+
+// Lease is a replica's claim on a running request: who runs it, and until
+// when the claim holds unless the holder renews it. A replica that dies
+// mid-action stops renewing; once Until has passed, any replica moves the
+// request to failed (abandoned) instead of leaving it running forever.
+type Lease struct {
+	Holder string    // the replica (Router.Replica) running the action
+	Until  time.Time // the claim lapses after this
 }
 
 // Decision is one person's approve or deny.
@@ -105,7 +135,7 @@ type Decision struct {
 // Outcome is how a claimed request ended.
 type Outcome struct {
 	State        ApprovalState // done or failed
-	Status       string        // the reply's Status.String()
+	Status       string        // the reply's Status.String(), or OutcomeAbandoned
 	Title        string        // the reply's verdict line
 	OutputSHA256 string
 	Finished     time.Time
@@ -142,6 +172,7 @@ const (
 	AuditExpired   = "expired"   // a request expired unapproved
 	AuditExecution = "execution" // an approved action ran
 	AuditRejected  = "rejected"  // a platform request failed verification, or the config did not load
+	AuditAbandoned = "abandoned" // a running action's replica stopped renewing its lease: outcome unknown
 )
 
 // AuditQuery selects audit records.

@@ -42,7 +42,9 @@ func (*Opsbot) Usage() string {
 	return opsbotSynopsis + `
   whoami          your roles, what you may run and what you may approve
   hosts           the inventory hosts you may act on, and what you may do there
-  approvals       requests waiting for a second person
+  approvals       requests waiting for a second person, running (on which
+                  replica), and ended in the last hour (done, failed,
+                  abandoned by a replica that stopped, denied, expired)
   approve ID      approve a request (not your own); the vote that completes
                   the approvals runs the action, once, and shows its result
   deny ID REASON  refuse a request (or withdraw your own); nothing runs
@@ -117,32 +119,107 @@ func (o *Opsbot) whoami(req bot.Request) bot.Reply {
 }
 
 func (o *Opsbot) approvals(ctx context.Context) (bot.Reply, error) {
-	list, err := o.ctrl.PendingApprovals(ctx)
+	list, err := o.ctrl.Approvals(ctx)
 	if err != nil {
 		return bot.Reply{}, err
 	}
 	if len(list) == 0 {
-		return bot.Reply{Status: bot.StatusInfo, Title: "No approval requests are pending."}, nil
+		return bot.Reply{Status: bot.StatusInfo, Title: "No approval requests are pending or running, and none ended in the last hour."}, nil
 	}
 	return approvalsReply(list, o.now()), nil
 }
 
+// approvalsReply lists requests pending, running (on which replica, until
+// when its lease holds) and recently ended, with an Approve button for
+// each pending one.
 func approvalsReply(list []bot.Approval, now time.Time) bot.Reply {
-	t := &bot.Table{Header: []string{"id", "action", "requested by", "approvals", "expires in"}}
+	t := &bot.Table{Header: []string{"id", "action", "requested by", "state", "detail"}}
 	var actions []bot.Action
+	count := map[string]int{}
 	for _, a := range list {
+		state, detail := approvalState(a, now)
+		count[state]++
+		t.Rows = append(t.Rows, []string{a.ID, a.Line, a.Platform + ":" + a.User, state, detail})
+		if a.State == bot.ApprovalPending && len(actions) < 10 {
+			actions = append(actions, bot.Action{Label: "Approve " + a.ID, Command: "/opsbot approve " + a.ID, Style: bot.ActionPrimary})
+		}
+	}
+	var parts []string
+	for _, st := range []string{"pending", "running", "abandoned"} {
+		if count[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+		}
+	}
+	if ended := len(list) - count["pending"] - count["running"] - count["abandoned"]; ended > 0 {
+		parts = append(parts, fmt.Sprintf("%d ended in the last hour", ended))
+	}
+	return bot.Reply{Status: bot.StatusInfo, Title: "Approval requests: " + strings.Join(parts, ", "), Table: t, Actions: actions}
+}
+
+// approvalState is a request's state and the detail that goes with it.
+func approvalState(a bot.Approval, now time.Time) (string, string) {
+	at := func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") }
+	switch a.State {
+	case bot.ApprovalPending:
 		got := 0
 		for _, d := range a.Decisions {
 			if d.Approve {
 				got++
 			}
 		}
-		t.Rows = append(t.Rows, []string{a.ID, a.Line, a.Platform + ":" + a.User, fmt.Sprintf("%d of %d", got, a.Needed), a.Expires.Sub(now).Round(time.Second).String()})
-		if len(actions) < 10 {
-			actions = append(actions, bot.Action{Label: "Approve " + a.ID, Command: "/opsbot approve " + a.ID, Style: bot.ActionPrimary})
+		return "pending", fmt.Sprintf("%d of %d approvals; expires in %s", got, a.Needed, a.Expires.Sub(now).Round(time.Second))
+	case bot.ApprovalRunning:
+		detail := "on replica " + a.Lease.Holder
+		if d, ok := lastApproval(a); ok {
+			detail += " since " + at(d.At) + " (approved by " + approverName(d) + ")"
+		}
+		if !a.Lease.Until.IsZero() {
+			if now.After(a.Lease.Until) {
+				detail += "; lease lapsed at " + at(a.Lease.Until) + ": abandoned at the next check unless renewed"
+			} else {
+				detail += "; lease renewed until " + at(a.Lease.Until)
+			}
+		}
+		return "running", detail
+	case bot.ApprovalDone, bot.ApprovalFailed:
+		if a.Outcome == nil {
+			return string(a.State), ""
+		}
+		if a.Outcome.Status == bot.OutcomeAbandoned {
+			return "abandoned", strings.TrimPrefix(a.Outcome.Title, "abandoned: ")
+		}
+		return string(a.State), at(a.Outcome.Finished) + ": " + truncateRunes(a.Outcome.Title, 80)
+	case bot.ApprovalDenied:
+		for i := len(a.Decisions) - 1; i >= 0; i-- {
+			if d := a.Decisions[i]; !d.Approve {
+				detail := "by " + approverName(d) + " at " + at(d.At)
+				if d.Reason != "" {
+					detail += ": " + truncateRunes(d.Reason, 60)
+				}
+				return "denied", detail
+			}
+		}
+		return "denied", ""
+	case bot.ApprovalExpired:
+		return "expired", "at " + at(a.Expires) + "; nothing ran"
+	}
+	return string(a.State), ""
+}
+
+func lastApproval(a bot.Approval) (bot.Decision, bool) {
+	for i := len(a.Decisions) - 1; i >= 0; i-- {
+		if a.Decisions[i].Approve {
+			return a.Decisions[i], true
 		}
 	}
-	return bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("%d approval requests pending", len(list)), Table: t, Actions: actions}
+	return bot.Decision{}, false
+}
+
+func approverName(d bot.Decision) string {
+	if d.UserName != "" {
+		return d.UserName
+	}
+	return d.Principal
 }
 
 func (o *Opsbot) audit(ctx context.Context, n int) (bot.Reply, error) {

@@ -76,7 +76,7 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 		// The buttons stay until the result is in: a second click meanwhile
 		// is refused by the store ("already running").
 		writeJSON(w, http.StatusOK, ephemeral(fmt.Sprintf("Working on `%s` (request %s)… the result will be posted here.", act.Line, req.ID)))
-		go func() {
+		a.inflight.Go(func() {
 			defer cancel()
 			reply := <-done
 			if st.finish(ctx, reply) {
@@ -94,7 +94,7 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 			if _, err := a.postPages(ctx, in.ChannelId, in.PostId, render(reply, a.buttons(actionURL, in.ChannelId, req.ID))); err != nil {
 				a.log.Error("a late click result could not be delivered", "req", req.ID, "err", err)
 			}
-		}()
+		})
 	}
 }
 

@@ -80,10 +80,10 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 			SkipSlackParsing: true,
 		})
 		responseURL := f.Get("response_url")
-		go func() {
+		a.inflight.Go(func() {
 			defer cancel()
 			a.deliver(ctx, req, st, <-done, actionURL, responseURL)
-		}()
+		})
 	}
 }
 

@@ -67,7 +67,10 @@ type Adapter struct {
 	audit     bot.Auditor
 	log       *slog.Logger
 	now       func() time.Time
-	http      *http.Client // for response_url
+	// inflight counts the results being delivered after their
+	// acknowledgement, so that a shutdown can wait for them (Wait).
+	inflight sync.WaitGroup
+	http     *http.Client // for response_url
 
 	// Timings, shortened by tests.
 	fastReply, clickWait, editEvery time.Duration
@@ -185,5 +188,22 @@ func (a *Adapter) reject(ctx context.Context, r *http.Request, user, channel, li
 	defer cancel()
 	if _, err := a.audit.AppendAudit(actx, rec); err != nil {
 		a.log.Error("audit write failed", "err", err, "why", why)
+	}
+}
+
+// Wait waits until every result being delivered after its acknowledgement
+// (a slow command, a click) has been posted, or ctx ends: the adapter's
+// part of a graceful shutdown, after the Router has drained.
+func (a *Adapter) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		a.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -16,7 +16,8 @@ import (
 
 const approvalColumns = `id, state, command, line, args, hosts, digest, impact,
 	requester_platform, requester_user, requester_name, requester_channel, request_id,
-	needed, created, expires, outcome_status, outcome_title, output_sha256, finished, duration_ns`
+	needed, created, expires, outcome_status, outcome_title, output_sha256, finished, duration_ns,
+	lease_holder, lease_expires`
 
 // querier is what pgxpool.Pool and pgx.Tx share.
 type querier interface {
@@ -41,7 +42,7 @@ func (s *Store) CreateApproval(ctx context.Context, a bot.Approval) error {
 		return fmt.Errorf("postgres create approval %s: %w", a.ID, err)
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO approvals (`+approvalColumns+`)
-		VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL)
+		VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
 		ON CONFLICT (id) DO NOTHING`,
 		a.ID, a.Command, a.Line, args, hosts, a.Digest, a.Impact,
 		a.Platform, a.User, a.UserName, a.Channel, a.RequestID,
@@ -74,6 +75,22 @@ func (s *Store) Approval(ctx context.Context, id string) (bot.Approval, error) {
 	return a, nil
 }
 
+// ListApprovals lists the requests pending or running, and the others
+// created at or after since, oldest first.
+func (s *Store) ListApprovals(ctx context.Context, since time.Time) ([]bot.Approval, error) {
+	var list []bot.Approval
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		list, err = listApprovals(ctx, tx, `SELECT `+approvalColumns+` FROM approvals
+			WHERE state IN ('pending', 'running') OR created >= $1 ORDER BY created, id`, ts(since))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres list approvals: %w", err)
+	}
+	return list, nil
+}
+
 // PendingApprovals lists the requests pending and not expired at now (at
 // the instant of expiry a request is still live), oldest first.
 func (s *Store) PendingApprovals(ctx context.Context, now time.Time) ([]bot.Approval, error) {
@@ -97,13 +114,17 @@ func (s *Store) PendingApprovals(ctx context.Context, now time.Time) ([]bot.Appr
 // judged (decide), the vote inserted and the state moved pending → running
 // with "UPDATE ... WHERE id = $1 AND state = 'pending'" — under the row
 // lock that update changes one row for exactly one caller, which alone gets
-// claimed=true, and only once the commit has succeeded.
+// claimed=true (with lease recorded as its claim), and only once the
+// commit has succeeded.
 // UNIQUE (approval_id, principal) backs up the one-vote rule.
 //
 // On ECONFLICT the request is returned as it stands.
-func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.Time) (bot.Approval, bool, error) {
+func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.Time, lease bot.Lease) (bot.Approval, bool, error) {
 	d, err := bot.CheckDecision(d, now)
 	if err != nil {
+		return bot.Approval{}, false, err
+	}
+	if err := bot.CheckLease(lease); err != nil {
 		return bot.Approval{}, false, err
 	}
 	var (
@@ -132,7 +153,16 @@ func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.
 			})
 		}
 		if next != a.State {
-			tag, err := tx.Exec(ctx, `UPDATE approvals SET state = $1 WHERE id = $2 AND state = 'pending'`, next, id)
+			var (
+				holder *string // NULL unless this vote claims it
+				until  *time.Time
+			)
+			if next == bot.ApprovalRunning {
+				u := ts(lease.Until)
+				holder, until = &lease.Holder, &u
+			}
+			tag, err := tx.Exec(ctx, `UPDATE approvals SET state = $1, lease_holder = $2, lease_expires = $3
+				WHERE id = $4 AND state = 'pending'`, next, holder, until, id)
 			if err != nil {
 				return err
 			}
@@ -140,6 +170,9 @@ func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.
 				return fmt.Errorf("request %s left pending under the row lock", id)
 			}
 			a.State = next
+			if next == bot.ApprovalRunning {
+				a.Lease = bot.Lease{Holder: lease.Holder, Until: ts(lease.Until).UTC()}
+			}
 		}
 		return nil // commit: the vote, or the move to expired with its conflict
 	})
@@ -176,6 +209,72 @@ func (s *Store) Finish(ctx context.Context, id string, o bot.Outcome) error {
 		return wrap("finish "+id, err)
 	}
 	return nil
+}
+
+// RenewLease extends the holder's lease on a running request, under the
+// same row lock as Decide and AbandonLapsed.
+func (s *Store) RenewLease(ctx context.Context, id string, l bot.Lease, now time.Time) error {
+	if err := bot.CheckLease(l); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		a, err := getApproval(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		next, conflict := bot.RenewApproval(a, l, now)
+		if conflict != nil {
+			return conflict
+		}
+		_, err = tx.Exec(ctx, `UPDATE approvals SET lease_expires = $1
+			WHERE id = $2 AND state = 'running' AND lease_holder = $3`, ts(next.Until), id, l.Holder)
+		return err
+	})
+	if err != nil {
+		return wrap("renew lease "+id, err)
+	}
+	return nil
+}
+
+// AbandonLapsed moves every running request whose lease expired before now
+// to failed (abandoned) and returns them, oldest first. It locks the rows
+// it selects (FOR UPDATE): a replica sweeping at the same time waits, then
+// re-reads them as no longer running and skips them; a renewal that got
+// the lock first moved the lease past now, so the row no longer matches.
+func (s *Store) AbandonLapsed(ctx context.Context, now time.Time) ([]bot.Approval, error) {
+	var list []bot.Approval
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		list, err = listApprovals(ctx, tx, `SELECT `+approvalColumns+` FROM approvals
+			WHERE state = 'running' AND lease_expires < $1 ORDER BY created, id FOR UPDATE`, ts(now))
+		if err != nil {
+			return err
+		}
+		moved := list[:0]
+		for _, a := range list {
+			if !bot.LeaseLapsed(a, now) { // the query's rule, in the words of the state machine
+				continue
+			}
+			o := bot.AbandonedOutcome(a, now)
+			tag, err := tx.Exec(ctx, `UPDATE approvals
+				SET state = $1, outcome_status = $2, outcome_title = $3, output_sha256 = $4, finished = $5, duration_ns = $6
+				WHERE id = $7 AND state = 'running'`,
+				o.State, o.Status, o.Title, o.OutputSHA256, ts(o.Finished), int64(o.Duration), a.ID)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 1 { // else finished or abandoned meanwhile
+				a.State, a.Outcome = o.State, &o
+				moved = append(moved, a)
+			}
+		}
+		list = moved
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres abandon lapsed: %w", err)
+	}
+	return list, nil
 }
 
 // ExpirePending moves every pending request whose Expires is before now to
@@ -263,10 +362,13 @@ func scanApproval(row pgx.Row) (bot.Approval, error) {
 		status, title, sum *string
 		finished           *time.Time
 		durationNano       *int64
+		holder             *string
+		leaseExpires       *time.Time
 	)
 	err := row.Scan(&a.ID, &a.State, &a.Command, &a.Line, &args, &hosts, &a.Digest, &a.Impact,
 		&a.Platform, &a.User, &a.UserName, &a.Channel, &a.RequestID,
-		&a.Needed, &a.Created, &a.Expires, &status, &title, &sum, &finished, &durationNano)
+		&a.Needed, &a.Created, &a.Expires, &status, &title, &sum, &finished, &durationNano,
+		&holder, &leaseExpires)
 	if err != nil {
 		return bot.Approval{}, err
 	}
@@ -277,6 +379,10 @@ func scanApproval(row pgx.Row) (bot.Approval, error) {
 		return bot.Approval{}, fmt.Errorf("approval %s hosts: %w", a.ID, err)
 	}
 	a.Created, a.Expires = a.Created.UTC(), a.Expires.UTC()
+	a.Lease.Holder = deref(holder)
+	if leaseExpires != nil {
+		a.Lease.Until = leaseExpires.UTC()
+	}
 	if (a.State == bot.ApprovalDone || a.State == bot.ApprovalFailed) && finished != nil {
 		a.Outcome = &bot.Outcome{
 			State:        a.State,

@@ -56,7 +56,7 @@ func TestOpen_ReplicasStartingTogetherMigrateOnce(t *testing.T) {
 	conn := rawConn(t, url)
 	var versions int
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM schema_version`).Scan(&versions))
-	assert.Equal(t, 1, versions)
+	assert.Equal(t, 2, versions, "0001 and 0002, each once")
 }
 
 func TestOpen_RefusesANewerSchema(t *testing.T) {
@@ -111,4 +111,37 @@ func rawConn(t *testing.T, url string) *pgx.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
+}
+
+func TestOpen_UpgradeGivesRunningRequestsALease(t *testing.T) {
+	// A database of the version before leases, with a request running:
+	// migration 0002 gives it an hour's lease, so it cannot stay running
+	// forever if the replica of the old version died with it.
+	url := pgtest.Database(t)
+	init, err := os.ReadFile("migrations/0001_init.sql")
+	require.NoError(t, err)
+	conn := rawConn(t, url)
+	_, err = conn.Exec(t.Context(), string(init))
+	require.NoError(t, err)
+	_, err = conn.Exec(t.Context(), `CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now());
+		INSERT INTO schema_version (version, name) VALUES (1, '0001_init.sql');
+		INSERT INTO approvals (id, state, command, line, args, hosts, digest, impact, requester_platform, requester_user,
+			requester_name, requester_channel, request_id, needed, created, expires)
+		VALUES ('0123456789ab', 'running', 'scan', '/scan 10.0.0.1', '["10.0.0.1"]', '["10.0.0.1"]', 'd', '', 'slack', 'U1', 'alice', 'C1', 'r', 1, now(), now())`)
+	require.NoError(t, err)
+
+	before := time.Now()
+	s, err := postgres.Open(t.Context(), url)
+	require.NoError(t, err)
+	defer func() { _ = s.Close() }()
+	a, err := s.Approval(t.Context(), "0123456789ab")
+	require.NoError(t, err)
+	assert.Equal(t, bot.ApprovalRunning, a.State)
+	assert.Equal(t, "unknown (claimed before leases)", a.Lease.Holder)
+	assert.WithinRange(t, a.Lease.Until, before.Add(time.Hour-time.Minute), time.Now().Add(time.Hour+time.Minute))
+
+	gone, err := s.AbandonLapsed(t.Context(), a.Lease.Until.Add(time.Second))
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+	assert.Contains(t, gone[0].Outcome.Title, "abandoned: replica unknown (claimed before leases) stopped")
 }

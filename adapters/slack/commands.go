@@ -111,26 +111,26 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 	select {
 	case res := <-done:
 		if res.ts != "" { // the progress message becomes the result
-			go a.deliver(ctx, d, st, res.ts, res.reply, false)
+			a.inflight.Go(func() { a.deliver(ctx, d, st, res.ts, res.reply, false) })
 			return nil, nil
 		}
 		m := withDropped(Render(res.reply), st.droppedPosts())
 		resp := &response{ResponseType: m.ResponseType(), Text: m.Text, Blocks: m.Blocks}
 		if maxBytes > 0 {
 			if b, _ := json.Marshal(resp); len(b) >= maxBytes {
-				go a.deliver(ctx, d, st, "", res.reply, false)
+				a.inflight.Go(func() { a.deliver(ctx, d, st, "", res.reply, false) })
 				return nil, nil
 			}
 		}
 		if len(m.More) > 0 {
-			go a.sendMore(ctx, d, m, "")
+			a.inflight.Go(func() { a.sendMore(ctx, d, m, "") })
 		}
 		return resp, nil
 	case <-t.C:
-		go func() {
+		a.inflight.Go(func() {
 			res := <-done
 			a.deliver(ctx, d, st, res.ts, res.reply, true)
-		}()
+		})
 		return workingAck(line, cmd.ChannelName, d.reqID), nil
 	}
 }

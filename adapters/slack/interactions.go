@@ -50,7 +50,7 @@ func (a *Adapter) interaction(ctx context.Context, cb slack.InteractionCallback,
 		a.log.Info("duplicate click ignored", "user", cb.User.ID, "line", act.Value)
 		return nil
 	}
-	go a.click(ctx, cb, *act)
+	a.inflight.Go(func() { a.click(ctx, cb, *act) })
 	return nil
 }
 

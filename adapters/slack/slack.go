@@ -48,6 +48,9 @@ type Adapter struct {
 	audit    bot.Auditor
 	log      *slog.Logger
 	now      func() time.Time
+	// inflight counts the results being delivered after their
+	// acknowledgement, so that a shutdown can wait for them (Wait).
+	inflight sync.WaitGroup
 	seen     *dedupe // deliveries already handled
 	posted   *dedupe // "channel/ts" of messages posted with chat.postMessage
 
@@ -273,4 +276,21 @@ type delivery struct {
 	channel     string
 	user        string
 	responseURL string
+}
+
+// Wait waits until every result being delivered after its acknowledgement
+// (a slow command, a click) has been posted, or ctx ends: the adapter's
+// part of a graceful shutdown, after the Router has drained.
+func (a *Adapter) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		a.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

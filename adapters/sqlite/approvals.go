@@ -14,7 +14,8 @@ import (
 
 const approvalColumns = `id, state, command, line, args, hosts, digest, impact,
 	requester_platform, requester_user, requester_name, requester_channel, request_id,
-	needed, created, expires, outcome_status, outcome_title, output_sha256, finished, duration_ns`
+	needed, created, expires, outcome_status, outcome_title, output_sha256, finished, duration_ns,
+	lease_holder, lease_expires`
 
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
@@ -38,7 +39,7 @@ func (s *Store) CreateApproval(ctx context.Context, a bot.Approval) error {
 		return fmt.Errorf("sqlite create approval %s: %w", a.ID, err)
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`)
-		VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL)
+		VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
 		ON CONFLICT (id) DO NOTHING`,
 		a.ID, a.Command, a.Line, args, hosts, a.Digest, a.Impact,
 		a.Platform, a.User, a.UserName, a.Channel, a.RequestID,
@@ -68,6 +69,22 @@ func (s *Store) Approval(ctx context.Context, id string) (bot.Approval, error) {
 	return a, nil
 }
 
+// ListApprovals lists the requests pending or running, and the others
+// created at or after since, oldest first.
+func (s *Store) ListApprovals(ctx context.Context, since time.Time) ([]bot.Approval, error) {
+	var list []bot.Approval
+	err := s.inReadTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		list, err = listApprovals(ctx, tx, `SELECT `+approvalColumns+` FROM approvals
+			WHERE state IN ('pending', 'running') OR created >= ? ORDER BY created, id`, micros(since))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite list approvals: %w", err)
+	}
+	return list, nil
+}
+
 // PendingApprovals lists the requests pending and not expired at now (at
 // the instant of expiry a request is still live), oldest first.
 func (s *Store) PendingApprovals(ctx context.Context, now time.Time) ([]bot.Approval, error) {
@@ -91,12 +108,16 @@ func (s *Store) PendingApprovals(ctx context.Context, now time.Time) ([]bot.Appr
 // judged (decide), the vote inserted and the state moved pending → running
 // with "UPDATE ... WHERE id = ? AND state = 'pending'" — under the lock
 // that update changes one row for exactly one caller, which alone gets
-// claimed=true, and only once the commit has succeeded.
+// claimed=true (with lease recorded as its claim), and only once the
+// commit has succeeded.
 //
 // On ECONFLICT the request is returned as it stands.
-func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.Time) (bot.Approval, bool, error) {
+func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.Time, lease bot.Lease) (bot.Approval, bool, error) {
 	d, err := bot.CheckDecision(d, now)
 	if err != nil {
+		return bot.Approval{}, false, err
+	}
+	if err := bot.CheckLease(lease); err != nil {
 		return bot.Approval{}, false, err
 	}
 	var (
@@ -125,7 +146,12 @@ func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.
 			})
 		}
 		if next != a.State {
-			res, err := tx.ExecContext(ctx, `UPDATE approvals SET state = ? WHERE id = ? AND state = 'pending'`, next, id)
+			var holder, until any // NULL unless this vote claims it
+			if next == bot.ApprovalRunning {
+				holder, until = lease.Holder, micros(lease.Until)
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE approvals SET state = ?, lease_holder = ?, lease_expires = ?
+				WHERE id = ? AND state = 'pending'`, next, holder, until, id)
 			if err != nil {
 				return err
 			}
@@ -135,6 +161,9 @@ func (s *Store) Decide(ctx context.Context, id string, d bot.Decision, now time.
 				return fmt.Errorf("request %s left pending under the write lock", id)
 			}
 			a.State = next
+			if next == bot.ApprovalRunning {
+				a.Lease = bot.Lease{Holder: lease.Holder, Until: fromMicros(micros(lease.Until))}
+			}
 		}
 		return nil // commit: the vote, or the move to expired with its conflict
 	})
@@ -170,6 +199,68 @@ func (s *Store) Finish(ctx context.Context, id string, o bot.Outcome) error {
 		return wrap("finish "+id, err)
 	}
 	return nil
+}
+
+// RenewLease extends the holder's lease on a running request, under the
+// write lock like Decide.
+func (s *Store) RenewLease(ctx context.Context, id string, l bot.Lease, now time.Time) error {
+	if err := bot.CheckLease(l); err != nil {
+		return err
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		a, err := getApproval(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		next, conflict := bot.RenewApproval(a, l, now)
+		if conflict != nil {
+			return conflict
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE approvals SET lease_expires = ?
+			WHERE id = ? AND state = 'running' AND lease_holder = ?`, micros(next.Until), id, l.Holder)
+		return err
+	})
+	if err != nil {
+		return wrap("renew lease "+id, err)
+	}
+	return nil
+}
+
+// AbandonLapsed moves every running request whose lease expired before now
+// to failed (abandoned) and returns them, oldest first. It holds the write
+// lock throughout, so a renewal either came first (and the lease has not
+// lapsed) or finds the request abandoned.
+func (s *Store) AbandonLapsed(ctx context.Context, now time.Time) ([]bot.Approval, error) {
+	var list []bot.Approval
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		list, err = listApprovals(ctx, tx, `SELECT `+approvalColumns+` FROM approvals
+			WHERE state = 'running' AND lease_expires < ? ORDER BY created, id`, micros(now))
+		if err != nil {
+			return err
+		}
+		moved := list[:0]
+		for _, a := range list {
+			if !bot.LeaseLapsed(a, now) { // the query's rule, in the words of the state machine
+				continue
+			}
+			o := bot.AbandonedOutcome(a, now)
+			if _, err := tx.ExecContext(ctx, `UPDATE approvals
+				SET state = ?, outcome_status = ?, outcome_title = ?, output_sha256 = ?, finished = ?, duration_ns = ?
+				WHERE id = ? AND state = 'running'`,
+				o.State, o.Status, o.Title, o.OutputSHA256, micros(o.Finished), int64(o.Duration), a.ID); err != nil {
+				return err
+			}
+			a.State, a.Outcome = o.State, &o // under the write lock, so the row was running
+			moved = append(moved, a)
+		}
+		list = moved
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite abandon lapsed: %w", err)
+	}
+	return list, nil
 }
 
 // ExpirePending moves every pending request whose Expires is before now to
@@ -271,10 +362,13 @@ func scanApproval(row interface{ Scan(dest ...any) error }) (bot.Approval, error
 		created, expires       int64
 		status, title, sum     sql.NullString
 		finished, durationNano sql.NullInt64
+		holder                 sql.NullString
+		leaseExpires           sql.NullInt64
 	)
 	err := row.Scan(&a.ID, &a.State, &a.Command, &a.Line, &args, &hosts, &a.Digest, &a.Impact,
 		&a.Platform, &a.User, &a.UserName, &a.Channel, &a.RequestID,
-		&a.Needed, &created, &expires, &status, &title, &sum, &finished, &durationNano)
+		&a.Needed, &created, &expires, &status, &title, &sum, &finished, &durationNano,
+		&holder, &leaseExpires)
 	if err != nil {
 		return bot.Approval{}, err
 	}
@@ -285,6 +379,10 @@ func scanApproval(row interface{ Scan(dest ...any) error }) (bot.Approval, error
 		return bot.Approval{}, fmt.Errorf("approval %s hosts: %w", a.ID, err)
 	}
 	a.Created, a.Expires = fromMicros(created), fromMicros(expires)
+	a.Lease.Holder = holder.String
+	if leaseExpires.Valid {
+		a.Lease.Until = fromMicros(leaseExpires.Int64)
+	}
 	if (a.State == bot.ApprovalDone || a.State == bot.ApprovalFailed) && finished.Valid {
 		a.Outcome = &bot.Outcome{
 			State:        a.State,

@@ -116,9 +116,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// writes at a 900 ms p99). Other processes still wait on busy_timeout.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, auditQ: make(chan *auditWrite), stop: make(chan struct{})}
-	if err := s.migrate(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	// Processes opening a new file together can find it locked while one
+	// of them switches it to WAL, before busy_timeout applies: try again.
+	for attempt := 1; ; attempt++ {
+		err := s.migrate(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !locked(err) || ctx.Err() != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sqlite %s: %w", path, err)
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
 	s.writer.Go(s.auditWriter)
 	return s, nil
@@ -255,3 +264,9 @@ func (s *Store) inReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// locked reports SQLite's "database is locked" (SQLITE_BUSY).
+func locked(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
+}

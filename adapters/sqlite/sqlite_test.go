@@ -74,7 +74,7 @@ func TestOpen_ManyProcessesAtOnceOnANewFile(t *testing.T) {
 	db := rawDB(t, path)
 	var versions int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&versions))
-	assert.Equal(t, 1, versions)
+	assert.Equal(t, 2, versions, "0001 and 0002, each once")
 	var mode string
 	require.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
 	assert.Equal(t, "wal", mode)
@@ -135,4 +135,38 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+func TestOpen_UpgradeGivesRunningRequestsALease(t *testing.T) {
+	// A database of the version before leases, with a request running:
+	// migration 0002 gives it an hour's lease, so it cannot stay running
+	// forever if the replica of the old version died with it.
+	path := filepath.Join(t.TempDir(), "opsbot.db")
+	init, err := os.ReadFile("migrations/0001_init.sql")
+	require.NoError(t, err)
+	db := rawDB(t, path)
+	_, err = db.Exec(string(init))
+	require.NoError(t, err)
+	_, err = db.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL) STRICT;
+		INSERT INTO schema_version VALUES (1, '0001_init.sql', 0);
+		INSERT INTO approvals (id, state, command, line, args, hosts, digest, impact, requester_platform, requester_user,
+			requester_name, requester_channel, request_id, needed, created, expires)
+		VALUES ('0123456789ab', 'running', 'scan', '/scan 10.0.0.1', '["10.0.0.1"]', '["10.0.0.1"]', 'd', '', 'slack', 'U1', 'alice', 'C1', 'r', 1, 0, 0)`)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	before := time.Now()
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	defer func() { _ = s.Close() }()
+	a, err := s.Approval(t.Context(), "0123456789ab")
+	require.NoError(t, err)
+	assert.Equal(t, bot.ApprovalRunning, a.State)
+	assert.Equal(t, "unknown (claimed before leases)", a.Lease.Holder)
+	assert.WithinRange(t, a.Lease.Until, before.Add(time.Hour-time.Minute), time.Now().Add(time.Hour+time.Minute))
+
+	gone, err := s.AbandonLapsed(t.Context(), a.Lease.Until.Add(time.Second))
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+	assert.Contains(t, gone[0].Outcome.Title, "abandoned: replica unknown (claimed before leases) stopped")
 }

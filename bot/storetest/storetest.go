@@ -1,8 +1,9 @@
 // Package storetest owns the conformance suite of bot.Store: one set of
 // tests that every store adapter (adapters/sqlite, adapters/postgres) runs
 // against a real database, so the approval state machine, exactly-once
-// claiming and the audit log behave the same whichever database is behind
-// the bot.
+// claiming, the leases of running requests (renewal, and abandonment once
+// a lease lapses) and the audit log behave the same whichever database is
+// behind the bot.
 //
 // An adapter's test calls Run with a function that opens a new handle on the
 // database of a test; that function asks Database where the database is:
@@ -127,6 +128,15 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"FinishStoresTheOutcome", testFinish},
 		{"FinishOnNonRunningConflicts", testFinishNotRunning},
 		{"FinishRejectsNonFinalState", testFinishInvalidState},
+		{"Lease_ClaimRecordsHolderAndExpiry", testLeaseClaim},
+		{"Lease_RenewExtendsOnlyTheHoldersRunningClaim", testLeaseRenew},
+		{"Lease_LapsedIsAbandonedOnce", testLeaseLapsed},
+		{"Lease_RenewedIsNotAbandoned", testLeaseRenewedNotAbandoned},
+		{"Lease_FinishAfterAbandonConflicts", testLeaseFinishAfterAbandon},
+		{"Lease_LapsedButNotYetAbandonedHolderMayFinish", testLeaseLapsedHolderFinishes},
+		{"Lease_ConcurrentSweepsAbandonOnce", testLeaseConcurrentSweeps},
+		{"Lease_RenewRacingASweepIsOneOrTheOther", testLeaseRenewRacesSweep},
+		{"ListApprovalsShowsOpenAndRecent", testListApprovals},
 		{"ExactlyOnce_ConcurrentHandles", testExactlyOnceHandles},
 		{"ExactlyOnce_TwoNeededConcurrentHandles", testExactlyOnceTwoNeeded},
 		{"ExactlyOnce_AcrossProcesses", testExactlyOnceProcesses},
@@ -191,7 +201,19 @@ func want(a bot.Approval) bot.Approval {
 		o.Finished = norm(o.Finished)
 		a.Outcome = &o
 	}
+	a.Lease.Until = norm(a.Lease.Until)
 	return a
+}
+
+// replicaA and replicaB are the replicas the suite's claims name.
+const (
+	replicaA = "web-7f3c9/4242/a1b2c3"
+	replicaB = "web-1d2e8/977/d4e5f6"
+)
+
+// lease is replicaA's claim when it approves at now: a minute long.
+func lease(now time.Time) bot.Lease {
+	return bot.Lease{Holder: replicaA, Until: now.Add(time.Minute)}
 }
 
 func create(t *testing.T, s bot.Store, a bot.Approval) bot.Approval {
@@ -289,7 +311,7 @@ func testUnknownID(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Equal(t, bot.ENOTFOUND, bot.ErrorCode(err))
 	assert.Contains(t, bot.ErrorMessage(err), id)
 
-	_, claimed, err := s.Decide(ctx, id, approve("carol", t0), t0)
+	_, claimed, err := s.Decide(ctx, id, approve("carol", t0), t0, lease(t0))
 	assert.False(t, claimed)
 	assert.Equal(t, bot.ENOTFOUND, bot.ErrorCode(err))
 
@@ -303,11 +325,11 @@ func testOneNeededClaims(t *testing.T, open func(*testing.T) bot.Store) {
 	a := create(t, s, newApproval(t, 1, t0))
 
 	at := t0.Add(time.Minute)
-	got, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at)
+	got, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at, lease(at))
 	require.NoError(t, err)
 	assert.True(t, claimed)
 	assert.Equal(t, bot.ApprovalRunning, got.State)
-	a.State = bot.ApprovalRunning
+	a.State, a.Lease = bot.ApprovalRunning, lease(at)
 	a.Decisions = []bot.Decision{approve("carol", at)}
 	assert.Equal(t, want(a), got)
 
@@ -317,7 +339,7 @@ func testOneNeededClaims(t *testing.T, open func(*testing.T) bot.Store) {
 
 	// Another approver, another handle: too late.
 	later := at.Add(time.Second)
-	got, claimed, err = open(t).Decide(ctx, a.ID, approve("dave", later), later)
+	got, claimed, err = open(t).Decide(ctx, a.ID, approve("dave", later), later, lease(later))
 	msg := requireCode(t, err, bot.ECONFLICT)
 	assert.False(t, claimed)
 	assert.Contains(t, msg, a.ID)
@@ -326,7 +348,7 @@ func testOneNeededClaims(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Equal(t, bot.ApprovalRunning, got.State, "a conflict returns the request as it stands")
 
 	// The same approver clicking twice gets the same answer.
-	_, claimed, err = s.Decide(ctx, a.ID, approve("carol", later), later)
+	_, claimed, err = s.Decide(ctx, a.ID, approve("carol", later), later, lease(later))
 	assert.Contains(t, requireCode(t, err, bot.ECONFLICT), "already running")
 	assert.False(t, claimed)
 
@@ -342,7 +364,7 @@ func testApproveAfterFinish(t *testing.T, open func(*testing.T) bot.Store) {
 			ctx := t.Context()
 			a := create(t, s, newApproval(t, 1, t0))
 			at := t0.Add(time.Minute)
-			_, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at)
+			_, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at, lease(at))
 			require.NoError(t, err)
 			require.True(t, claimed)
 			require.NoError(t, s.Finish(ctx, a.ID, bot.Outcome{
@@ -351,7 +373,7 @@ func testApproveAfterFinish(t *testing.T, open func(*testing.T) bot.Store) {
 			}))
 
 			later := at.Add(time.Minute)
-			got, claimed, err := s.Decide(ctx, a.ID, approve("dave", later), later)
+			got, claimed, err := s.Decide(ctx, a.ID, approve("dave", later), later, lease(later))
 			msg := requireCode(t, err, bot.ECONFLICT)
 			assert.False(t, claimed)
 			assert.Contains(t, msg, "already ran")
@@ -368,7 +390,7 @@ func testTwoNeeded(t *testing.T, open func(*testing.T) bot.Store) {
 	a := create(t, s, newApproval(t, 2, t0))
 
 	at1 := t0.Add(time.Minute)
-	got, claimed, err := s.Decide(ctx, a.ID, approve("carol", at1), at1)
+	got, claimed, err := s.Decide(ctx, a.ID, approve("carol", at1), at1, lease(at1))
 	require.NoError(t, err)
 	assert.False(t, claimed, "one of two approvals does not claim")
 	assert.Equal(t, bot.ApprovalPending, got.State)
@@ -376,11 +398,11 @@ func testTwoNeeded(t *testing.T, open func(*testing.T) bot.Store) {
 
 	// Carol again, from another handle: one vote per person.
 	at2 := at1.Add(time.Second)
-	_, claimed, err = open(t).Decide(ctx, a.ID, approve("carol", at2), at2)
+	_, claimed, err = open(t).Decide(ctx, a.ID, approve("carol", at2), at2, lease(at2))
 	assert.Contains(t, requireCode(t, err, bot.ECONFLICT), "already approved by you")
 	assert.False(t, claimed)
 	// Nor may she deny now.
-	_, _, err = s.Decide(ctx, a.ID, deny("carol", "changed my mind", at2), at2)
+	_, _, err = s.Decide(ctx, a.ID, deny("carol", "changed my mind", at2), at2, lease(at2))
 	assert.Contains(t, requireCode(t, err, bot.ECONFLICT), "already approved by you")
 
 	stored, err := s.Approval(ctx, a.ID)
@@ -389,10 +411,10 @@ func testTwoNeeded(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Len(t, stored.Decisions, 1)
 
 	at3 := at2.Add(time.Second)
-	got, claimed, err = s.Decide(ctx, a.ID, approve("dave", at3), at3)
+	got, claimed, err = s.Decide(ctx, a.ID, approve("dave", at3), at3, lease(at3))
 	require.NoError(t, err)
 	assert.True(t, claimed)
-	a.State = bot.ApprovalRunning
+	a.State, a.Lease = bot.ApprovalRunning, lease(at3)
 	a.Decisions = []bot.Decision{approve("carol", at1), approve("dave", at3)}
 	assert.Equal(t, want(a), got)
 
@@ -407,10 +429,10 @@ func testDeny(t *testing.T, open func(*testing.T) bot.Store) {
 	a := create(t, s, newApproval(t, 2, t0))
 
 	at1 := t0.Add(time.Minute)
-	_, _, err := s.Decide(ctx, a.ID, approve("carol", at1), at1)
+	_, _, err := s.Decide(ctx, a.ID, approve("carol", at1), at1, lease(at1))
 	require.NoError(t, err)
 	at2 := at1.Add(time.Minute)
-	got, claimed, err := s.Decide(ctx, a.ID, deny("dave", "not during the sale", at2), at2)
+	got, claimed, err := s.Decide(ctx, a.ID, deny("dave", "not during the sale", at2), at2, lease(at2))
 	require.NoError(t, err)
 	assert.False(t, claimed)
 	assert.Equal(t, bot.ApprovalDenied, got.State)
@@ -422,7 +444,7 @@ func testDeny(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Equal(t, want(a), stored)
 
 	at3 := at2.Add(time.Minute)
-	got, claimed, err = s.Decide(ctx, a.ID, approve("erin", at3), at3)
+	got, claimed, err = s.Decide(ctx, a.ID, approve("erin", at3), at3, lease(at3))
 	msg := requireCode(t, err, bot.ECONFLICT)
 	assert.False(t, claimed)
 	assert.Contains(t, msg, "was denied")
@@ -430,7 +452,7 @@ func testDeny(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Contains(t, msg, "not during the sale")
 	assert.Equal(t, bot.ApprovalDenied, got.State)
 
-	_, _, err = s.Decide(ctx, a.ID, deny("erin", "", at3), at3)
+	_, _, err = s.Decide(ctx, a.ID, deny("erin", "", at3), at3, lease(at3))
 	assert.Contains(t, requireCode(t, err, bot.ECONFLICT), "was denied")
 	pending, err := s.PendingApprovals(ctx, at3)
 	require.NoError(t, err)
@@ -442,7 +464,7 @@ func testDecisionAtDefaultsToNow(t *testing.T, open func(*testing.T) bot.Store) 
 	a := create(t, s, newApproval(t, 1, t0))
 	now := t0.Add(time.Minute)
 	d := approve("carol", time.Time{})
-	got, claimed, err := s.Decide(t.Context(), a.ID, d, now)
+	got, claimed, err := s.Decide(t.Context(), a.ID, d, now, lease(now))
 	require.NoError(t, err)
 	require.True(t, claimed)
 	require.Len(t, got.Decisions, 1)
@@ -455,7 +477,7 @@ func testDecideExpired(t *testing.T, open func(*testing.T) bot.Store) {
 	a := create(t, s, newApproval(t, 1, t0))
 
 	late := a.Expires.Add(time.Microsecond)
-	got, claimed, err := open(t).Decide(ctx, a.ID, approve("carol", late), late)
+	got, claimed, err := open(t).Decide(ctx, a.ID, approve("carol", late), late, lease(late))
 	msg := requireCode(t, err, bot.ECONFLICT)
 	assert.False(t, claimed)
 	assert.Contains(t, msg, "expired")
@@ -468,7 +490,7 @@ func testDecideExpired(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Empty(t, stored.Decisions, "the late vote is not recorded")
 
 	// Denying an expired request is refused the same way.
-	_, _, err = s.Decide(ctx, a.ID, deny("dave", "", late), late)
+	_, _, err = s.Decide(ctx, a.ID, deny("dave", "", late), late, lease(late))
 	assert.Contains(t, requireCode(t, err, bot.ECONFLICT), "expired")
 
 	gone, err := s.ExpirePending(ctx, late)
@@ -479,7 +501,7 @@ func testDecideExpired(t *testing.T, open func(*testing.T) bot.Store) {
 func testDecideAtExpiry(t *testing.T, open func(*testing.T) bot.Store) {
 	s := open(t)
 	a := create(t, s, newApproval(t, 1, t0))
-	_, claimed, err := s.Decide(t.Context(), a.ID, approve("carol", a.Expires), a.Expires)
+	_, claimed, err := s.Decide(t.Context(), a.ID, approve("carol", a.Expires), a.Expires, lease(a.Expires))
 	require.NoError(t, err)
 	assert.True(t, claimed)
 }
@@ -491,14 +513,14 @@ func testExpirePending(t *testing.T, open func(*testing.T) bot.Store) {
 	overdue2 := create(t, s, newApproval(t, 2, t0.Add(-time.Hour)))
 	live := create(t, s, newApproval(t, 1, t0.Add(10*time.Minute)))
 	claimed := create(t, s, newApproval(t, 1, t0))
-	_, ok, err := s.Decide(ctx, claimed.ID, approve("carol", t0), t0)
+	_, ok, err := s.Decide(ctx, claimed.ID, approve("carol", t0), t0, lease(t0))
 	require.NoError(t, err)
 	require.True(t, ok)
 	denied := create(t, s, newApproval(t, 1, t0))
-	_, _, err = s.Decide(ctx, denied.ID, deny("carol", "no", t0), t0)
+	_, _, err = s.Decide(ctx, denied.ID, deny("carol", "no", t0), t0, lease(t0))
 	require.NoError(t, err)
 	// Half-approved, then overdue: expires with its decision kept.
-	_, _, err = s.Decide(ctx, overdue2.ID, approve("carol", t0.Add(-time.Hour)), t0.Add(-time.Hour))
+	_, _, err = s.Decide(ctx, overdue2.ID, approve("carol", t0.Add(-time.Hour)), t0.Add(-time.Hour), lease(t0.Add(-time.Hour)))
 	require.NoError(t, err)
 
 	now := t0.Add(20 * time.Minute) // after overdue*, before live's expiry
@@ -541,9 +563,9 @@ func testPendingApprovals(t *testing.T, open func(*testing.T) bot.Store) {
 	older := create(t, s, newApproval(t, 1, t0))
 	overdue := create(t, s, newApproval(t, 1, t0.Add(-time.Hour)))
 	running := create(t, s, newApproval(t, 1, t0))
-	_, _, err = s.Decide(ctx, running.ID, approve("carol", t0), t0)
+	_, _, err = s.Decide(ctx, running.ID, approve("carol", t0), t0, lease(t0))
 	require.NoError(t, err)
-	_, _, err = s.Decide(ctx, newer.ID, approve("carol", t0.Add(2*time.Minute)), t0.Add(2*time.Minute))
+	_, _, err = s.Decide(ctx, newer.ID, approve("carol", t0.Add(2*time.Minute)), t0.Add(2*time.Minute), lease(t0.Add(2*time.Minute)))
 	require.NoError(t, err)
 	newer.Decisions = []bot.Decision{approve("carol", t0.Add(2*time.Minute))}
 
@@ -571,7 +593,7 @@ func testFinish(t *testing.T, open func(*testing.T) bot.Store) {
 			ctx := t.Context()
 			a := create(t, s, newApproval(t, 1, t0))
 			at := t0.Add(time.Minute)
-			_, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at)
+			_, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at, lease(at))
 			require.NoError(t, err)
 			require.True(t, claimed)
 
@@ -584,7 +606,7 @@ func testFinish(t *testing.T, open func(*testing.T) bot.Store) {
 
 			got, err := s.Approval(ctx, a.ID)
 			require.NoError(t, err)
-			a.State = state
+			a.State, a.Lease = state, lease(at)
 			a.Decisions = []bot.Decision{approve("carol", at)}
 			a.Outcome = &o
 			assert.Equal(t, want(a), got)
@@ -609,7 +631,7 @@ func testFinishNotRunning(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Nil(t, got.Outcome)
 
 	d := create(t, s, newApproval(t, 1, t0))
-	_, _, err = s.Decide(ctx, d.ID, deny("carol", "", t0), t0)
+	_, _, err = s.Decide(ctx, d.ID, deny("carol", "", t0), t0, lease(t0))
 	require.NoError(t, err)
 	assert.Contains(t, requireCode(t, s.Finish(ctx, d.ID, o), bot.ECONFLICT), "was denied")
 }
@@ -618,7 +640,7 @@ func testFinishInvalidState(t *testing.T, open func(*testing.T) bot.Store) {
 	s := open(t)
 	ctx := t.Context()
 	a := create(t, s, newApproval(t, 1, t0))
-	_, claimed, err := s.Decide(ctx, a.ID, approve("carol", t0), t0)
+	_, claimed, err := s.Decide(ctx, a.ID, approve("carol", t0), t0, lease(t0))
 	require.NoError(t, err)
 	require.True(t, claimed)
 	for _, st := range []bot.ApprovalState{"", bot.ApprovalPending, bot.ApprovalRunning, bot.ApprovalDenied, bot.ApprovalExpired} {
@@ -627,6 +649,318 @@ func testFinishInvalidState(t *testing.T, open func(*testing.T) bot.Store) {
 	got, err := s.Approval(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, bot.ApprovalRunning, got.State)
+}
+
+// claim creates a request needing one approval and has replicaA claim it
+// at at, on a lease until at+1m.
+func claim(t *testing.T, s bot.Store, at time.Time) bot.Approval {
+	t.Helper()
+	a := create(t, s, newApproval(t, 1, at.Add(-time.Minute)))
+	got, claimed, err := s.Decide(t.Context(), a.ID, approve("carol", at), at, lease(at))
+	require.NoError(t, err)
+	require.True(t, claimed)
+	return got
+}
+
+func testLeaseClaim(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := create(t, s, newApproval(t, 2, t0))
+
+	// A lease without holder or expiry is refused before anything is stored.
+	at := t0.Add(time.Minute)
+	for _, bad := range []bot.Lease{{Until: at.Add(time.Minute)}, {Holder: replicaA}} {
+		_, _, err := s.Decide(ctx, a.ID, approve("carol", at), at, bad)
+		requireCode(t, err, bot.EINVALID)
+	}
+	withLease := newApproval(t, 1, t0)
+	withLease.Lease = lease(t0)
+	requireCode(t, s.CreateApproval(ctx, withLease), bot.EINVALID)
+
+	// A vote that does not claim records no lease.
+	got, claimed, err := s.Decide(ctx, a.ID, approve("carol", at), at, lease(at))
+	require.NoError(t, err)
+	require.False(t, claimed)
+	assert.Equal(t, bot.Lease{}, got.Lease)
+	stored, err := s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, bot.Lease{}, stored.Lease)
+
+	// The claiming vote records its caller's lease, microseconds kept.
+	at2 := at.Add(time.Second)
+	got, claimed, err = open(t).Decide(ctx, a.ID, approve("dave", at2), at2, lease(at2))
+	require.NoError(t, err)
+	require.True(t, claimed)
+	wantLease := bot.Lease{Holder: replicaA, Until: norm(at2.Add(time.Minute))}
+	assert.Equal(t, wantLease, got.Lease)
+	stored, err = s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, wantLease, stored.Lease)
+
+	// Too late for another replica: the conflict names the one running it.
+	at3 := at2.Add(time.Second)
+	_, _, err = s.Decide(ctx, a.ID, approve("erin", at3), at3, bot.Lease{Holder: replicaB, Until: at3.Add(time.Minute)})
+	msg := requireCode(t, err, bot.ECONFLICT)
+	assert.Contains(t, msg, "already running on replica "+replicaA)
+}
+
+func testLeaseRenew(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := claim(t, s, t0)
+
+	// The holder renews: extended, from another handle too.
+	renew := t0.Add(20 * time.Second)
+	require.NoError(t, open(t).RenewLease(ctx, a.ID, bot.Lease{Holder: replicaA, Until: renew.Add(time.Minute)}, renew))
+	got, err := s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, norm(renew.Add(time.Minute)), got.Lease.Until)
+	assert.Equal(t, bot.ApprovalRunning, got.State)
+
+	// Never shortened.
+	require.NoError(t, s.RenewLease(ctx, a.ID, bot.Lease{Holder: replicaA, Until: t0}, renew))
+	got, err = s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, norm(renew.Add(time.Minute)), got.Lease.Until)
+
+	// Another replica may not renew it.
+	err = s.RenewLease(ctx, a.ID, bot.Lease{Holder: replicaB, Until: renew.Add(time.Hour)}, renew)
+	msg := requireCode(t, err, bot.ECONFLICT)
+	assert.Contains(t, msg, replicaA)
+	got, err = s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, norm(renew.Add(time.Minute)), got.Lease.Until, "untouched")
+
+	// Nor may anyone renew a request that is not running.
+	p := create(t, s, newApproval(t, 1, t0))
+	msg = requireCode(t, s.RenewLease(ctx, p.ID, lease(t0), t0), bot.ECONFLICT)
+	assert.Contains(t, msg, "pending")
+	err = s.RenewLease(ctx, newID(t), lease(t0), t0)
+	assert.Equal(t, bot.ENOTFOUND, bot.ErrorCode(err))
+	requireCode(t, s.RenewLease(ctx, a.ID, bot.Lease{Holder: replicaA}, t0), bot.EINVALID)
+
+	require.NoError(t, s.Finish(ctx, a.ID, bot.Outcome{State: bot.ApprovalDone, Status: "ok", Finished: renew}))
+	msg = requireCode(t, s.RenewLease(ctx, a.ID, lease(renew), renew), bot.ECONFLICT)
+	assert.Contains(t, msg, "already ran")
+}
+
+func testLeaseLapsed(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	lapsing := claim(t, s, t0)                     // lease until 10:03:03.123456
+	live := claim(t, s, t0.Add(30*time.Second))    // until 10:03:33
+	pending := create(t, s, newApproval(t, 1, t0)) // no lease at all
+	done := claim(t, s, t0.Add(-time.Hour))
+	require.NoError(t, s.Finish(ctx, done.ID, bot.Outcome{State: bot.ApprovalDone, Status: "ok", Finished: t0.Add(-time.Hour)}))
+
+	// At the instant of expiry the lease still holds.
+	gone, err := s.AbandonLapsed(ctx, lapsing.Lease.Until)
+	require.NoError(t, err)
+	assert.Empty(t, gone)
+
+	now := lapsing.Lease.Until.Add(time.Microsecond)
+	gone, err = open(t).AbandonLapsed(ctx, now)
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+	got := gone[0]
+	assert.Equal(t, lapsing.ID, got.ID)
+	assert.Equal(t, bot.ApprovalFailed, got.State)
+	require.NotNil(t, got.Outcome)
+	assert.Equal(t, bot.OutcomeAbandoned, got.Outcome.Status)
+	assert.Equal(t, bot.ApprovalFailed, got.Outcome.State)
+	assert.Equal(t, norm(now), got.Outcome.Finished)
+	assert.Equal(t, "abandoned: replica "+replicaA+" stopped while running it (lease expired at 2025-03-04 10:03:03 UTC); "+
+		"the action may have partly run — check the host", got.Outcome.Title)
+	assert.Equal(t, lapsing.Lease, got.Lease, "the lease is kept for the record")
+	assert.Len(t, got.Decisions, 1)
+
+	stored, err := s.Approval(ctx, lapsing.ID)
+	require.NoError(t, err)
+	assert.Equal(t, got, stored, "what AbandonLapsed returns is what is stored")
+
+	// Once only.
+	again, err := s.AbandonLapsed(ctx, now.Add(time.Second))
+	require.NoError(t, err)
+	assert.Empty(t, again)
+
+	for id, st := range map[string]bot.ApprovalState{
+		live.ID: bot.ApprovalRunning, pending.ID: bot.ApprovalPending, done.ID: bot.ApprovalDone,
+	} {
+		a, err := s.Approval(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, st, a.State, id)
+	}
+
+	// Approving it again says what happened; nothing is claimed.
+	_, claimed, err := s.Decide(ctx, lapsing.ID, approve("dave", now), now, bot.Lease{Holder: replicaB, Until: now.Add(time.Minute)})
+	msg := requireCode(t, err, bot.ECONFLICT)
+	assert.False(t, claimed)
+	assert.Contains(t, msg, "request "+lapsing.ID+" was abandoned: replica "+replicaA+" stopped while running it (lease expired at 10:03:03 UTC)")
+	assert.Contains(t, msg, "may have partly run")
+}
+
+func testLeaseRenewedNotAbandoned(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := claim(t, s, t0)
+	renewedAt := t0.Add(40 * time.Second)
+	require.NoError(t, s.RenewLease(ctx, a.ID, bot.Lease{Holder: replicaA, Until: renewedAt.Add(time.Minute)}, renewedAt))
+
+	// Past the first lease, within the renewed one.
+	gone, err := open(t).AbandonLapsed(ctx, t0.Add(90*time.Second))
+	require.NoError(t, err)
+	assert.Empty(t, gone)
+	got, err := s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, bot.ApprovalRunning, got.State)
+
+	// Past the renewed one too.
+	gone, err = s.AbandonLapsed(ctx, renewedAt.Add(time.Minute+time.Second))
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+	assert.Contains(t, gone[0].Outcome.Title, "lease expired at 2025-03-04 10:03:43 UTC")
+}
+
+func testLeaseFinishAfterAbandon(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := claim(t, s, t0)
+	now := a.Lease.Until.Add(time.Second)
+	gone, err := s.AbandonLapsed(ctx, now)
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+
+	// The replica was only slow, not dead: its late outcome is refused.
+	late := bot.Outcome{State: bot.ApprovalDone, Status: "ok", Title: "Apache restarted on web01", Finished: now.Add(time.Second)}
+	msg := requireCode(t, open(t).Finish(ctx, a.ID, late), bot.ECONFLICT)
+	assert.Contains(t, msg, "was abandoned: replica "+replicaA)
+	msg = requireCode(t, s.RenewLease(ctx, a.ID, lease(now), now), bot.ECONFLICT)
+	assert.Contains(t, msg, "was abandoned")
+
+	got, err := s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, bot.ApprovalFailed, got.State)
+	assert.Equal(t, bot.OutcomeAbandoned, got.Outcome.Status, "the abandonment stands")
+}
+
+func testLeaseLapsedHolderFinishes(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := claim(t, s, t0)
+	late := a.Lease.Until.Add(10 * time.Second)
+
+	// Lapsed, but nobody swept yet: the holder is evidently alive, and
+	// what it says is better than a guess.
+	require.NoError(t, s.RenewLease(ctx, a.ID, bot.Lease{Holder: replicaA, Until: late.Add(time.Minute)}, late))
+	o := bot.Outcome{State: bot.ApprovalDone, Status: "ok", Title: "done late", Finished: late.Add(time.Second)}
+	require.NoError(t, s.Finish(ctx, a.ID, o))
+	gone, err := s.AbandonLapsed(ctx, late.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Empty(t, gone)
+	got, err := s.Approval(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, bot.ApprovalDone, got.State)
+	assert.Equal(t, "done late", got.Outcome.Title)
+}
+
+func testLeaseConcurrentSweeps(t *testing.T, open func(*testing.T) bot.Store) {
+	const requests, sweepers = 20, 10
+	stores := openMany(t, open, sweepers)
+	var ids []string
+	for i := range requests {
+		ids = append(ids, claim(t, stores[0], t0.Add(time.Duration(i)*time.Second)).ID)
+	}
+	now := t0.Add(time.Hour)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		count = map[string]int{}
+		start = make(chan struct{})
+	)
+	for _, s := range stores {
+		wg.Go(func() {
+			<-start
+			gone, err := s.AbandonLapsed(context.Background(), now)
+			assert.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, a := range gone {
+				count[a.ID]++
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, id := range ids {
+		assert.Equal(t, 1, count[id], "request %s abandoned by exactly one sweep", id)
+	}
+	assert.Len(t, count, requests)
+}
+
+func testLeaseRenewRacesSweep(t *testing.T, open func(*testing.T) bot.Store) {
+	holder, sweeper := open(t), open(t)
+	ctx := t.Context()
+	for range 10 {
+		a := claim(t, holder, t0)
+		now := a.Lease.Until.Add(time.Second) // lapsed: the sweep may take it
+		var (
+			renewErr error
+			gone     []bot.Approval
+			sweepErr error
+			wg       sync.WaitGroup
+		)
+		wg.Go(func() {
+			renewErr = holder.RenewLease(ctx, a.ID, bot.Lease{Holder: replicaA, Until: now.Add(time.Minute)}, now)
+		})
+		wg.Go(func() { gone, sweepErr = sweeper.AbandonLapsed(ctx, now) })
+		wg.Wait()
+		require.NoError(t, sweepErr)
+		got, err := holder.Approval(ctx, a.ID)
+		require.NoError(t, err)
+		if renewErr == nil {
+			assert.Empty(t, gone, "renewed first: not abandoned")
+			assert.Equal(t, bot.ApprovalRunning, got.State)
+			require.NoError(t, holder.Finish(ctx, a.ID, bot.Outcome{State: bot.ApprovalDone, Status: "ok", Finished: now}))
+		} else {
+			assert.Contains(t, requireCode(t, renewErr, bot.ECONFLICT), "abandoned")
+			require.Len(t, gone, 1)
+			assert.Equal(t, bot.ApprovalFailed, got.State)
+		}
+	}
+}
+
+func testListApprovals(t *testing.T, open func(*testing.T) bot.Store) {
+	s := open(t)
+	ctx := t.Context()
+	since := t0.Add(-time.Hour)
+	oldPending := create(t, s, newApproval(t, 1, t0.Add(-4*time.Hour)))
+	oldDone := claim(t, s, t0.Add(-3*time.Hour))
+	require.NoError(t, s.Finish(ctx, oldDone.ID, bot.Outcome{State: bot.ApprovalDone, Status: "ok", Finished: t0.Add(-3 * time.Hour)}))
+	oldRunning := claim(t, s, t0.Add(-2*time.Hour))
+	require.NoError(t, s.RenewLease(ctx, oldRunning.ID, bot.Lease{Holder: replicaA, Until: t0.Add(2 * time.Hour)}, t0))
+	recentDenied := create(t, s, newApproval(t, 1, t0))
+	_, _, err := s.Decide(ctx, recentDenied.ID, deny("carol", "no", t0), t0, lease(t0))
+	require.NoError(t, err)
+	recentAbandoned := claim(t, s, t0.Add(2*time.Minute))
+	_, err = s.AbandonLapsed(ctx, t0.Add(time.Hour))
+	require.NoError(t, err)
+
+	list, err := open(t).ListApprovals(ctx, since)
+	require.NoError(t, err)
+	var got []string
+	for _, a := range list {
+		got = append(got, a.ID+" "+string(a.State))
+	}
+	assert.Equal(t, []string{
+		oldPending.ID + " pending", // pending or running, whatever its age
+		oldRunning.ID + " running",
+		recentDenied.ID + " denied", // ended, but created since
+		recentAbandoned.ID + " failed",
+	}, got, "oldest first; %s, done before since, left out", oldDone.ID)
+	abandoned := list[len(list)-1]
+	assert.Equal(t, bot.OutcomeAbandoned, abandoned.Outcome.Status)
+	assert.Equal(t, replicaA, abandoned.Lease.Holder)
+	assert.Len(t, abandoned.Decisions, 1)
 }
 
 // race has one goroutine per handle Decide(approve) the request at once,
@@ -646,7 +980,7 @@ func race(t *testing.T, stores []bot.Store, id, who string, now time.Time) (clai
 			defer wg.Done()
 			<-start
 			d := approve(fmt.Sprintf("%s%02d", who, i), now)
-			_, claimed, err := s.Decide(context.Background(), id, d, now)
+			_, claimed, err := s.Decide(context.Background(), id, d, now, lease(now))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -974,7 +1308,7 @@ func testReopen(t *testing.T, open func(*testing.T) bot.Store) {
 	s := open(t)
 	ctx := t.Context()
 	pending := create(t, s, newApproval(t, 2, t0))
-	_, _, err := s.Decide(ctx, pending.ID, approve("carol", t0), t0)
+	_, _, err := s.Decide(ctx, pending.ID, approve("carol", t0), t0, lease(t0))
 	require.NoError(t, err)
 	pending.Decisions = []bot.Decision{approve("carol", t0)}
 	seq, err := s.AppendAudit(ctx, newRecord(bot.AuditRequested, t0))
@@ -990,7 +1324,7 @@ func testReopen(t *testing.T, open func(*testing.T) bot.Store) {
 	assert.Equal(t, []bot.AuditRecord{wantRecord(newRecord(bot.AuditRequested, t0), seq)}, log)
 
 	// And it goes on from there.
-	_, claimed, err := s.Decide(ctx, pending.ID, approve("dave", t0), t0)
+	_, claimed, err := s.Decide(ctx, pending.ID, approve("dave", t0), t0, lease(t0))
 	require.NoError(t, err)
 	assert.True(t, claimed)
 }

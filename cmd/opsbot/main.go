@@ -52,7 +52,9 @@ Usage:
 
 Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgres:// URL),
   OPSBOT_LOG_LEVEL (debug, info, warn: the default, error),
-  OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh).
+  OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh),
+  OPSBOT_SHUTDOWN_GRACE (serve: how long running commands may finish after SIGTERM; default 20s),
+  OPSBOT_APPROVAL_LEASE (serve: how long a replica's claim on a running approved action lasts unrenewed; default 1m).
 `
 
 func main() {

@@ -20,6 +20,9 @@ import (
 type chatAdapter interface {
 	Register(mux *http.ServeMux)
 	Ready(ctx context.Context) error
+	// Wait waits for the results still being delivered after their
+	// acknowledgement (the last step of a graceful shutdown).
+	Wait(ctx context.Context) error
 	bot.Notifier
 }
 
@@ -44,7 +47,23 @@ const (
 	writeTimeout      = 35 * time.Second
 	idleTimeout       = 60 * time.Second
 	shutdownGrace     = 20 * time.Second
+	cancelGrace       = 5 * time.Second // for canceled commands to answer and their answers to be posted
 )
+
+// approvalLease checks OPSBOT_APPROVAL_LEASE and works out how often this
+// replica sweeps for requests past their time: every 15 s, or every
+// quarter lease if that is shorter, so a lapsed lease is reported within
+// a quarter lease of lapsing.
+func approvalLease(env bot.Env) (lease, sweep time.Duration, err error) {
+	lease = env.ApprovalLease
+	if lease == 0 {
+		lease = bot.DefaultLease
+	}
+	if lease < time.Second || lease > time.Hour {
+		return 0, 0, bot.Errorf(bot.ECONFIG, "OPSBOT_APPROVAL_LEASE=%s: give a duration from 1s to 1h, such as 1m", lease)
+	}
+	return lease, min(15*time.Second, lease/4), nil
+}
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs, _, cfg := commonFlags("serve", stderr)
@@ -117,6 +136,12 @@ func (m *Main) Serve(ctx context.Context) error {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 
+	lease, sweep, err := approvalLease(m.Env)
+	if err != nil {
+		return err
+	}
+	m.Router.SetLease("", lease)
+
 	ln, err := net.Listen("tcp", m.Env.HTTPAddr)
 	if err != nil {
 		return &bot.Error{Code: bot.ECONFIG, Message: fmt.Sprintf("cannot listen on OPSBOT_HTTP_ADDR %s: %v", m.Env.HTTPAddr, err), Err: err}
@@ -130,7 +155,7 @@ func (m *Main) Serve(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	m.Log.Info("serving", "addr", ln.Addr().String(), "platforms", names)
+	m.Log.Info("serving", "addr", ln.Addr().String(), "platforms", names, "replica", m.Router.Replica(), "lease", lease)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, len(adapters)+1)
@@ -148,9 +173,13 @@ func (m *Main) Serve(ctx context.Context) error {
 			})
 		}
 	}
-	// Expire approval requests as they fall due, so their prompts say so.
+	// Expire approval requests as they fall due, so their prompts say so,
+	// and report as abandoned the approved actions whose replica stopped
+	// renewing its lease (it died mid-action): first at start, since this
+	// may be the replica restarted after such a death.
 	wg.Go(func() {
-		t := time.NewTicker(15 * time.Second)
+		m.Router.ExpireApprovals(ctx)
+		t := time.NewTicker(sweep)
 		defer t.Stop()
 		for {
 			select {
@@ -167,11 +196,28 @@ func (m *Main) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errs:
 	}
-	m.Log.Info("shutting down: no new requests; running ones get a grace period", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := m.Env.ShutdownGrace
+	if grace <= 0 {
+		grace = shutdownGrace
+	}
+	m.Log.Info("shutting down: no new requests; running ones get a grace period", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		m.Log.Warn("shutdown", "err", err)
+	}
+	// Commands acknowledged before the shutdown (a scan posting its result
+	// later) get the rest of the grace period; those still running then
+	// are canceled, and their replies say why.
+	if n := m.Router.Drain(sctx, cancelGrace); n > 0 {
+		m.Log.Warn("shutting down: canceled running requests", "count", n)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), cancelGrace)
+	defer dcancel()
+	for i, a := range adapters {
+		if err := a.Wait(dctx); err != nil {
+			m.Log.Warn("shutting down: results still undelivered", "platform", names[i], "err", err)
+		}
 	}
 	wg.Wait()
 	return runErr

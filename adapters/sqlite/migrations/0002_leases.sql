@@ -1,0 +1,18 @@
+-- A running request's lease: the replica that claimed it, and until when
+-- the claim holds unless that replica renews it. A replica that dies
+-- mid-action stops renewing; once the lease has lapsed any replica moves
+-- the request to failed (abandoned). Kept after the request ends, for the
+-- record. Times are INTEGER microseconds since the Unix epoch, UTC.
+
+ALTER TABLE approvals ADD COLUMN lease_holder  TEXT;
+ALTER TABLE approvals ADD COLUMN lease_expires INTEGER;
+
+-- Requests claimed by a version without leases get one now, an hour long:
+-- that version cannot renew it, and none of its actions runs that long.
+UPDATE approvals
+	SET lease_holder = 'unknown (claimed before leases)',
+	    lease_expires = (CAST(strftime('%s', 'now') AS INTEGER) + 3600) * 1000000
+	WHERE state = 'running';
+
+CREATE INDEX approvals_running ON approvals (lease_expires) WHERE state = 'running';
+CREATE INDEX approvals_created ON approvals (created);
