@@ -541,3 +541,12 @@ func TestChart_SSHKeyComesFromASecretFile(t *testing.T) {
 	none := container(t, mustRender(t, ``))
 	assert.False(t, hasEnv(none, "OPSBOT_SSH_KEY"))
 }
+
+func TestChart_ShutdownGraceFitsThePodsGracePeriod(t *testing.T) {
+	c := container(t, mustRender(t, ``))
+	assert.Equal(t, "20s", envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value, "30 s for the pod, 10 s kept for canceling and posting")
+	assert.Equal(t, "1m", envVar(t, c, "OPSBOT_APPROVAL_LEASE").Value)
+	c = container(t, mustRender(t, "terminationGracePeriodSeconds: 120\napprovalLease: 30s\n"))
+	assert.Equal(t, "110s", envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value)
+	assert.Equal(t, "30s", envVar(t, c, "OPSBOT_APPROVAL_LEASE").Value)
+}
