@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +63,10 @@ const envAbuseURL = "OPSBOT_TEST_ABUSE_URL"
 // 2-core machine.
 const (
 	abuseRequests   = 10000
-	abuseFuzzTime   = 8 * time.Second
+	// Inputs, not seconds: Go 1.26's fuzz coordinator can report a
+	// spurious "context deadline exceeded" when a duration -fuzztime ends
+	// while a worker is mid-input (go.dev/issue/75804, fixed in 1.27).
+	abuseFuzzInputs = 8000
 	maxMemoryGrowth = 200 << 10 // KiB: peak resident set over the baseline
 )
 
@@ -349,15 +351,14 @@ func TestAbuse_HTTPEndpoints(t *testing.T) {
 		// binary is not built for coverage guidance, so the fuzzer mutates
 		// blind: random bytes, as asked.
 		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.fuzz=^FuzzServeEndpoints$", //nolint:gosec // this test binary, run again
-			"-test.fuzztime="+abuseFuzzTime.String(), "-test.fuzzcachedir="+t.TempDir(), "-test.parallel=2", "-test.timeout=5m")
+			"-test.fuzztime="+strconv.Itoa(abuseFuzzInputs)+"x", "-test.fuzzcachedir="+t.TempDir(), "-test.parallel=2", "-test.timeout=5m")
 		cmd.Env = append(os.Environ(), envAbuseURL+"="+srv.base)
 		var out syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
 		err := cmd.Run()
 		require.NoError(t, err, "the fuzzer found a failing input:\n%s", out.String())
-		execs := regexp.MustCompile(`execs: (\d+)`).FindAllStringSubmatch(out.String(), -1)
-		require.NotEmpty(t, execs, out.String())
-		t.Logf("fuzzer: %s inputs in %s across the endpoints", execs[len(execs)-1][1], abuseFuzzTime)
+		t.Logf("fuzzer: %d inputs in %s across the endpoints", abuseFuzzInputs, time.Since(start).Round(time.Millisecond))
 	})
 
 	// The slow-loris connections were cut by the server's timeouts
