@@ -401,3 +401,13 @@ func EachHost(hosts []Host, f func(i int, h Host)) {
 	}
 	wg.Wait()
 }
+
+// HostResolver is what commands that act on inventory hosts (/apache,
+// /relayd, checks from a vantage) need of HostAccess; tests may pass their
+// own.
+type HostResolver interface {
+	Resolve(req Request, key, word string) (hosts []Host, group bool, err error)
+	Allowed(req Request, key string) []Host
+}
+
+var _ HostResolver = HostAccess{}

@@ -166,3 +166,19 @@ func (rs Runners) DialHost(ctx context.Context, host Host, address string) (net.
 	}
 	return d.DialHost(ctx, host, address)
 }
+
+// WaitContext waits for wg, or until ctx ends: how adapters let a
+// shutdown wait for the deliveries they still have in flight.
+func WaitContext(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -194,16 +194,4 @@ func (a *Adapter) reject(ctx context.Context, r *http.Request, user, channel, li
 // Wait waits until every result being delivered after its acknowledgement
 // (a slow command, a click) has been posted, or ctx ends: the adapter's
 // part of a graceful shutdown, after the Router has drained.
-func (a *Adapter) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		a.inflight.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (a *Adapter) Wait(ctx context.Context) error { return bot.WaitContext(ctx, &a.inflight) }

@@ -62,7 +62,7 @@ const envAbuseURL = "OPSBOT_TEST_ABUSE_URL"
 // Generous bounds: what a healthy process stays well within, on a noisy
 // 2-core machine.
 const (
-	abuseRequests   = 10000
+	abuseRequests = 10000
 	// Inputs, not seconds: Go 1.26's fuzz coordinator can report a
 	// spurious "context deadline exceeded" when a duration -fuzztime ends
 	// while a worker is mid-input (go.dev/issue/75804, fixed in 1.27).

@@ -9,16 +9,9 @@ import (
 	"github.com/opsbot/opsbot/bot"
 )
 
-// Hosts resolves a host or group word for the asker; bot.HostAccess is the
-// real one.
-type Hosts interface {
-	Resolve(req bot.Request, key, word string) (hosts []bot.Host, group bool, err error)
-	Allowed(req bot.Request, key string) []bot.Host
-}
-
 // Config is what /apache uses.
 type Config struct {
-	Hosts     Hosts
+	Hosts     bot.HostResolver
 	Runner    bot.Runner // should also be a bot.HostDialer, to read pages from the host itself
 	RollBatch int        // hosts changed at once after a group's canary; 0 = 1
 	// Verify bounds how long a reload or restart may take to show its new

@@ -11,16 +11,9 @@ import (
 	"github.com/opsbot/opsbot/bot"
 )
 
-// Hosts resolves a host or group word for the asker; bot.HostAccess is the
-// real one.
-type Hosts interface {
-	Resolve(req bot.Request, key, word string) (hosts []bot.Host, group bool, err error)
-	Allowed(req bot.Request, key string) []bot.Host
-}
-
 // Config is what /relayd uses.
 type Config struct {
-	Hosts  Hosts
+	Hosts  bot.HostResolver
 	Runner bot.Runner
 	// Wait bounds how long a reload or a restart waits for the hosts to be
 	// up again; 0 = DefaultWait.
