@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -79,7 +80,7 @@ func udpResponder(t *testing.T, addr string, respond func([]byte) []byte) netip.
 	t.Helper()
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
-		t.Skipf("binding %s needs root or a free port: %v", addr, err)
+		missingInCI(t, fmt.Sprintf("binding %s needs root or a free port: %v", addr, err))
 	}
 	t.Cleanup(func() { _ = pc.Close() })
 	go func() {
@@ -111,7 +112,7 @@ func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Skipf("counting descriptors needs /proc: %v", err)
+		missingInCI(t, "counting descriptors needs /proc: "+err.Error())
 	}
 	return len(ents)
 }
@@ -125,3 +126,13 @@ func portRange(lo, hi uint16) []uint16 {
 }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
+
+// missingInCI skips t for a missing dependency, or fails it when CI=true:
+// CI must run every test.
+func missingInCI(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + "; CI=true requires it")
+	}
+	t.Skip(why)
+}
