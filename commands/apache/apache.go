@@ -76,7 +76,8 @@ key), and apache2ctl exits 0 all the same; so afterwards the bot checks that
 the parent process is alive, that server-status shows a new generation, that
 the probe URL answers, and that the error log has no fatal entry since the
 action. A reload does load newly enabled modules and replaced certificates
-(Apache 2.4).
+(Apache 2.4); one exception was seen: mod_cgid enabled for the first time
+answered 503 until a second reload, which the probe URL check reports.
 
 A group rolls: its first host alone (the canary), then batches; each batch
 is checked before the next, and the first failure stops the roll and says
