@@ -324,6 +324,7 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 	req := Request{
 		ID: NewID(), Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel,
 		Line: a.Line, Time: start, Command: name, Args: a.Args, Stream: approver.Stream,
+		Bound: append([]string(nil), a.Hosts...), // the approved targets: nothing is resolved again
 	}
 	reply := func() (reply Reply) {
 		defer func() {

@@ -17,6 +17,12 @@ type Request struct {
 	Command string
 	Args    []string
 
+	// Bound is set only when the Router runs an approved action: the hosts
+	// and addresses the approval was bound to (Approval.Hosts). A command
+	// that resolves names takes its targets from Bound and never resolves
+	// them again, so the run reaches exactly what was approved.
+	Bound []string
+
 	// Stream receives messages while the command runs. Never nil once the
 	// Router has the request.
 	Stream Stream

@@ -222,6 +222,40 @@ func (t *Targets) Resolve(ctx context.Context, host string) (Target, error) {
 	return tg, nil
 }
 
+// Bound checks the addresses an approval bound host to, for the approved
+// run: no name is resolved again, so a DNS answer that changed since the
+// approval (round robin, a TTL of 0) cannot send the run anywhere else.
+// Each address must still be one policy allows for host, and the
+// per-address rate limit applies as for any check.
+func (t *Targets) Bound(host string, bound []string) (Target, error) {
+	_, name, err := ParseHost(host)
+	if err != nil {
+		return Target{}, err
+	}
+	tg := Target{Host: strings.Trim(host, "[]"), Name: name}
+	if len(bound) == 0 {
+		return tg, Errorf(EFAILED, "the approval of %s is bound to no address: nothing ran; request it again", tg.Host)
+	}
+	for _, b := range bound {
+		a, err := netip.ParseAddr(b)
+		if err != nil {
+			return tg, Errorf(EFAILED, "the approval of %s is bound to %q, which is not an address: nothing ran; request it again", tg.Host, truncate(b, 60))
+		}
+		if e := t.check(a, name); e != nil {
+			return tg, Errorf(e.Code, "the approved address %s may no longer be checked: %s; nothing ran", a, e.Message)
+		}
+		tg.Addrs = append(tg.Addrs, a)
+	}
+	if t.limiter != nil {
+		for _, a := range tg.Addrs {
+			if wait, ok := t.limiter.Allow(a.String()); !ok {
+				return tg, Errorf(ERATELIMIT, "%s has been checked too often: retry in %s", a, roundUp(wait))
+			}
+		}
+	}
+	return tg, nil
+}
+
 // check decides one address. name is what the user typed when it was a
 // name: allow-by-name lets a name reach its addresses, but deny rules and
 // the sensitive ranges still apply to the address itself.

@@ -104,7 +104,7 @@ func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared,
 		}
 		return bot.Prepared{Hosts: v.preparedHosts(), Impact: fmt.Sprintf("Checks %d %s port(s) of %s from %s.", len(ta.ports), ta.proto, v.addr, v.hostList())}, nil
 	}
-	tg, err := resolve(ctx, c.targets, ta)
+	tg, err := target(ctx, c.targets, ta, req.Bound, 0)
 	if err != nil {
 		return bot.Prepared{}, err
 	}
@@ -121,7 +121,7 @@ func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error)
 	if ta.vantage != "" {
 		return c.runFrom(ctx, req, ta)
 	}
-	tg, err := resolve(ctx, c.targets, ta)
+	tg, err := target(ctx, c.targets, ta, req.Bound, 0)
 	if err != nil {
 		return bot.Reply{}, err
 	}

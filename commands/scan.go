@@ -112,7 +112,7 @@ func (s *Scan) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, erro
 		return bot.Prepared{Hosts: v.preparedHosts(),
 			Impact: fmt.Sprintf("Probes %d %s ports of %s from %s.", len(ta.ports), ta.proto, v.addr, v.hostList())}, nil
 	}
-	tg, err := resolve(ctx, s.targets, ta)
+	tg, err := target(ctx, s.targets, ta, req.Bound, 1)
 	if err != nil {
 		return bot.Prepared{}, err
 	}
@@ -129,7 +129,7 @@ func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	if ta.vantage != "" {
 		return s.runFrom(ctx, req, ta)
 	}
-	tg, err := resolve(ctx, s.targets, ta)
+	tg, err := target(ctx, s.targets, ta, req.Bound, 1)
 	if err != nil {
 		return bot.Reply{}, err
 	}

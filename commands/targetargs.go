@@ -145,6 +145,19 @@ func pickFamily(addrs []netip.Addr, family int) []netip.Addr {
 	return out
 }
 
+// target is the host's addresses: for an approved run (req.Bound) the
+// first n bound ones (all with n < 1), checked against policy but never
+// resolved again; otherwise resolve's.
+func target(ctx context.Context, targets *bot.Targets, ta targetArgs, bound []string, n int) (bot.Target, error) {
+	if len(bound) == 0 {
+		return resolve(ctx, targets, ta)
+	}
+	if n > 0 && len(bound) > n {
+		bound = bound[:n]
+	}
+	return targets.Bound(ta.host, bound)
+}
+
 // resolve checks the host against policy and keeps the asked family.
 func resolve(ctx context.Context, targets *bot.Targets, ta targetArgs) (bot.Target, error) {
 	tg, err := targets.Resolve(ctx, ta.host)

@@ -24,7 +24,9 @@ type vantagePlan struct {
 // resolve decides the vantage hosts first (the asker must be allowed to
 // run key on each), then the target, through the same policy and rate
 // limits as a check from the bot itself: an unknown or forbidden vantage
-// costs no DNS lookup and no rate-limit token.
+// costs no DNS lookup and no rate-limit token. An approved run takes the
+// address the approval bound (the first of req.Bound, see preparedHosts)
+// and resolves nothing again.
 func (v Vantages) resolve(ctx context.Context, req bot.Request, key string, targets *bot.Targets, ta targetArgs) (vantagePlan, error) {
 	if v.Hosts == nil {
 		return vantagePlan{}, bot.Errorf(bot.ECONFIG, "checks from other hosts (from %s) are not set up here: the bot has no inventory", ta.vantage)
@@ -33,7 +35,7 @@ func (v Vantages) resolve(ctx context.Context, req bot.Request, key string, targ
 	if err != nil {
 		return vantagePlan{}, err
 	}
-	tg, err := resolve(ctx, targets, ta)
+	tg, err := target(ctx, targets, ta, req.Bound, 1)
 	if err != nil {
 		return vantagePlan{}, err
 	}
