@@ -50,6 +50,11 @@ func (r *Router) SetLease(replica string, d time.Duration) {
 	}
 }
 
+// SweepPlatforms limits the interrupted actions this process records and
+// announces to those asked from platforms it can tell (the terminal: only
+// "shell"); nil, the default, takes them all.
+func (r *Router) SweepPlatforms(platforms []string) { r.sweepPlatforms = platforms }
+
 // Replica is the name this process's claims carry.
 func (r *Router) Replica() string { return r.replica }
 
@@ -355,6 +360,11 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 					strings.Join(prep.Hosts, ", "), strings.Join(a.Hosts, ", ")), req.ID)
 			}
 		}
+		if changes(cmd, a.Command) {
+			if err := r.startApproved(ctx, req, a); err != nil {
+				return ErrorReply(err, req.ID)
+			}
+		}
 		out, err := cmd.Run(ctx, req)
 		if err != nil {
 			if ErrorCode(err) == EINTERNAL {
@@ -508,6 +518,7 @@ func (r *Router) ExpireApprovals(ctx context.Context) {
 		r.audit(ctx, req, auditInfo{kind: AuditExpired, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, 0)
 		r.notify(ctx, a, reply)
 	}
+	r.interruptLapsed(ctx)
 	abandoned, err := r.store.AbandonLapsed(ctx, r.now())
 	if err != nil {
 		r.log.Error("abandoning approvals whose lease lapsed", "err", err)

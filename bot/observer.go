@@ -23,6 +23,9 @@ type Observer interface {
 	ScanPorts(ports int, took time.Duration)
 	// AdapterError is one failure of a chat adapter to deliver or receive.
 	AdapterError(adapter string)
+	// AuditFailed is one audit record of this kind (AuditRequest,
+	// AuditStarted, ...) the store refused to write.
+	AuditFailed(kind string)
 }
 
 // NopObserver observes nothing.
@@ -44,6 +47,9 @@ func (NopObserver) ScanPorts(int, time.Duration) {}
 
 // AdapterError implements Observer.
 func (NopObserver) AdapterError(string) {}
+
+// AuditFailed implements Observer.
+func (NopObserver) AuditFailed(string) {}
 
 type observerKey struct{}
 

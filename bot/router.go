@@ -41,6 +41,9 @@ type Router struct {
 	// runs; lease is how long such a claim holds unless renewed.
 	replica string
 	lease   time.Duration
+	// sweepPlatforms limits the interrupted actions this process records
+	// and announces to those asked from these platforms (nil: all).
+	sweepPlatforms []string
 
 	mu       sync.Mutex
 	running  map[string]running // by request ID, for /opsbot cancel
@@ -112,6 +115,7 @@ type auditInfo struct {
 	key        string
 	hosts      []string
 	approvalID string
+	flight     *flight // recorded as started: the outcome ends its flight
 }
 
 // Handle runs one request to its reply. It never panics, never returns an
@@ -262,6 +266,13 @@ func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply
 		}
 		return reply, ainfo
 	}
+	if r.store != nil && changes(cmd, key) {
+		f, err := r.startAction(ctx, req, key, nil)
+		if err != nil {
+			return ErrorReply(err, req.ID), info
+		}
+		info.flight = f
+	}
 	reply, err := cmd.Run(ctx, req)
 	if err != nil {
 		if ErrorCode(err) == EINTERNAL {
@@ -304,7 +315,21 @@ func (r *Router) audit(ctx context.Context, req Request, info auditInfo, reply R
 	// (a canceled scan is still audited).
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	if info.flight != nil {
+		if lost := info.flight.stop(); lost {
+			rec.Message = joinLines(rec.Message, "(recorded after another replica had declared it interrupted)")
+		}
+		if _, err := r.store.EndAction(actx, rec); err != nil {
+			// Its flight stays open: once the lease lapses, a sweep
+			// records it interrupted (outcome unknown), as it now is to
+			// the log's readers.
+			r.obs.AuditFailed(rec.Kind)
+			r.log.Error("audit write failed: the outcome of a started action is not in the audit log", "err", err, "record", fmt.Sprintf("%+v", rec))
+		}
+		return
+	}
 	if _, err := r.store.AppendAudit(actx, rec); err != nil {
+		r.obs.AuditFailed(rec.Kind)
 		r.log.Error("audit write failed", "err", err, "record", fmt.Sprintf("%+v", rec))
 	}
 }

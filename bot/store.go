@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -63,6 +64,32 @@ type Store interface {
 	// Audit returns records in sequence order: those at or after q.Since,
 	// and if q.Last > 0 only the last q.Last of them.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+
+	// BeginAction durably records that an action which changes something
+	// is starting, before it acts: started (kind AuditStarted) is appended
+	// to the audit log and the action is marked in flight under lease (the
+	// replica running it, and until when unless renewed), in one
+	// transaction. It returns the record's sequence number. When it fails
+	// the action must not run.
+	BeginAction(ctx context.Context, started AuditRecord, lease Lease) (int64, error)
+	// RenewAction extends the lease of the in-flight action of requestID
+	// to lease.Until (never shortens it). Only the holder renews; an action
+	// already declared interrupted (see InterruptLapsed) or held by another
+	// replica is ECONFLICT.
+	RenewAction(ctx context.Context, requestID string, lease Lease) error
+	// EndAction appends the outcome record of the in-flight action of
+	// outcome.RequestID and ends its flight, in one transaction. The
+	// outcome is appended even when the action was declared interrupted
+	// meanwhile: the log then holds both.
+	EndAction(ctx context.Context, outcome AuditRecord) (int64, error)
+	// InterruptLapsed ends the flight of every action whose lease expired
+	// before now (its replica died, or lost the database, between start
+	// and outcome) and appends for each the record InterruptedRecord makes,
+	// in one transaction; it returns those records. Each is recorded once,
+	// whichever replicas call this at the same time. platforms, when not
+	// empty, limits it to actions asked from those platforms (a process
+	// takes only what it can announce).
+	InterruptLapsed(ctx context.Context, now time.Time, platforms []string) ([]AuditRecord, error)
 
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -173,7 +200,45 @@ const (
 	AuditExecution = "execution" // an approved action ran
 	AuditRejected  = "rejected"  // a platform request failed verification, or the config did not load
 	AuditAbandoned = "abandoned" // a running action's replica stopped renewing its lease: outcome unknown
+	// AuditStarted is written, durably, before an action that changes
+	// something acts; its outcome record (request or execution) follows.
+	AuditStarted = "started"
+	// AuditInterrupted is a started action without an outcome whose
+	// replica stopped (killed, out of memory): outcome unknown.
+	AuditInterrupted = "interrupted"
 )
+
+// InterruptedRecord is the audit record of an action that started and
+// never recorded its outcome: the started record's who, where and what,
+// result "unknown", and a message that says which replica stopped and
+// that the action may have partly run.
+func InterruptedRecord(started AuditRecord, l Lease, now time.Time) AuditRecord {
+	r := started
+	r.Seq = 0
+	r.Time = now.UTC().Truncate(time.Microsecond)
+	r.Kind = AuditInterrupted
+	r.Result = "unknown"
+	r.Duration = 0
+	r.OutputSHA256 = ""
+	holder := l.Holder
+	if holder == "" {
+		holder = "(unknown)"
+	}
+	r.Message = fmt.Sprintf("interrupted: replica %s stopped after it started this and before it recorded how it ended (lease expired at %s); outcome unknown — the action may have partly run: check the host",
+		holder, l.Until.UTC().Format("2006-01-02 15:04:05 UTC"))
+	return r
+}
+
+// CheckStarted validates what BeginAction records.
+func CheckStarted(r AuditRecord, l Lease) error {
+	switch {
+	case r.Kind != AuditStarted:
+		return Errorf(EINVALID, "an action begins with a %q record, not %q", AuditStarted, r.Kind)
+	case r.RequestID == "":
+		return Errorf(EINVALID, "a started action needs its request ID")
+	}
+	return CheckLease(l)
+}
 
 // AuditQuery selects audit records.
 type AuditQuery struct {

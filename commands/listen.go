@@ -37,6 +37,10 @@ const (
 // Name implements bot.Command.
 func (*Listen) Name() string { return "listen" }
 
+// Changes implements bot.Changer: a listener on the bot's own host, for a
+// bounded time, changes nothing on the hosts opsbot operates.
+func (*Listen) Changes(string) bool { return false }
+
 // Summary implements bot.Command.
 func (*Listen) Summary() string { return "a temporary listener on the bot's host (nc -l -p PORT)" }
 

@@ -27,12 +27,18 @@ func NewOpsbot(ctrl bot.Control, hosts bot.HostAccess) *Opsbot {
 var (
 	_ bot.Command      = (*Opsbot)(nil)
 	_ bot.Subcommander = (*Opsbot)(nil)
+	_ bot.Changer      = (*Opsbot)(nil)
 )
 
 const opsbotSynopsis = "/opsbot help | whoami | hosts | approvals | approve ID | deny ID [reason] | audit [N] | cancel ID"
 
 // Name implements bot.Command.
 func (*Opsbot) Name() string { return "opsbot" }
+
+// Changes implements bot.Changer: /opsbot changes nothing itself; a
+// decision is recorded with the request, and the action an approval runs
+// is recorded as started by the Router before it acts.
+func (*Opsbot) Changes(string) bool { return false }
 
 // Summary implements bot.Command.
 func (*Opsbot) Summary() string { return "the bot itself: whoami, approvals, approve, deny, audit" }

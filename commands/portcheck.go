@@ -38,12 +38,16 @@ func (c *Portcheck) WithVantages(v Vantages) *Portcheck {
 var (
 	_ bot.Command  = (*Portcheck)(nil)
 	_ bot.Preparer = (*Portcheck)(nil)
+	_ bot.Changer  = (*Portcheck)(nil)
 )
 
 const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s] [from HOST|GROUP]"
 
 // Name implements bot.Command.
 func (*Portcheck) Name() string { return "portcheck" }
+
+// Changes implements bot.Changer: a check changes nothing.
+func (*Portcheck) Changes(string) bool { return false }
 
 // Summary implements bot.Command.
 func (*Portcheck) Summary() string { return "is this port reachable? (nc -zv, nc -zuv)" }

@@ -36,12 +36,16 @@ func (s *Scan) WithVantages(v Vantages) *Scan {
 var (
 	_ bot.Command  = (*Scan)(nil)
 	_ bot.Preparer = (*Scan)(nil)
+	_ bot.Changer  = (*Scan)(nil)
 )
 
 const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s] [from HOST|GROUP]"
 
 // Name implements bot.Command.
 func (*Scan) Name() string { return "scan" }
+
+// Changes implements bot.Changer: a scan changes nothing.
+func (*Scan) Changes(string) bool { return false }
 
 // Summary implements bot.Command.
 func (*Scan) Summary() string { return "which ports are open? (nc -zv HOST 1-500 | grep succeeded)" }

@@ -171,7 +171,10 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 	}
 	outcome.Actions = nil
 	pages := render(outcome, buttons{})
-	pages[0].Message = fmt.Sprintf("%s `%s` (approval %s):", who, strings.ReplaceAll(ap.Line, "`", "'"), ap.ID)
+	pages[0].Message = fmt.Sprintf("%s `%s`:", who, strings.ReplaceAll(ap.Line, "`", "'"))
+	if ap.ID != "" { // an action that needed no approval (one interrupted) has none
+		pages[0].Message = fmt.Sprintf("%s `%s` (approval %s):", who, strings.ReplaceAll(ap.Line, "`", "'"), ap.ID)
+	}
 	if _, err := a.postPages(ctx, ap.Channel, "", pages); err != nil {
 		a.log.Error("notifying the requester", "approval", ap.ID, "err", err)
 	}

@@ -23,6 +23,7 @@ type Metrics struct {
 	scanPorts   prometheus.Counter
 	scanSeconds prometheus.Counter
 	adapterErrs *prometheus.CounterVec
+	auditErrs   *prometheus.CounterVec
 }
 
 var _ bot.Observer = (*Metrics)(nil)
@@ -59,6 +60,10 @@ func New(version string) *Metrics {
 			Name: "opsbot_scan_seconds_total",
 			Help: "Time spent scanning, summed over scans.",
 		}),
+		auditErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opsbot_audit_write_failures_total",
+			Help: "Audit records the store refused, by kind (request, started, execution, ...): a started record refused means the action did not run.",
+		}, []string{"kind"}),
 		adapterErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opsbot_adapter_errors_total",
 			Help: "Chat adapter failures to deliver or receive, by adapter.",
@@ -69,7 +74,7 @@ func New(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.durations, m.approvals, m.rateLimited, m.scanPorts, m.scanSeconds, m.adapterErrs, build,
+	m.reg.MustRegister(m.requests, m.durations, m.approvals, m.rateLimited, m.scanPorts, m.scanSeconds, m.adapterErrs, m.auditErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +101,9 @@ func (m *Metrics) ScanPorts(ports int, took time.Duration) {
 	m.scanPorts.Add(float64(ports))
 	m.scanSeconds.Add(took.Seconds())
 }
+
+// AuditFailed implements bot.Observer.
+func (m *Metrics) AuditFailed(kind string) { m.auditErrs.WithLabelValues(kind).Inc() }
 
 // AdapterError implements bot.Observer.
 func (m *Metrics) AdapterError(adapter string) { m.adapterErrs.WithLabelValues(adapter).Inc() }

@@ -19,7 +19,10 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 		return
 	}
 	mention := "<@" + escape(ap.User) + ">"
-	about := "your request `" + escape(ap.Line) + "` (approval " + escape(ap.ID) + ")"
+	about := "your request `" + escape(ap.Line) + "`"
+	if ap.ID != "" { // an action that needed no approval (one interrupted)
+		about += " (approval " + escape(ap.ID) + ")"
+	}
 	ctx = context.WithoutCancel(ctx)
 	if mark, ok := ctx.Value(originKey{}).(*origin); ok {
 		mark.set()

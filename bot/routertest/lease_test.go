@@ -137,7 +137,7 @@ func TestLease_RunningActionRenewsItsLease(t *testing.T) {
 	final, err := st.Approval(context.Background(), id)
 	require.NoError(t, err)
 	assert.Equal(t, bot.ApprovalDone, final.State)
-	assert.Equal(t, []string{"requested", "approve", "execution"}, kinds(t, st, id))
+	assert.Equal(t, []string{"requested", "approve", "started", "execution"}, kinds(t, st, id))
 	for _, note := range n.all() {
 		assert.NotContains(t, note.Title, "Abandoned")
 	}
@@ -225,7 +225,7 @@ func TestLease_OutcomeAfterAbandonmentIsStillAudited(t *testing.T) {
 	a, err := st.Approval(context.Background(), id)
 	require.NoError(t, err)
 	assert.Equal(t, bot.OutcomeAbandoned, a.Outcome.Status, "the abandonment stands")
-	assert.Equal(t, []string{"requested", "approve", "abandoned", "execution"}, kinds(t, st, id))
+	assert.Equal(t, []string{"requested", "approve", "started", "abandoned", "execution"}, kinds(t, st, id))
 	assert.Equal(t, int32(1), cmd.runs.Load())
 }
 

@@ -54,7 +54,7 @@ Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgr
   OPSBOT_LOG_LEVEL (debug, info, warn: the default, error),
   OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh),
   OPSBOT_SHUTDOWN_GRACE (serve: how long running commands may finish after SIGTERM; default 20s),
-  OPSBOT_APPROVAL_LEASE (serve: how long a replica's claim on a running approved action lasts unrenewed; default 1m).
+  OPSBOT_APPROVAL_LEASE (how long a process's claim on a running action lasts unrenewed; default 1m).
 `
 
 func main() {
@@ -135,7 +135,24 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		Observer: m.Metrics,
 	})
 	m.Router.Add(commands.NewOpsbot(m.Router, hosts))
+	lease, _, err := approvalLease(env)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.Router.SetLease("", lease)
 	return m, nil
+}
+
+// terminal readies a terminal process: what it learns about requests from
+// the terminal goes to stderr, and as it starts it records and reports
+// the terminal's actions that an earlier process started and never
+// finished (killed, out of memory). Chat requests are left to serve,
+// which can tell their channels.
+func (m *Main) terminal(ctx context.Context, stderr io.Writer) {
+	m.Notifiers["shell"] = &shell.Notifier{W: stderr}
+	m.Router.SweepPlatforms([]string{"shell"})
+	m.Router.SweepInterrupted(ctx)
 }
 
 // newRunners makes the local runner, and the ssh runner when the inventory
@@ -292,6 +309,7 @@ func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer m.Close()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	m.terminal(ctx, stderr)
 	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr)}
 	return sh.RunLine(ctx, strings.Join(fs.Args(), " "))
 }
@@ -309,6 +327,7 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return configError(stderr, err)
 	}
 	defer m.Close()
+	m.terminal(ctx, stderr)
 	ints := make(chan os.Signal, 1)
 	signal.Notify(ints, os.Interrupt)
 	defer signal.Stop(ints)

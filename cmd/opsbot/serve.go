@@ -140,7 +140,7 @@ func (m *Main) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Router.SetLease("", lease)
+	m.Router.SetLease("", lease) // NewMain did too; serve logs it below
 
 	ln, err := net.Listen("tcp", m.Env.HTTPAddr)
 	if err != nil {

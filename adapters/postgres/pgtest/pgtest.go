@@ -339,3 +339,32 @@ func (s *server) kill() {
 		<-s.exited
 	}
 }
+
+// Stoppable starts a PostgreSQL server of t's own (never the shared one)
+// and returns its URL and stop, which shuts the server down: for tests of
+// a database that goes away under a running bot. It needs root and
+// Debian's postgresql package whether or not EnvURL is set. The server
+// is stopped, if it still runs, when t ends.
+func Stoppable(t testing.TB) (dbURL string, stop func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t, "a PostgreSQL server of the test's own needs root, with Debian's postgresql installed ("+install+")")
+	}
+	if _, err := binDir(); err != nil {
+		missing(t, "PostgreSQL is not installed: "+install)
+	}
+	srv, err := newServer()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := srv.stop(); err != nil {
+				t.Errorf("pgtest: stop PostgreSQL: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return srv.url, stop
+}
