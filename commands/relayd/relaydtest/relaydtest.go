@@ -10,6 +10,7 @@
 package relaydtest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,9 +29,18 @@ import (
 // numbered answers: the n-th call gets answer n, and calls after the last
 // get the last one again. A call without an answer exits 127 and says so
 // on stderr.
+//
+// A Bed also keeps relayd's state, so that a test can act the way relayd
+// does rather than script every read: answers recorded In a state are
+// given while the Bed is in that state (and before the answers recorded
+// for no state), each state counting its calls anew, and an answer that
+// moves On to another state moves the Bed there once it has been given
+// (relayctl reload moving "old" to "reloaded"; a reload that relayd drops
+// moving nowhere).
 type Bed struct {
-	Dir string // the scripts, their answers and calls.log
-	t   testing.TB
+	Dir   string // the scripts, their answers and calls.log
+	t     testing.TB
+	check []string // relayd -n as the bot runs it for the flags of RunsWith
 }
 
 // Tools are the programs a Bed stands in for.
@@ -48,20 +58,29 @@ for a in "$@"; do
 	if [ "$tool" = relayctl ] && [ "$a" = -s ]; then skip=1; continue; fi
 	key="${key}_$a"
 done
+key=$(printf '%%s' "$key" | tr / %%)
+st=
+if [ -f "$bed/state" ]; then st=$(cat "$bed/state"); fi
 r="$bed/resp/$key"
+nk="$key"
+if [ -n "$st" ] && [ -d "$bed/states/$st/$key" ]; then
+	r="$bed/states/$st/$key"
+	nk="$st@$key"
+fi
 if [ ! -d "$r" ]; then
 	echo "stand-in $tool: no answer recorded for: $*" >&2
 	exit 127
 fi
 n=1
-if [ -f "$bed/n/$key" ]; then n=$(( $(cat "$bed/n/$key") + 1 )); fi
-echo "$n" >"$bed/n/$key"
+if [ -f "$bed/n/$nk" ]; then n=$(( $(cat "$bed/n/$nk") + 1 )); fi
+echo "$n" >"$bed/n/$nk"
 m=$n
 while [ "$m" -gt 1 ] && [ ! -d "$r/$m" ]; do m=$((m - 1)); done
 r="$r/$m"
 if [ -f "$r/sleep" ]; then sleep "$(cat "$r/sleep")"; fi
 if [ -f "$r/stdout" ]; then cat "$r/stdout"; fi
 if [ -f "$r/stderr" ]; then cat "$r/stderr" >&2; fi
+if [ -f "$r/next" ]; then cp "$r/next" "$bed/state"; fi
 exit "$(cat "$r/exit")"
 `
 
@@ -69,7 +88,7 @@ exit "$(cat "$r/exit")"
 func New(t testing.TB) *Bed {
 	t.Helper()
 	b := &Bed{t: t, Dir: t.TempDir()}
-	for _, d := range []string{"resp", "n"} {
+	for _, d := range []string{"resp", "states", "n"} {
 		must(t, os.MkdirAll(filepath.Join(b.Dir, d), 0o750))
 	}
 	for _, tool := range Tools {
@@ -86,11 +105,20 @@ func must(t testing.TB, err error) {
 }
 
 // Answer is what one call prints: fixture files (see Fixture) on stdout
-// and stderr, its exit code, and a delay before it.
+// and stderr, or Text as it is on stdout, its exit code, a delay before
+// it, and the state it moves the Bed to (Next; "" stays).
 type Answer struct {
 	Out, Err string
+	Text     string
 	Exit     int
 	Sleep    time.Duration
+	Next     string
+}
+
+// Then is a with the Bed moving to state once a has been given.
+func (a Answer) Then(state string) Answer {
+	a.Next = state
+	return a
 }
 
 // Prints answers with a fixture on stdout and exit 0.
@@ -134,10 +162,67 @@ func (b *Bed) On(line string, answers ...Answer) *Bed {
 // OnArgv is On for words that hold spaces.
 func (b *Bed) OnArgv(argv []string, answers ...Answer) *Bed {
 	b.t.Helper()
-	key := strings.Join(argv, "_")
-	dir := filepath.Join(b.Dir, "resp", key)
+	key := keyOf(argv)
+	b.record(filepath.Join(b.Dir, "resp", key), key, answers)
+	return b
+}
+
+// keyOf is the key of a command line, as the script makes it: a path's
+// slashes become %, so that a key is one file name.
+func keyOf(argv []string) string {
+	return strings.ReplaceAll(strings.Join(argv, "_"), "/", "%")
+}
+
+// InState records answers given only while the Bed is in a state.
+type InState struct {
+	b     *Bed
+	state string
+}
+
+// In is where answers for state are recorded: b.In("reloaded").On(...).
+func (b *Bed) In(state string) InState {
+	b.t.Helper()
+	if state == "" || strings.ContainsAny(state, "/@ \t") {
+		b.t.Fatalf("relaydtest: state %q: a word without '/', '@' or blanks", state)
+	}
+	return InState{b: b, state: state}
+}
+
+// On records answers for a command line in the state.
+func (s InState) On(line string, answers ...Answer) InState {
+	s.b.t.Helper()
+	key := keyOf(strings.Fields(line))
+	s.b.record(filepath.Join(s.b.Dir, "states", s.state, key), s.state+"@"+key, answers)
+	return s
+}
+
+// Start puts the Bed in state ("" for none).
+func (b *Bed) Start(state string) *Bed {
+	b.t.Helper()
+	p := filepath.Join(b.Dir, "state")
+	if state == "" {
+		must(b.t, os.RemoveAll(p))
+		return b
+	}
+	must(b.t, os.WriteFile(p, []byte(state), 0o644)) //nolint:gosec // test data
+	return b
+}
+
+// State is the state the Bed is in, "" for none.
+func (b *Bed) State() string {
+	b.t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.Dir, "state"))
+	if os.IsNotExist(err) {
+		return ""
+	}
+	must(b.t, err)
+	return string(data)
+}
+
+func (b *Bed) record(dir, counter string, answers []Answer) {
+	b.t.Helper()
 	must(b.t, os.RemoveAll(dir))
-	must(b.t, os.RemoveAll(filepath.Join(b.Dir, "n", key)))
+	must(b.t, os.RemoveAll(filepath.Join(b.Dir, "n", counter)))
 	for i, a := range answers {
 		d := filepath.Join(dir, strconv.Itoa(i+1))
 		must(b.t, os.MkdirAll(d, 0o750))
@@ -149,12 +234,17 @@ func (b *Bed) OnArgv(argv []string, answers ...Answer) *Bed {
 			must(b.t, err)
 			must(b.t, os.WriteFile(filepath.Join(d, name), data, 0o644)) //nolint:gosec // test data
 		}
+		if a.Text != "" {
+			must(b.t, os.WriteFile(filepath.Join(d, "stdout"), []byte(a.Text), 0o644)) //nolint:gosec // test data
+		}
 		must(b.t, os.WriteFile(filepath.Join(d, "exit"), []byte(strconv.Itoa(a.Exit)), 0o644)) //nolint:gosec // test data
 		if a.Sleep > 0 {
 			must(b.t, os.WriteFile(filepath.Join(d, "sleep"), []byte(strconv.FormatFloat(a.Sleep.Seconds(), 'f', 3, 64)), 0o644)) //nolint:gosec // test data
 		}
+		if a.Next != "" {
+			must(b.t, os.WriteFile(filepath.Join(d, "next"), []byte(a.Next), 0o644)) //nolint:gosec // test data
+		}
 	}
-	return b
 }
 
 // Healthy answers every read and poll as the fixtures of FORMATS.md
@@ -166,7 +256,55 @@ func (b *Bed) Healthy() *Bed {
 		On("relayctl show relays", Prints("show_relays.txt")).
 		On("relayctl show sessions", Prints("show_sessions.txt")).
 		On("relayctl poll", Prints("poll.txt")).
-		On("relayd -n", Answer{Err: "relayd_n_ok.txt"})
+		On("relayd -n", Answer{Err: "relayd_n_ok.txt"}).
+		Flags("")
+}
+
+// Flags answers rcctl get relayd flags with flags: the flags relayd is
+// started with, as rc.conf.local holds them.
+func (b *Bed) Flags(flags string) *Bed {
+	b.t.Helper()
+	return b.On("rcctl get relayd flags", Answer{Text: flags + "\n"})
+}
+
+// RunsWith makes relayd's rc.d flags -f path and -D macros (path one of
+// the files Config copied), and answers relayd -n for them with
+// configuration OK. CheckArgv is that relayd -n, for other answers.
+func (b *Bed) RunsWith(path string, macros ...string) *Bed {
+	b.t.Helper()
+	flags := "-f " + path
+	b.check = []string{"relayd", "-n", "-f", path}
+	for _, m := range macros {
+		flags += " -D " + m
+		b.check = append(b.check, "-D", m)
+	}
+	return b.Flags(flags).OnArgv(b.check, Answer{Err: "relayd_n_ok.txt"})
+}
+
+// CheckArgv is relayd -n as the bot runs it for RunsWith's flags, or
+// plain relayd -n.
+func (b *Bed) CheckArgv() []string {
+	if b.check == nil {
+		return []string{"relayd", "-n"}
+	}
+	return b.check
+}
+
+// Config copies the configuration files of testdata/conf into the Bed's
+// etc directory, each as its base name, and returns the directory: a test
+// points relayd_flags at one of them (-f DIR/relayd.conf), and the bot
+// reads them with the real cat.
+func (b *Bed) Config(files ...string) string {
+	b.t.Helper()
+	dir := filepath.Join(b.Dir, "etc")
+	must(b.t, os.MkdirAll(dir, 0o750))
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(Testdata(), "conf", f))
+		must(b.t, err)
+		data = bytes.ReplaceAll(data, []byte("@ETC@"), []byte(dir))
+		must(b.t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o600))
+	}
+	return dir
 }
 
 // Calls lists the invocations so far, each as its words joined by spaces.
