@@ -244,7 +244,7 @@ func (p *Policy) validateInventory(bad func(string, ...any)) {
 			}
 		}
 		if r := h.Relayd; r != nil {
-			for key, path := range map[string]string{"relayctl": r.Relayctl, "relayd": r.Relayd, "socket": r.Socket, "ifconfig": r.Ifconfig, "rcctl": r.Rcctl} {
+			for key, path := range map[string]string{"relayctl": r.Relayctl, "relayd": r.Relayd, "socket": r.Socket, "ifconfig": r.Ifconfig, "rcctl": r.Rcctl, "config": r.Config} {
 				if path != "" && !absPath.MatchString(path) {
 					bad("hosts: %q has relayd.%s %q: write an absolute path", name, key, path)
 				}

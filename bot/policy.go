@@ -99,6 +99,7 @@ type RelaydSpec struct {
 	Demote    int    `yaml:"demote"`     // carpdemote value; 50
 	Ifconfig  string `yaml:"ifconfig"`   // /sbin/ifconfig
 	Rcctl     string `yaml:"rcctl"`      // /usr/sbin/rcctl
+	Config    string `yaml:"config"`     // the relayd.conf relayd runs when its rc.d flags cannot say; /etc/relayd.conf
 }
 
 // Default limits, used for every key the file leaves out.

@@ -120,9 +120,9 @@ func TestRelaydE2E_ReloadWaitsForApprovalThenVerifies(t *testing.T) {
 	out, code = e.run("run", "--as", "carol", "/opsbot approve "+m[1])
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "Reloaded relayd on lb-ssh (127.0.0.1): verified, 5 of 7 hosts up")
-	assert.Contains(t, out, "reload took effect: yes: its check counters started again")
+	assert.Contains(t, out, "reload took effect: yes: every host started again")
 	assert.Contains(t, out, "Approved by shell:carol")
-	assert.Equal(t, []string{"relayd -n", "relayctl show summary", "relayctl show hosts", "relayctl reload", "relayctl show hosts (x2)", "relayctl show summary"}, e.remote.Squeezed())
+	assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n", "relayctl show summary", "relayctl show hosts", "relayctl reload", "relayctl show hosts (x2)", "relayctl show summary"}, e.remote.Squeezed())
 
 	kinds := map[string]int{}
 	for _, r := range e.audit() {
@@ -151,5 +151,5 @@ func TestRelaydE2E_RestartRunbookAfterApproval(t *testing.T) {
 	out, code = e.run("run", "--as", "carol", "/opsbot approve "+m[1])
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "Restarted relayd on lb-local: 5 of 7 hosts up, CARP undemoted")
-	assert.Equal(t, []string{"relayd -n", "relayctl show hosts", "ifconfig -g carp carpdemote 50", "rcctl restart relayd", "relayctl poll", "relayctl show hosts", "ifconfig -g carp -carpdemote 50"}, e.local.Calls())
+	assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n", "relayctl show hosts", "ifconfig -g carp carpdemote 50", "rcctl restart relayd", "relayctl poll", "relayctl show hosts", "ifconfig -g carp -carpdemote 50"}, e.local.Calls())
 }

@@ -20,6 +20,10 @@ const (
 	DefaultDemote    = 50
 	DefaultIfconfig  = "/sbin/ifconfig"
 	DefaultRcctl     = "/usr/sbin/rcctl"
+	DefaultConfig    = "/etc/relayd.conf" // CONF_FILE in relayd.h
+	// Cat reads relayd.conf and the files it includes, through the
+	// runner (and the host's become: relayd.conf is root's, mode 0600).
+	Cat = "/bin/cat"
 )
 
 // Bounds on the programs other than relayctl (whose bound is
@@ -38,12 +42,14 @@ type settings struct {
 	carpGroup                string
 	demote                   int
 	ifconfig, rcctl          string
+	config                   string // relayd.config, or DefaultConfig
 }
 
 func settingsOf(h bot.Host) settings {
 	s := settings{
 		relayctl: DefaultRelayctl, relayd: DefaultRelayd, socket: DefaultSocket,
 		carpGroup: DefaultCarpGroup, demote: DefaultDemote, ifconfig: DefaultIfconfig, rcctl: DefaultRcctl,
+		config: DefaultConfig,
 	}
 	r := h.Relayd
 	if r == nil {
@@ -60,6 +66,7 @@ func settingsOf(h bot.Host) settings {
 	set(&s.carpGroup, r.CarpGroup)
 	set(&s.ifconfig, r.Ifconfig)
 	set(&s.rcctl, r.Rcctl)
+	set(&s.config, r.Config)
 	if r.Demote > 0 {
 		s.demote = r.Demote
 	}
@@ -78,7 +85,22 @@ func (s settings) relayctlArgv(words ...string) []string {
 	return append(argv, words...)
 }
 
-func (s settings) checkArgv() []string { return []string{s.relayd, "-n"} }
+// checkArgv is relayd -n for the file and macros relayd runs with: a
+// reload loads the -f file relayd was started with and keeps its -D
+// macros. -f is left out for relayd's own default, so that a doas.conf
+// rule written for a bare `relayd -n` keeps matching.
+func (s settings) checkArgv(cf confFile) []string {
+	argv := []string{s.relayd, "-n"}
+	if cf.Path != "" && cf.Path != DefaultConfig {
+		argv = append(argv, "-f", cf.Path)
+	}
+	for _, m := range cf.Macros {
+		argv = append(argv, "-D", m)
+	}
+	return argv
+}
+
+func (s settings) flagsArgv() []string { return []string{s.rcctl, "get", "relayd", "flags"} }
 
 func (s settings) demoteArgv() []string {
 	return []string{s.ifconfig, "-g", s.carpGroup, "carpdemote", strconv.Itoa(s.demote)}
@@ -223,10 +245,11 @@ func (h hostIO) show(ctx context.Context, v view) (showOut, error) {
 	return showOut{Summary: parseShow(v, out.Stdout), Output: out}, nil
 }
 
-// check runs `relayd -n` (through the host's become: relayd needs root
-// even for a config test) and parses its verdict.
-func (h hostIO) check(ctx context.Context) (CheckResult, error) {
-	out, err := h.run(ctx, checkTimeout, h.set.checkArgv())
+// check runs `relayd -n` on the file relayd runs with (through the host's
+// become: relayd needs root even for a config test) and parses its
+// verdict.
+func (h hostIO) check(ctx context.Context, cf confFile) (CheckResult, error) {
+	out, err := h.run(ctx, checkTimeout, h.set.checkArgv(cf))
 	if err != nil {
 		return CheckResult{}, err
 	}

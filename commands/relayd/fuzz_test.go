@@ -320,3 +320,54 @@ func checkErrorText(t *testing.T, err error) {
 		t.Fatalf("error message %q", msg)
 	}
 }
+
+// FuzzReadConf: the relayd.conf reader never fails on what it reads, is
+// deterministic, declares only the four kinds with a position in a file it
+// read, and ends on includes of itself and on self-referring macros.
+func FuzzReadConf(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "conf", "*.conf"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no configuration files: %v", err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, "rdr=www")
+	}
+	f.Add([]byte("a = \"$a $a\"\nredirect $a {\ninclude \"/main\"\n}\ninclude \"/main\"\nrelay 'x\n"), "a=")
+	f.Add([]byte("a = \"$a $a\"\nrelay $a { }\n"), "b=1")
+	f.Fuzz(func(t *testing.T, in []byte, macro string) {
+		read := func(p string) ([]byte, error) {
+			if p == "/main" || p == "/etc/relayd.d/x.conf" {
+				return in, nil
+			}
+			return nil, errors.New("no such file")
+		}
+		c, err := ReadConf("/main", []string{macro}, read)
+		if err != nil {
+			t.Fatalf("the main file reads: %v", err)
+		}
+		again, _ := ReadConf("/main", []string{macro}, read)
+		if !reflect.DeepEqual(c, again) {
+			t.Fatal("two reads of one input differ")
+		}
+		if len(c.Files) > maxConfFiles {
+			t.Fatalf("%d files read", len(c.Files))
+		}
+		for _, d := range c.Objects {
+			switch d.Type {
+			case TypeRedirect, TypeRelay, TypeRouter, TypeTable:
+			default:
+				t.Fatalf("declared %q", d.Type)
+			}
+			if d.Line < 1 || !strings.Contains(strings.Join(c.Files, "\n"), d.File) {
+				t.Fatalf("%v: no position in a file read", d)
+			}
+		}
+		if _, err := json.Marshal(c); err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+	})
+}

@@ -77,8 +77,8 @@ type Checks struct {
 	Line    int    `json:"line"`
 	Up      uint64 `json:"up"`
 	Total   uint64 `json:"total"`
-	Retries uint64 `json:"retries,omitempty"`
-	Error   string `json:"error,omitempty"` // the last check's failure, printed only while the host is down
+	Retries uint64 `json:"retries,omitempty"` // retries left before the host is called down (hce.c resets it after every good check), not failures
+	Error   string `json:"error,omitempty"`   // the last check's failure, printed only while the host is down
 }
 
 // Stats are the three statistics lines under a redirect or relay in show

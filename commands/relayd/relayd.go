@@ -75,21 +75,35 @@ func (c *Command) Usage() string {
              availability (relayctl show summary and show hosts)
   show       relayctl's views as tables; sessions lists the relay sessions
   poll       relayctl poll: every host is checked now, not at the next interval
-  check      relayd -n: tests the configuration, errors as FILE:LINE. relayd
-             needs root even for that: give the host become: doas
+  check      relayd -n on the file relayd runs with: its -f file and -D
+             macros from rcctl get relayd flags, or relayd.config; errors as
+             FILE:LINE. relayd needs root even for that: give the host
+             become: doas
   host|table|redirect enable|disable ID|NAME
              an id as show summary prints it (ids are unique per type only),
-             or a name. A host NAME changes every table holding a host of
-             that name; a table or redirect NAME only the first of that name,
-             so use the id to pick one. Table names carry their port
+             or a name. A host NAME: relayd takes the first host of that name
+             in its table order, then every other host of that name that has
+             no parent; a host with a parent is refused (relayd would answer
+             command failed): act on its parent, whose children follow it. A
+             table or redirect NAME changes only the first of that name, so
+             use the id to pick one. Table names carry their port
              (webhosts:80). Approval by default.
   reload     relayd -n first, refused if it fails. relayctl reload prints
              nothing and exits 0 whether or not the reload worked, so the bot
-             reads relayd afterwards: daemon alive, check counters restarted,
-             same redirects and relays, hosts up again (at most ` + c.cfg.Wait.String() + `).
-             A reload flushes state (hosts read unknown until checked again),
-             interrupts service briefly, and has crashed relayd with TLS
-             relays: restart is the safer way on a CARP pair. Approval by default.
+             reads relayd afterwards (at most ` + c.cfg.Wait.String() + `): the daemon alive; every
+             host started again (check counters from zero: hosts renamed or
+             renumbered by the edit count, one host someone reset does not);
+             every redirect, relay, router and table the file and its includes
+             declare running (relayd keeps what loaded when part of a reload
+             fails); the hosts up again. It cannot know why relayd ignored a
+             reload (a reload arriving while another is applied is dropped,
+             logged at debug level only), nor objects it cannot read in the
+             file (cat through become). A reload flushes state (hosts read
+             unknown until checked again), interrupts service briefly, and can
+             stop relayd: TLS relays have crashed it, and a check result for a
+             host of the old configuration is fatal (invalid host id,
+             desynchronized). restart is the safer way on a CARP pair.
+             Approval by default.
   restart    the failover runbook, one step at a time: relayd -n; CARP
              demote (ifconfig -g carp carpdemote 50: the peer takes over);
              rcctl restart relayd; relayctl poll; wait until the hosts are
@@ -99,6 +113,9 @@ func (c *Command) Usage() string {
              and demote value are per host (relayd.carp_group, relayd.demote).
              Approval by default.
 
+show hosts prints "N retries" under a host: the failed checks relayd still
+allows before calling it down (reset after every good check), shown as
+"N retries left".
 HOST is an inventory host with relayd settings (relayd: {} in its entry
 takes OpenBSD's defaults); without one, the only such host you may act on.
 A GROUP is read in parallel and changed host by host, stopping at the first
@@ -306,6 +323,11 @@ func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, e
 		defer cancel()
 		found := make([]lookup, len(r.hosts))
 		bot.EachHost(r.hosts, func(i int, h bot.Host) { found[i] = c.lookup(ctx, c.io(h), r.obj) })
+		for i, l := range found {
+			if l.Parent != nil {
+				return bot.Prepared{}, parentRefusal(r.hosts[i], r, *l.Parent)
+			}
+		}
 		p.Impact = toggleImpact(r, found)
 	}
 	return p, nil
@@ -336,8 +358,10 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	case "check":
 		checks := make([]checked, len(r.hosts))
 		bot.EachHost(r.hosts, func(i int, h bot.Host) {
-			res, err := c.io(h).check(ctx)
-			checks[i] = checked{Host: h, Result: res, Err: err}
+			io := c.io(h)
+			cf := io.confFile(ctx)
+			res, err := io.check(ctx, cf)
+			checks[i] = checked{Host: h, Conf: cf, Result: res, Err: err}
 		})
 		return checkReply(r, checks), nil
 	}
@@ -414,6 +438,7 @@ type polled struct {
 
 type checked struct {
 	Host   bot.Host
+	Conf   confFile
 	Result CheckResult
 	Err    error
 }

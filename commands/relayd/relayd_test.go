@@ -214,6 +214,7 @@ func TestCheck_ErrorsAsFileLineAndNeedRoot(t *testing.T) {
 	rep = s.run(t, "/relayd check lb1", nil)
 	assert.Equal(t, bot.StatusNegative, rep.Status)
 	assert.Equal(t, []string{
+		"file: /etc/relayd.conf (from relayd_flags)",
 		"/etc/relayd.conf:16: unknown table webhost",
 		"/etc/relayd.conf:29: cannot load keypair www.example.com for relay wwwtls",
 		"no actions, nothing to do",
@@ -225,8 +226,8 @@ func TestCheck_ErrorsAsFileLineAndNeedRoot(t *testing.T) {
 	assert.Equal(t, bot.StatusFailed, rep.Status)
 	assert.Contains(t, rep.Text, "set become: doas for lb1")
 	golden(t, "check_need_root", rep, b)
-	for _, c := range b.Calls() {
-		assert.Equal(t, "relayd -n", c)
+	for i, c := range b.Calls() {
+		assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n"}[i%2], c)
 	}
 }
 
@@ -240,7 +241,7 @@ func TestHostDisableByName_PromptListsEveryTableAndRunChangesThem(t *testing.T) 
 	s := oneHost(t, b, nil)
 	p := s.prepare(t, "/relayd host disable 10.0.0.13 lb1")
 	assert.Equal(t, []string{"lb1"}, p.Hosts)
-	assert.Contains(t, p.Impact, "every table holding a host of that name")
+	assert.Contains(t, p.Impact, "then every other host of that name in every table, except hosts with a parent")
 	assert.Contains(t, p.Impact, "On lb1 it changes 2 hosts:\n- host 10.0.0.13 (id 3) in webhosts:80 (id 1), used by redirect www, now down\n- host 10.0.0.13 (id 7) in webhosts:80 (id 3), used by relay wwwtls, now down")
 	goldenText(t, "impact_host_disable_name", p.Impact+"\n", b)
 	assert.Equal(t, []string{"relayctl show summary"}, b.Calls(), "preparing reads, never acts")
@@ -355,9 +356,11 @@ func TestNamesRelaydUses_AreAccepted(t *testing.T) {
 
 // reloadBed answers a reload that works: relayctl reload prints nothing,
 // the first read after it is still the old state (the reload is not done
-// yet), then every host reads unknown, then the counters run again.
+// yet), then every host reads unknown, then the counters run again. relayd
+// runs with -f $BED/etc/relayd.conf, the file of FORMATS.md section 9.
 func reloadBed(t *testing.T) *bed {
-	return newBed(t).Healthy().
+	b := newBed(t).Healthy()
+	return b.RunsWith(b.Config("relayd.conf")+"/relayd.conf").
 		On("relayctl reload", prints("reload.txt")).
 		On("relayctl show summary", prints("show_summary.txt"), prints("show_summary_reloaded.txt")).
 		On("relayctl show hosts", prints("show_hosts.txt"), prints("show_hosts.txt"), prints("show_hosts_unknown.txt"), prints("show_hosts_reloaded.txt"))
@@ -371,17 +374,18 @@ func TestReload_VerifiedByCountersSameObjectsAndHostsUp(t *testing.T) {
 	require.Equal(t, bot.StatusOK, rep.Status, render(rep))
 	assert.Equal(t, "Reloaded relayd on lb1: verified, 5 of 7 hosts up", rep.Title)
 	golden(t, "reload_verified", rep, b)
-	assert.Equal(t, []string{"relayd -n", "relayctl show summary", "relayctl show hosts", "relayctl reload", "relayctl show hosts (x3)", "relayctl show summary"}, b.Squeezed())
+	assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n -f " + b.Dir + "/etc/relayd.conf", "relayctl show summary", "relayctl show hosts", "relayctl reload", "relayctl show hosts (x3)", "relayctl show summary"}, b.Squeezed())
 	assert.Equal(t, []string{"reload of relayd on lb1: relayd -n", "reload of relayd on lb1: relayctl reload", "reload of relayd on lb1: waiting up to 3s for the hosts"}, st.titles())
 }
 
 func TestReload_BrokenConfigIsRefusedAndNothingElseRuns(t *testing.T) {
 	t.Parallel()
-	b := reloadBed(t).On("relayd -n", answer{Err: "relayd_n_err.txt", Exit: 1})
+	b := reloadBed(t)
+	b.OnArgv(b.CheckArgv(), answer{Err: "relayd_n_err.txt", Exit: 1})
 	rep := oneHost(t, b, nil).run(t, "/relayd reload lb1", nil)
 	assert.Equal(t, bot.StatusFailed, rep.Status)
 	golden(t, "reload_refused", rep, b)
-	assert.Equal(t, []string{"relayd -n"}, b.Calls())
+	assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n -f " + b.Dir + "/etc/relayd.conf"}, b.Calls())
 }
 
 func TestReload_NotRunningIsRefused(t *testing.T) {
@@ -391,7 +395,7 @@ func TestReload_NotRunningIsRefused(t *testing.T) {
 	assert.Equal(t, bot.StatusFailed, rep.Status)
 	assert.Contains(t, rep.Title, "relayd is not running on lb1")
 	assert.Contains(t, rep.Title, "/relayd restart lb1 starts it")
-	assert.Equal(t, []string{"relayd -n", "relayctl show summary"}, b.Calls())
+	assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n -f " + b.Dir + "/etc/relayd.conf", "relayctl show summary"}, b.Calls())
 }
 
 func TestReload_DaemonDeadAfterwardsIsReported(t *testing.T) {
@@ -402,7 +406,7 @@ func TestReload_DaemonDeadAfterwardsIsReported(t *testing.T) {
 	assert.Contains(t, rep.Title, "relayd died on reload")
 	assert.Contains(t, rep.Text, "printed nothing and exited 0")
 	golden(t, "reload_died", rep, b)
-	assert.Equal(t, []string{"relayd -n", "relayctl show summary", "relayctl show hosts", "relayctl reload", "relayctl show hosts"}, b.Calls())
+	assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n -f " + b.Dir + "/etc/relayd.conf", "relayctl show summary", "relayctl show hosts", "relayctl reload", "relayctl show hosts"}, b.Calls())
 }
 
 func TestReload_CountersThatNeverRestartMeanNoReload(t *testing.T) {
@@ -417,6 +421,8 @@ func TestReload_CountersThatNeverRestartMeanNoReload(t *testing.T) {
 func TestReload_ChangedObjectsAreShown(t *testing.T) {
 	t.Parallel()
 	b := reloadBed(t).On("relayctl show summary", prints("show_summary.txt"), prints("show_summary_norelay.txt"))
+	b.Config("relayd_norelay.conf")
+	b.RunsWith(b.Dir + "/etc/relayd_norelay.conf")
 	rep := oneHost(t, b, nil).run(t, "/relayd reload lb1", nil)
 	assert.Equal(t, bot.StatusOK, rep.Status, render(rep))
 	assert.Contains(t, render(rep), "redirects and relays: removed relay wwwtls")
@@ -437,6 +443,7 @@ func restartBed(t *testing.T) *bed {
 }
 
 var runbookCalls = []string{
+	"rcctl get relayd flags",
 	"relayd -n",
 	"relayctl show hosts",
 	"ifconfig -g carp carpdemote 50",
@@ -483,14 +490,14 @@ func TestRestart_AFailedStepStopsAndSaysHowToRecover(t *testing.T) {
 	}{{
 		name:  "check",
 		edit:  func(b *bed) { b.On("relayd -n", answer{Err: "relayd_n_err.txt", Exit: 1}) },
-		calls: runbookCalls[:1],
+		calls: runbookCalls[:2],
 		title: "stopped at step 1 of 6, config check: 2 errors in the configuration, the first /etc/relayd.conf:16: unknown table webhost",
 		left:  "CARP group carp not demoted; relayd untouched",
 		text:  []string{"Nothing was changed"},
 	}, {
 		name:  "demote",
 		edit:  func(b *bed) { b.On("ifconfig -g carp carpdemote 50", fail("ifconfig_not_permitted.txt")) },
-		calls: runbookCalls[:3],
+		calls: runbookCalls[:4],
 		title: "stopped at step 2 of 6, CARP demote by 50 (the peer takes over): $BED/ifconfig -g carp carpdemote 50 exited 1: ifconfig: SIOCSIFGATTR: Operation not permitted",
 		left:  "most likely not demoted",
 		text:  []string{"relayd was not touched", "$BED/ifconfig -g carp shows it"},
@@ -499,14 +506,14 @@ func TestRestart_AFailedStepStopsAndSaysHowToRecover(t *testing.T) {
 		edit: func(b *bed) {
 			b.On("rcctl restart relayd", answer{Out: "rcctl_restart_failed.txt", Exit: 1}).On("relayctl show summary", fail("socket_missing.txt"))
 		},
-		calls: append(append([]string(nil), runbookCalls[:4]...), "relayctl show summary"),
+		calls: append(append([]string(nil), runbookCalls[:5]...), "relayctl show summary"),
 		title: "stopped at step 3 of 6, restart relayd: $BED/rcctl restart relayd exited 1: relayd(ok); relayd(failed)",
 		left:  "CARP group carp still demoted by 50 on lb1: the peer holds the addresses",
 		text:  []string{"relayd: relayd is not running on lb1", "Start it once relayd -n passes", "$BED/relayd -n", "$BED/rcctl start relayd", "$BED/ifconfig -g carp -carpdemote 50"},
 	}, {
 		name:  "poll",
 		edit:  func(b *bed) { b.On("relayctl poll", fail("socket_permission.txt")) },
-		calls: append(append([]string(nil), runbookCalls[:4]...), "relayctl poll"),
+		calls: append(append([]string(nil), runbookCalls[:5]...), "relayctl poll"),
 		title: "stopped at step 4 of 6, poll (check every host now): lb1: permission denied on /var/run/relayd.sock",
 		left:  "still demoted by 50",
 		text:  []string{"once the hosts are up, undemote", "$BED/ifconfig -g carp -carpdemote 50"},
@@ -541,9 +548,9 @@ func TestRestart_AFailedStepStopsAndSaysHowToRecover(t *testing.T) {
 				assert.Equal(t, tc.calls, b.Squeezed())
 			} else {
 				calls := b.Squeezed()
-				require.Len(t, calls, 6, "%q", calls)
-				assert.Equal(t, runbookCalls[:5], calls[:5])
-				assert.Regexp(t, `^relayctl show hosts \(x\d+\)$`, calls[5], "the wait polls until its bound, and nothing runs after it")
+				require.Len(t, calls, 7, "%q", calls)
+				assert.Equal(t, runbookCalls[:6], calls[:6])
+				assert.Regexp(t, `^relayctl show hosts \(x\d+\)$`, calls[6], "the wait polls until its bound, and nothing runs after it")
 			}
 			golden(t, "restart_failed_"+tc.name, rep, b)
 		})
@@ -580,8 +587,13 @@ func TestUsage_SaysWhatIsTrue(t *testing.T) {
 	u := New(Config{}).Usage()
 	for _, want := range []string{
 		"relayctl reload prints\n             nothing and exits 0 whether or not the reload worked",
-		"needs root even for that: give the host become: doas",
-		"A host NAME changes every table holding a host of\n             that name",
+		"needs root even for that: give the host\n             become: doas",
+		"relayd takes the first host of that name\n             in its table order",
+		"every\n             host started again",
+		"a reload arriving while another is applied is dropped",
+		"invalid host id",
+		`shown as
+"N retries left"`,
 		"(at most 1m0s)",
 	} {
 		assert.Contains(t, u, want)

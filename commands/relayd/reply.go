@@ -223,12 +223,22 @@ func lastCheck(h HostDown) string {
 	}
 	s := fmt.Sprintf("%d/%d checks up", c.Up, c.Total)
 	if c.Retries > 0 {
-		s += fmt.Sprintf(", %d retries", c.Retries)
+		s += fmt.Sprintf(", %s", retriesLeft(c.Retries))
 	}
 	if c.Error != "" {
 		s = c.Error + " (" + s + ")"
 	}
 	return s
+}
+
+// retriesLeft reads relayctl's "N retries": the failed checks relayd
+// still allows before it calls the host down, reset to the table's retry
+// value after every good check (hce.c), so not failures.
+func retriesLeft(n uint64) string {
+	if n == 1 {
+		return "1 retry left"
+	}
+	return fmt.Sprintf("%d retries left", n)
 }
 
 func availText(a *float64) string {
@@ -462,7 +472,7 @@ func checksText(c *Checks) string {
 	}
 	s := fmt.Sprintf("%d/%d", c.Up, c.Total)
 	if c.Retries > 0 {
-		s += fmt.Sprintf(", %d retries", c.Retries)
+		s += ", " + retriesLeft(c.Retries)
 	}
 	if c.Error != "" {
 		s += ", error: " + c.Error
@@ -515,12 +525,18 @@ func pollReply(r request, polls []polled) bot.Reply {
 }
 
 func checkReply(r request, checks []checked) bot.Reply {
-	var lines []string
+	var lines, notes []string
 	failed, broken := 0, 0
 	for _, c := range checks {
 		prefix := ""
 		if r.group {
 			prefix = c.Host.Name + ": "
+		}
+		for _, n := range c.Conf.Notes {
+			notes = append(notes, prefix+n)
+		}
+		if c.Conf.Path != "" {
+			lines = append(lines, prefix+"file: "+c.Conf.shown())
 		}
 		switch {
 		case c.Err != nil:
@@ -540,19 +556,25 @@ func checkReply(r request, checks []checked) bot.Reply {
 	if !r.group {
 		name = checks[0].Host.Label()
 	}
+	var rep bot.Reply
 	switch {
 	case failed > 0 && !r.group:
-		return bot.Reply{Status: bot.StatusFailed, Title: "relayd -n could not test the configuration on " + name, Text: strings.Join(lines, "\n")}
+		rep = bot.Reply{Status: bot.StatusFailed, Title: "relayd -n could not test the configuration on " + name, Text: strings.Join(lines, "\n")}
 	case failed > 0:
-		return bot.Reply{Status: bot.StatusFailed, Title: fmt.Sprintf("relayd -n on %s: could not test %d of %d hosts", name, failed, len(checks)), Lines: lines}
+		rep = bot.Reply{Status: bot.StatusFailed, Title: fmt.Sprintf("relayd -n on %s: could not test %d of %d hosts", name, failed, len(checks)), Lines: lines}
 	case broken > 0 && !r.group:
 		res := checks[0].Result
-		return bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load (%s)", name, plural(len(res.Errors), "error")),
+		rep = bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load (%s)", name, plural(len(res.Errors), "error")),
 			Lines: lines, Text: "The running relayd is not affected: it keeps its configuration until a reload or restart, and both refuse this one."}
 	case broken > 0:
-		return bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load on %d of %d hosts", name, broken, len(checks)), Lines: lines}
+		rep = bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load on %d of %d hosts", name, broken, len(checks)), Lines: lines}
+	default:
+		rep = bot.Reply{Status: bot.StatusOK, Title: "relayd -n on " + name + ": configuration OK", Lines: lines}
 	}
-	return bot.Reply{Status: bot.StatusOK, Title: "relayd -n on " + name + ": configuration OK", Lines: lines}
+	if len(notes) > 0 {
+		rep.Text = strings.TrimPrefix(rep.Text+"\n"+strings.Join(notes, "\n"), "\n")
+	}
+	return rep
 }
 
 // configErrors writes each error as FILE:LINE: message, the way editors
@@ -578,7 +600,11 @@ var pastTense = map[string]string{"enable": "Enabled", "disable": "Disabled"}
 func matchText(m match) string {
 	switch m.Type {
 	case TypeHost:
-		return fmt.Sprintf("host %s (id %d) in %s (id %d)%s", m.Name, m.ID, m.Table.Name, m.Table.ID, usedBy(m.Users))
+		child := ""
+		if m.ParentID > 0 {
+			child = fmt.Sprintf(", child of host id %d", m.ParentID)
+		}
+		return fmt.Sprintf("host %s (id %d) in %s (id %d)%s%s", m.Name, m.ID, m.Table.Name, m.Table.ID, usedBy(m.Users), child)
 	case TypeTable:
 		return fmt.Sprintf("table %s (id %d)%s", m.Name, m.ID, usedBy(m.Users))
 	}
@@ -593,7 +619,9 @@ func toggleImpact(r request, found []lookup) string {
 	fmt.Fprintf(&b, "%s %s on %s: %s", strings.ToUpper(r.action[:1])+r.action[1:], o, r.target, toggleEffect(o.Type, r.action))
 	switch {
 	case o.Type == TypeHost && !o.ByID:
-		b.WriteString("\nBy name, relayd changes every table holding a host of that name.")
+		b.WriteString("\nBy name, relayd takes the first host of that name in its table order, then every other host of that name in every table, except hosts with a parent; each host changed takes its children along.")
+	case o.Type == TypeHost:
+		b.WriteString("\nA host changed takes its children (hosts with it as parent) along.")
 	case o.Type == TypeTable && !o.ByID:
 		b.WriteString("\nBy name, relayd changes only the first table of that name in its list; use the id to choose.")
 	}
@@ -619,7 +647,11 @@ func toggleImpact(r request, found []lookup) string {
 			for _, m := range l.Others {
 				others = append(others, fmt.Sprintf("id %d", m.ID))
 			}
-			fmt.Fprintf(&b, "\nNot changed: the other tables of that name (%s).", strings.Join(others, ", "))
+			what := "the other tables of that name"
+			if o.Type == TypeHost {
+				what = "the hosts of that name with a parent"
+			}
+			fmt.Fprintf(&b, "\nNot changed: %s (%s).", what, strings.Join(others, ", "))
 		}
 	}
 	return b.String()
@@ -678,9 +710,11 @@ func toggleReply(t toggled) bot.Reply {
 		rep.Title += ": " + plural(n, string(t.Obj.Type))
 	}
 	if t.Obj.Type == TypeHost && !t.Obj.ByID && len(t.Before.Matches) > 1 {
-		text = append(text, "By name, relayd changed every table holding a host of that name.")
+		text = append(text, "By name, relayd changed every host of that name without a parent, and their children.")
 	}
-	if len(t.Before.Others) > 0 {
+	if len(t.Before.Others) > 0 && t.Obj.Type == TypeHost {
+		text = append(text, fmt.Sprintf("%s of that name with a parent not changed by name.", plural(len(t.Before.Others), "host")))
+	} else if len(t.Before.Others) > 0 {
 		text = append(text, fmt.Sprintf("By name, relayd changed only the first table of that name; %s of that name not changed.", plural(len(t.Before.Others), "other table")))
 	}
 	if already {
@@ -703,9 +737,14 @@ func toggleReply(t toggled) bot.Reply {
 // --- reload -------------------------------------------------------------------
 
 func reloadImpact(r request, wait time.Duration) string {
-	return fmt.Sprintf("Reload relayd on %s, after relayd -n (refused if it fails). A reload flushes relayd's state: hosts read unknown until checked again and their availability starts over. Service is interrupted briefly, and reload has crashed relayd with TLS relays; /relayd restart (the CARP failover runbook) is the safer way on a CARP pair. Afterwards the bot checks for up to %s that relayd answers with the same redirects and relays and its hosts up.",
+	return fmt.Sprintf("Reload relayd on %s, after relayd -n on the file relayd runs with (refused if it fails). A reload flushes relayd's state: hosts read unknown until checked again and their availability starts over. Service is interrupted briefly, and a reload can stop relayd: reload has crashed relayd with TLS relays, and a health check that reports a host of the old configuration during the reload is fatal to relayd (pfe: invalid host id, desynchronized). /relayd restart (the CARP failover runbook) is the safer way on a CARP pair. Afterwards the bot checks for up to %s that relayd answers, that every host started again, that what the file declares runs, and that the hosts are up.",
 		r.target, wait)
 }
+
+// reloadWhy is what a reload that did not take effect may come from:
+// what relayd itself does and says only at debug level.
+const reloadWhy = "relayd drops a reload that arrives while another one is still being applied (relayd.c parent_reload, logged at debug level only): if someone else reloaded at the same moment, run /relayd reload again once /relayd status shows the hosts checked. " +
+	"A host someone disabled and enabled restarts its own counters; that is not taken for a reload."
 
 func reloadReply(rl reloaded) bot.Reply {
 	name := rl.Host.Label()
@@ -718,15 +757,19 @@ func reloadReply(rl reloaded) bot.Reply {
 		case !rl.Check.OK:
 			rep.Lines = configErrors("", rl.Check)
 		}
+		if rl.Conf.Path != "" {
+			rep.Fields = []bot.Field{{Name: "file", Value: rl.Conf.shown()}}
+			rep.Text = strings.Join(append([]string{rep.Text}, rl.Conf.Notes...), "\n")
+		}
 		return rep
 	}
 	var fields []bot.Field
-	fields = append(fields, bot.Field{Name: "config", Value: "relayd -n: configuration OK"})
+	fields = append(fields, bot.Field{Name: "config", Value: "relayd -n: configuration OK, " + rl.Conf.shown()})
 	if rl.ReloadErr == nil && rl.Wait.Read {
-		took := "no: its check counters kept counting"
+		took := "no: hosts kept their check counters"
 		switch {
 		case rl.Wait.Restarted:
-			took = "yes: its check counters started again"
+			took = "yes: every host started again (check counters from zero)"
 		case !rl.Wait.CanTell:
 			took = "cannot tell: no host had been checked before"
 		}
@@ -734,6 +777,15 @@ func reloadReply(rl reloaded) bot.Reply {
 	}
 	if rl.AfterErr == nil && rl.Wait.Read {
 		fields = append(fields, bot.Field{Name: "redirects and relays", Value: objectsChange(rl.Before, rl.Diff)})
+		switch {
+		case rl.ConfErr != nil:
+			fields = append(fields, bot.Field{Name: "declared objects", Value: "not compared: " + errText(rl.ConfErr)})
+		case rl.notReloaded():
+		case len(rl.NotRunning) > 0:
+			fields = append(fields, bot.Field{Name: "declared objects", Value: fmt.Sprintf("%d of %d running", len(rl.Declared.Objects)-len(rl.NotRunning), len(rl.Declared.Objects))})
+		default:
+			fields = append(fields, bot.Field{Name: "declared objects", Value: fmt.Sprintf("all %d running (%s)", len(rl.Declared.Objects), strings.Join(rl.Declared.Files, ", "))})
+		}
 		up, total := hostsUp(rl.Wait.Final)
 		fields = append(fields, bot.Field{Name: "hosts", Value: fmt.Sprintf("%d of %d up after %s", up, total, bot.Human(rl.Wait.Took))})
 	}
@@ -744,14 +796,27 @@ func reloadReply(rl reloaded) bot.Reply {
 		lines = append(lines, fmt.Sprintf("%s %s: %s -> %s", c.Type, c.Name, c.Before, c.After))
 	}
 	for _, h := range stillDown(rl.BeforeHosts, rl.Wait.Final) {
-		lines = append(lines, fmt.Sprintf("host %s in %s (id %d): %s before the reload and after", h.Host.Name, h.Table.Name, h.Table.ID, h.State))
+		when := fmt.Sprintf("%s before the reload and after", h.State)
+		if h.Was != h.State {
+			when = fmt.Sprintf("%s before the reload, %s after", h.Was, h.State)
+		}
+		lines = append(lines, fmt.Sprintf("host %s in %s (id %d): %s", h.Host.Name, h.Table.Name, h.Table.ID, when))
+	}
+	var notes []string
+	notes = append(notes, rl.Conf.Notes...)
+	for _, m := range rl.Declared.Missed {
+		notes = append(notes, "Not read, so not compared: "+m)
 	}
 	if rl.ok() {
 		rep := bot.Reply{Status: bot.StatusOK, Fields: fields, Lines: lines,
 			Title: fmt.Sprintf("Reloaded relayd on %s: verified, %s", name, upText(rl.Wait.Final))}
 		if len(rl.Diff.Added) > 0 || len(rl.Diff.Removed) > 0 {
-			rep.Text = "The configuration changed what relayd runs; expected if relayd.conf was edited."
+			notes = append([]string{"The configuration changed what relayd runs, as the file says."}, notes...)
 		}
+		if rl.ConfErr != nil {
+			notes = append(notes, "Whether relayd runs everything the file declares is unknown: the bot could not read it.")
+		}
+		rep.Text = strings.Join(notes, "\n")
 		return rep
 	}
 	text := []string{"Problems:"}
@@ -761,9 +826,16 @@ func reloadReply(rl reloaded) bot.Reply {
 	if rl.ReloadErr == nil {
 		text = append(text, "relayctl reload itself printed nothing and exited 0: only the reads after it show the failure.")
 	}
+	if rl.notReloaded() {
+		text = append(text, reloadWhy)
+	}
+	if len(rl.NotRunning) > 0 {
+		text = append(text, fmt.Sprintf("relayd -n passed, but the reload loaded less: a failure while loading (a host name that did not resolve drops its table and what uses it) is logged at debug level only, and relayd runs what loaded. Recover with /relayd restart %s: the runbook checks the file again, fails the check where the load fails, or starts relayd with the whole configuration.", rl.Host.Name))
+	}
 	if rl.Wait.Died || rl.AfterErr != nil && notRunning(rl.AfterErr) {
 		text = append(text, fmt.Sprintf("relayd is down on %s: start it with /relayd restart %s (config check, CARP demote, restart, wait for the hosts, undemote).", rl.Host.Name, rl.Host.Name))
 	}
+	text = append(text, notes...)
 	return bot.Reply{Status: bot.StatusFailed, Fields: fields, Lines: lines, Text: strings.Join(text, "\n"),
 		Title: fmt.Sprintf("reload of relayd on %s FAILED: %s", name, rl.Problems[0])}
 }
@@ -778,7 +850,7 @@ func stillDown(before, after Summary) []pendingHost {
 		b, ok := was[k]
 		h := now[k]
 		if ok && b.Before != StateUp && h.Before != StateUp && h.Before != StateUnknown {
-			out = append(out, pendingHost{Table: h.Table, Host: h.Host, State: h.Before})
+			out = append(out, pendingHost{Table: h.Table, Host: h.Host, State: h.Before, Was: b.Before})
 		}
 	}
 	return out
@@ -822,7 +894,7 @@ func restartImpact(r request, wait time.Duration) string {
 		s := settingsOf(h)
 		io := hostIO{host: h, set: s}
 		fmt.Fprintf(&b, " %s; %s (the CARP peer takes over the addresses); %s; %s; wait up to %s for the hosts; %s.",
-			io.shown(s.checkArgv()), io.shown(s.demoteArgv()), io.shown(s.restartArgv()), io.shown(s.relayctlArgv("poll")), wait, io.shown(s.undemoteArgv()))
+			io.shown(s.checkArgv(confFile{})), io.shown(s.demoteArgv()), io.shown(s.restartArgv()), io.shown(s.relayctlArgv("poll")), wait, io.shown(s.undemoteArgv()))
 	}
 	b.WriteString("\nRelay sessions through the host are cut; connections the peer takes over survive only where pfsync carries their state. A failed step stops the runbook and says how to recover")
 	if r.group {

@@ -45,10 +45,11 @@ func (c *Command) change(ctx context.Context, req bot.Request, r request) bot.Re
 // printed it.
 type match struct {
 	Ref
-	Status string
-	State  State
-	Table  Ref   // a host's table
-	Users  []Ref // the redirects and relays using the table (of a host)
+	Status   string
+	State    State
+	Table    Ref    // a host's table
+	Users    []Ref  // the redirects and relays using the table (of a host)
+	ParentID uint32 // a host that takes its state from host ParentID
 }
 
 // lookup is what show summary says about ID|NAME on one host: what the
@@ -56,9 +57,13 @@ type match struct {
 type lookup struct {
 	Host    bot.Host
 	Matches []match
-	Others  []match  // tables of the same name that relayd will leave alone
+	Others  []match  // tables, or hosts with a parent, of the same name that relayd will leave alone
 	Near    []string // names relayd knows that look like what was typed
-	Err     error    // show summary could not be read
+	// Parent is the host relayd finds when it takes its state from a
+	// parent: relayd refuses to change it (command failed), so the bot
+	// refuses first.
+	Parent *match
+	Err    error // show summary could not be read
 }
 
 func (c *Command) lookup(ctx context.Context, h hostIO, o object) lookup {
@@ -118,19 +123,87 @@ func findObjects(s Summary, o object) lookup {
 			l.Others, l.Matches = l.Matches[1:], l.Matches[:1]
 		}
 	case TypeHost:
-		seen := map[uint32]bool{}
-		s.walk(func(_ Ref, t *Table, h *Host) {
-			if h == nil || seen[h.ID] || !hit(h.Ref) {
-				return
-			}
-			seen[h.ID] = true
-			l.Matches = append(l.Matches, match{Ref: h.Ref, Status: h.Status, State: h.State, Table: t.Ref, Users: users[t.ID]})
-		})
+		findHosts(&l, s, o, users)
 	}
 	if len(l.Matches) == 0 && !o.ByID {
 		l.Near = nearNames(s, o, tables)
 	}
 	return l
+}
+
+// findHosts finds what relayd changes for a host (pfe.c disable_host,
+// enable_host): by id that host; by name the first host of that name in
+// relayd's table order (host_findbyname), then every other host of that
+// name that has no parent. A host found first that has a parent makes
+// relayd fail the command; hosts of that name with a parent are skipped.
+// Each host changed takes its children (the hosts whose parent it is)
+// along.
+func findHosts(l *lookup, s Summary, o object, users map[uint32][]Ref) {
+	type placed struct {
+		h *Host
+		t *Table
+	}
+	// relayd's table list follows the table ids (tables are numbered as
+	// they are added to it); within a table, hosts are in print order.
+	var all []placed
+	seen := map[uint32]bool{}
+	s.walk(func(_ Ref, t *Table, h *Host) {
+		if h != nil && !seen[h.ID] {
+			seen[h.ID] = true
+			all = append(all, placed{h, t})
+		}
+	})
+	sort.SliceStable(all, func(i, j int) bool { return all[i].t.ID < all[j].t.ID })
+	toMatch := func(p placed) match {
+		return match{Ref: p.h.Ref, Status: p.h.Status, State: p.h.State, Table: p.t.Ref, Users: users[p.t.ID], ParentID: p.h.ParentID}
+	}
+	first := -1
+	for i, p := range all {
+		if (o.ByID && p.h.ID == o.ID) || (!o.ByID && p.h.Name == o.Name) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return
+	}
+	if all[first].h.ParentID != 0 {
+		m := toMatch(all[first])
+		l.Parent = &m
+		return
+	}
+	var changed []placed
+	changed = append(changed, all[first])
+	if !o.ByID {
+		for _, p := range all[first+1:] {
+			switch {
+			case p.h.Name != o.Name:
+			case p.h.ParentID == 0:
+				changed = append(changed, p)
+			default:
+				l.Others = append(l.Others, toMatch(p))
+			}
+		}
+	}
+	ids := map[uint32]bool{}
+	for _, c := range changed {
+		ids[c.h.ID] = true
+	}
+	var skipped []match
+	for _, m := range l.Others {
+		if !ids[m.ParentID] {
+			skipped = append(skipped, m)
+		}
+	}
+	l.Others = skipped
+	for _, c := range changed {
+		l.Matches = append(l.Matches, toMatch(c))
+		for _, p := range all {
+			if p.h.ParentID == c.h.ID {
+				l.Matches = append(l.Matches, toMatch(p))
+			}
+		}
+	}
 }
 
 // nearNames helps with the commonest miss: a table typed without its port
@@ -165,6 +238,13 @@ func nearNames(s Summary, o object, tables []*Table) []string {
 	return near
 }
 
+// parentRefusal is the bot's answer for a host that takes its state from
+// a parent: relayd would answer command failed, which says nothing.
+func parentRefusal(h bot.Host, r request, p match) error {
+	return bot.Errorf(bot.EINVALID, "%s on %s: host %s (id %d) in %s takes its state from host id %d (parent %d), and relayd refuses to %s a host with a parent; %s host id %d instead, which changes its children with it",
+		r.obj, h.Name, p.Name, p.ID, p.Table.Name, p.ParentID, p.ParentID, r.action, r.action, p.ParentID)
+}
+
 // toggled is one host's enable or disable.
 type toggled struct {
 	Host   bot.Host
@@ -182,6 +262,11 @@ func (c *Command) toggle(ctx context.Context, r request, h hostIO) toggled {
 	t.Before = c.lookup(ctx, h, r.obj)
 	if t.Before.Err != nil && notRunning(t.Before.Err) {
 		t.Err = t.Before.Err
+		t.Took = c.now().Sub(start)
+		return t
+	}
+	if p := t.Before.Parent; p != nil {
+		t.Err = parentRefusal(h.host, r, *p)
 		t.Took = c.now().Sub(start)
 		return t
 	}
@@ -215,6 +300,7 @@ type pendingHost struct {
 	Table Ref
 	Host  Ref
 	State State
+	Was   State // before, where known
 }
 
 func (p pendingHost) String() string {
@@ -242,39 +328,46 @@ func pending(before *Summary, now Summary) []pendingHost {
 	return out
 }
 
-// checkCounts keys each host's check counts by its path, as hostsByPath
-// keys hosts.
-func checkCounts(s Summary) map[hostPath]*Checks {
-	out := map[hostPath]*Checks{}
-	seen := map[hostPath]int{}
-	s.walk(func(parent Ref, t *Table, h *Host) {
-		if h == nil {
-			return
+// restarted says relayd built its whole set of hosts anew between two
+// show hosts reads, as a reload or a restart does (config.c
+// config_gethost: every host starts with zeroed counters, unknown until
+// its first check), without matching hosts by name or id: an edit that
+// renames hosts or renumbers them reloads all the same. It takes every
+// host now to be fresh (no check line yet, or fewer checks than the most
+// any host had before) and at least one of them not disabled: a `host
+// disable` by someone else resets that host's counters alone (pfe.c
+// disable_host) and leaves the others counting, so it is no proof.
+// counted says before had counters to tell it by.
+func restarted(before, now Summary) (yes, counted bool) {
+	var most uint64
+	eachHost(before, func(h *Host) {
+		if h.Checks != nil {
+			counted = true
+			most = max(most, h.Checks.Total)
 		}
-		k := hostPath{parentType: parent.Type, parent: parent.Name, table: t.Name, host: h.Name}
-		k.n = seen[k]
-		seen[k]++
-		out[k] = h.Checks
 	})
-	return out
+	if !counted {
+		return false, false
+	}
+	fresh, live := true, false
+	eachHost(now, func(h *Host) {
+		if h.Checks != nil && h.Checks.Total >= most {
+			fresh = false
+		}
+		live = live || h.State != StateDisabled
+	})
+	return fresh && live, true
 }
 
-// restarted says relayd's check counters started again between two show
-// hosts reads: a reload or restart builds its hosts anew. counted says
-// before had counters to tell it by.
-func restarted(before, now Summary) (yes, counted bool) {
-	b, n := checkCounts(before), checkCounts(now)
-	for k, bc := range b {
-		if bc == nil {
-			continue
+// eachHost calls fn once per host id.
+func eachHost(s Summary, fn func(h *Host)) {
+	seen := map[uint32]bool{}
+	s.walk(func(_ Ref, _ *Table, h *Host) {
+		if h != nil && !seen[h.ID] {
+			seen[h.ID] = true
+			fn(h)
 		}
-		counted = true
-		nc, ok := n[k]
-		if ok && (nc == nil || nc.Total < bc.Total) {
-			return true, true
-		}
-	}
-	return false, counted
+	})
 }
 
 // waitHosts reads show hosts until the hosts are settled, for at most
@@ -329,23 +422,34 @@ func (c *Command) waitHosts(ctx context.Context, h hostIO, before *Summary, relo
 // reloaded is one host's reload, from the config check to the verdict.
 type reloaded struct {
 	Host     bot.Host
+	Conf     confFile // the file relayd runs with, which relayd -n checked
 	Check    CheckResult
 	CheckErr error
 	Refused  string // why nothing was done; "" when relayctl reload ran
 
+	Declared Conf  // what that file declares
+	ConfErr  error // it could not be read: no comparison
+
 	Before      Summary // show summary before
 	BeforeHosts Summary // show hosts before
 
-	ReloadErr error
-	Wait      waited
-	After     Summary
-	AfterErr  error
-	Diff      Diff
-	Problems  []string
-	Took      time.Duration
+	ReloadErr  error
+	Wait       waited
+	After      Summary
+	AfterErr   error
+	Diff       Diff
+	NotRunning []Declared // declared in the file, not run after the reload
+	Problems   []string
+	Took       time.Duration
 }
 
 func (rl reloaded) ok() bool { return rl.Refused == "" && len(rl.Problems) == 0 }
+
+// notReloaded says the check counters kept counting: relayd still runs
+// its old configuration.
+func (rl reloaded) notReloaded() bool {
+	return rl.ReloadErr == nil && rl.Wait.Read && rl.Wait.CanTell && !rl.Wait.Restarted
+}
 
 func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i int, h hostIO) (rl reloaded) {
 	start := c.now()
@@ -356,7 +460,8 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	}
 
 	progress("relayd -n")
-	rl.Check, rl.CheckErr = h.check(ctx)
+	rl.Conf = h.confFile(ctx)
+	rl.Check, rl.CheckErr = h.check(ctx, rl.Conf)
 	switch {
 	case rl.CheckErr != nil:
 		rl.Refused = "relayd -n could not test the configuration"
@@ -365,6 +470,7 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 		rl.Refused = "relayd -n found errors: the running relayd keeps its configuration"
 		return rl
 	}
+	rl.Declared, rl.ConfErr = h.readConf(ctx, rl.Conf)
 	before, err := h.show(ctx, viewSummary)
 	if err != nil {
 		rl.Refused = errText(err)
@@ -395,8 +501,8 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	case !rl.Wait.Read:
 		rl.Problems = append(rl.Problems, "relayd did not answer after the reload: "+errText(rl.Wait.Err))
 		return rl
-	case rl.Wait.CanTell && !rl.Wait.Restarted:
-		rl.Problems = append(rl.Problems, fmt.Sprintf("relayd did not reload within %s: its check counters did not start again, so it still runs its old configuration (relayctl reload says nothing either way; the reason is in relayd's syslog)", c.cfg.Wait))
+	case rl.notReloaded():
+		rl.Problems = append(rl.Problems, fmt.Sprintf("relayd did not reload within %s: not every host's check counters started again, so it still runs its old configuration (relayctl reload says nothing either way; the reason is in relayd's syslog)", c.cfg.Wait))
 	case len(rl.Wait.Pending) > 0:
 		rl.Problems = append(rl.Problems, fmt.Sprintf("%d hosts not up %s after the reload: %s", len(rl.Wait.Pending), c.cfg.Wait, pendingList(rl.Wait.Pending, 5)))
 	}
@@ -408,6 +514,17 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	}
 	rl.After = after.Summary
 	rl.Diff = Compare(rl.Before, rl.After)
+	if rl.ConfErr == nil && !rl.notReloaded() {
+		rl.NotRunning = Dropped(rl.Declared, rl.After)
+	}
+	if n := len(rl.NotRunning); n > 0 {
+		var names []string
+		for _, d := range rl.NotRunning {
+			names = append(names, d.String())
+		}
+		rl.Problems = append(rl.Problems, fmt.Sprintf("relayd runs only part of %s after the reload: %s declared there %s not running (%s)",
+			rl.Conf.Path, plural(n, "object"), map[bool]string{true: "is", false: "are"}[n == 1], strings.Join(names, ", ")))
+	}
 	if len(rl.Before.parents()) > 0 && len(rl.After.parents()) == 0 {
 		rl.Problems = append(rl.Problems, "relayd runs with no redirect, relay or router after the reload")
 	}
@@ -460,6 +577,7 @@ type runbook struct {
 	Target  string
 	Of      string // " (host 1 of 2 in lbs)"
 	Set     settings
+	Conf    confFile // the file relayd runs with, from the config check
 	Steps   []step
 	Failed  int // the failed step, -1 when none failed
 	Check   CheckResult
@@ -493,7 +611,7 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 	s := h.set
 	rb := &runbook{Host: h.host, Target: r.target, Of: hostOf(r, i), Set: s, Failed: -1}
 	rb.Steps = []step{
-		{Name: "config check", Command: h.shown(s.checkArgv())},
+		{Name: "config check", Command: h.shown(s.checkArgv(confFile{}))},
 		{Name: fmt.Sprintf("CARP demote by %d (the peer takes over)", s.demote), Command: h.shown(s.demoteArgv())},
 		{Name: "restart relayd", Command: h.shown(s.restartArgv())},
 		{Name: "poll (check every host now)", Command: h.shown(s.relayctlArgv("poll"))},
@@ -525,7 +643,9 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 	}
 
 	ok := run(stepCheck, func() (string, error) {
-		res, err := h.check(ctx)
+		rb.Conf = h.confFile(ctx)
+		rb.Steps[stepCheck].Command = h.shown(s.checkArgv(rb.Conf))
+		res, err := h.check(ctx, rb.Conf)
 		rb.Check = res
 		if err != nil {
 			return "", err
@@ -533,7 +653,7 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 		if !res.OK {
 			return "", bot.Errorf(bot.EFAILED, "%s", checkFailure(res))
 		}
-		return "configuration OK", nil
+		return "configuration OK: " + rb.Conf.shown(), nil
 	})
 	if !ok {
 		return c.recovery(rb, h)
@@ -669,7 +789,7 @@ func (c *Command) recovery(rb *runbook, h hostIO) *runbook {
 	case stepDemote:
 		rb.Next = fmt.Sprintf("relayd was not touched. ifconfig failed, so the demote counter of group %s is most likely unchanged: %s shows it (carp demote count).", s.carpGroup, h.shown([]string{s.ifconfig, "-g", s.carpGroup}))
 	case stepRestart:
-		rb.Recovery = []string{h.shown(s.checkArgv()), h.shown([]string{s.rcctl, "start", "relayd"}), undemote}
+		rb.Recovery = []string{h.shown(s.checkArgv(rb.Conf)), h.shown([]string{s.rcctl, "start", "relayd"}), undemote}
 		switch {
 		case rb.AfterUp:
 			rb.Recovery = []string{undemote}
