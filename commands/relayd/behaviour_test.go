@@ -3,6 +3,10 @@ package relayd
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -383,5 +387,44 @@ func TestReload_WarningCoversTheNonTLSFailures(t *testing.T) {
 	p := oneHost(t, b, nil).prepare(t, "/relayd reload lb1")
 	for _, want := range []string{"crashed relayd with TLS relays", "invalid host id", "desynchronized", "every host started again", "what the file declares runs"} {
 		assert.Contains(t, p.Impact, want)
+	}
+}
+
+// The scenario files are printed with relayctl's own format strings
+// (FORMATS.md §2.1, §2.2, §2.5): each line, parsed and printed again with
+// them, is the line as it is, so the stand-in never shows relayd output
+// relayctl could not print.
+func TestScenarios_PrintedWithRelayctlsFormatStrings(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob(filepath.Join("testdata", "scenarios", "show_*.txt"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		name := filepath.Base(f)
+		if name == "show_summary_garbage.txt" {
+			continue // rows relayctl does not print, on purpose
+		}
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		parse := ParseSummary
+		if strings.HasPrefix(name, "show_hosts") {
+			parse = ParseHosts
+		}
+		assert.Empty(t, parse(data).Unknown, "%s: lines not understood", name)
+		for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			var want string
+			switch fields := strings.Split(line, "\t"); {
+			case i == 0:
+				want = fmt.Sprintf("%-4s\t%-8s\t%-24s\t%-7s\tStatus", "Id", "Type", "Name", "Avlblty")
+			case fields[0] == "":
+				want = fmt.Sprintf("\t%8s\ttotal: %s", "", strings.TrimPrefix(fields[2], "total: "))
+			default:
+				require.Len(t, fields, 5, "%s:%d", name, i+1)
+				id, err := strconv.ParseUint(strings.TrimSpace(fields[0]), 10, 32)
+				require.NoError(t, err)
+				want = fmt.Sprintf("%-4d\t%-8s\t%-24s\t%-7s\t%s", id, strings.TrimSpace(fields[1]), strings.TrimSpace(fields[2]), strings.TrimSpace(fields[3]), fields[4])
+			}
+			assert.Equal(t, want, line, "%s:%d", name, i+1)
+		}
 	}
 }

@@ -58,9 +58,9 @@ for a in "$@"; do
 	if [ "$tool" = relayctl ] && [ "$a" = -s ]; then skip=1; continue; fi
 	key="${key}_$a"
 done
-key=$(printf '%%s' "$key" | tr / %%)
+case $key in */*) key=$(printf '%%s' "$key" | tr / %%) ;; esac
 st=
-if [ -f "$bed/state" ]; then st=$(cat "$bed/state"); fi
+if [ -f "$bed/state" ]; then IFS= read -r st <"$bed/state" || :; fi
 r="$bed/resp/$key"
 nk="$key"
 if [ -n "$st" ] && [ -d "$bed/states/$st/$key" ]; then
