@@ -604,7 +604,10 @@ const (
 )
 
 // pollRetry bounds how long relayctl poll is retried while the restarted
-// relayd has not created its control socket yet.
+// relayd has not created its control socket yet. It is its own bound, not
+// a share of Config.Wait: how soon relayd listens does not depend on how
+// long its hosts may take (a short Wait made a loaded machine's second
+// poll miss its turn).
 const pollRetry = 10 * time.Second
 
 func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i int, h hostIO) *runbook {
@@ -715,7 +718,7 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 // socket yet: rcctl returns once the daemon has forked, which can be
 // before it listens.
 func (c *Command) pollRetrying(ctx context.Context, h hostIO) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, min(pollRetry, c.cfg.Wait))
+	ctx, cancel := context.WithTimeout(ctx, pollRetry)
 	defer cancel()
 	var last error
 	for {
