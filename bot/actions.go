@@ -45,6 +45,7 @@ func (r *Router) startAction(ctx context.Context, req Request, key string, hosts
 		Time: now.UTC(), Kind: AuditStarted, RequestID: req.ID,
 		Platform: req.Platform, User: req.User, UserName: req.UserName, Channel: req.Channel,
 		Line: req.Line, Command: key, Hosts: hosts, Result: "running", Message: "started on replica " + r.replica,
+		Person: r.perms.Person(WhoOf(req)), SelfAsserted: req.SelfAsserted,
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -69,6 +70,7 @@ func (r *Router) startApproved(ctx context.Context, req Request, a Approval) err
 		Time: r.now().UTC(), Kind: AuditStarted, RequestID: req.ID,
 		Platform: req.Platform, User: req.User, UserName: req.UserName, Channel: req.Channel,
 		Line: req.Line, Command: a.Command, Hosts: a.Hosts, ApprovalID: a.ID, Result: "running", Message: "started on replica " + r.replica,
+		Person: r.perms.Person(WhoOf(req)),
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

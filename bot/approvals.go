@@ -172,7 +172,7 @@ func (r *Router) requestApproval(ctx context.Context, req Request, key string, c
 		return Reply{}, info, fmt.Errorf("store approval: %w", err)
 	}
 	info.approvalID, info.hosts = a.ID, a.Hosts
-	return approvalPrompt(a, r.approverRoles(key)), info, nil
+	return approvalPrompt(a, r.approverRoles(key), r.label(WhoOf(req))), info, nil
 }
 
 func joinArgs(args []string) string {
@@ -205,14 +205,46 @@ func (r *Router) approverRoles(key string) []string {
 	return out
 }
 
-// approvalPrompt is the reply that asks for a second person.
-func approvalPrompt(a Approval, approvers []string) Reply {
-	who := a.UserName
-	if who == "" {
-		who = a.User
+// label names a person for prompts and outcomes: "carol (slack:U0CAROL01)"
+// when policy people: knows them, else the identity ("slack:carol" with
+// the display name where there is one).
+func (r *Router) label(w Who) string {
+	id := w.Platform + ":" + w.User
+	if w.UserName != "" && w.UserName != w.User {
+		id = w.Platform + ":" + w.UserName
 	}
+	if person := r.perms.Person(w); person != "" {
+		return person + " (" + w.Platform + ":" + w.User + ")"
+	}
+	return id
+}
+
+// voter is what a decision counts under: the person, so that one person
+// with several identities counts once, else the identity.
+func (r *Router) voter(w Who) string {
+	if person := r.perms.Person(w); person != "" {
+		return "person:" + person
+	}
+	return w.Principal()
+}
+
+// samePerson reports whether a and b are one person.
+func (r *Router) samePerson(a, b Who) bool {
+	if r.perms == nil {
+		return a.Platform == b.Platform && a.User == b.User
+	}
+	return r.perms.SamePerson(a, b)
+}
+
+// requester is who asked for a.
+func requester(a Approval) Who {
+	return Who{Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel}
+}
+
+// approvalPrompt is the reply that asks for a second person.
+func approvalPrompt(a Approval, approvers []string, requestedBy string) Reply {
 	fields := []Field{
-		{Name: "requested by", Value: a.Platform + ":" + who},
+		{Name: "requested by", Value: requestedBy},
 		{Name: "expires", Value: a.Expires.UTC().Format("15:04:05 MST") + " (in " + a.Expires.Sub(a.Created).Round(time.Second).String() + ")"},
 		{Name: "approvals needed", Value: fmt.Sprint(a.Needed)},
 	}
@@ -275,23 +307,27 @@ func (r *Router) Decide(ctx context.Context, req Request, id string, approve boo
 		return Reply{}, err
 	}
 	who := WhoOf(req)
-	requester := a.Platform + ":" + a.User
-	own := who.Principal() == requester
+	asker := requester(a)
+	own := r.samePerson(who, asker)
 	if approve && own && !r.approval.SelfApprove {
+		if who.Principal() != asker.Principal() {
+			return Reply{}, Errorf(EDENIED, "you requested %s yourself, as %s (policy people: says %s and %s are both %s): another person must approve it (approval.self_approve is off)",
+				id, asker.Principal(), asker.Principal(), who.Principal(), r.perms.Person(who))
+		}
 		return Reply{}, Errorf(EDENIED, "you requested %s yourself: another person must approve it (approval.self_approve is off)", id)
 	}
 	if r.perms != nil && (!own || approve) { // withdrawing one's own request needs no approver role
-		if err := r.perms.MayApprove(who, a.Command); err != nil {
+		if err := r.perms.MayApproveOn(who, a.Command, a.Hosts); err != nil {
 			return Reply{}, err
 		}
 	}
-	d := Decision{Principal: who.Principal(), UserName: req.UserName, Approve: approve, Reason: reason, At: r.now()}
+	d := Decision{Principal: r.voter(who), UserName: r.label(who), Approve: approve, Reason: reason, At: r.now()}
 	a, claimed, err := r.store.Decide(ctx, id, d, d.At, Lease{Holder: r.replica, Until: d.At.Add(r.lease)})
 	if err != nil {
 		return Reply{}, err
 	}
 	if !approve {
-		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Denied %s: %s", id, a.Line), Text: "Denied by " + who.Principal() + reasonText(reason) + ". Nothing ran."}
+		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Denied %s: %s", id, a.Line), Text: "Denied by " + r.label(who) + reasonText(reason) + ". Nothing ran."}
 		r.notify(ctx, a, reply)
 		return reply, nil
 	}
@@ -399,7 +435,7 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 		}
 	}
 	r.audit(ctx, req, auditInfo{kind: AuditExecution, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, took)
-	reply.Text = joinLines("Approved by "+approver.Platform+":"+approver.User+"; requested by "+a.Platform+":"+a.User+" (approval "+a.ID+").", reply.Text)
+	reply.Text = joinLines("Approved by "+r.label(WhoOf(approver))+"; requested by "+r.label(requester(a))+" (approval "+a.ID+").", reply.Text)
 	if late != "" {
 		reply.Text = joinLines(reply.Text, late)
 	}
@@ -478,16 +514,36 @@ func (r *Router) keepLease(ctx context.Context, id string) (stop func() (lost bo
 	}, nil
 }
 
-// Approvals lists what /opsbot approvals shows: requests pending or
-// running, and those that ended in the last RecentApprovals, oldest first;
-// first expiring (and auditing) pending ones whose time is up and running
-// ones whose replica stopped renewing its lease.
-func (r *Router) Approvals(ctx context.Context) ([]Approval, error) {
+// Approvals lists what /opsbot approvals shows the asker: requests
+// pending or running, and those that ended in the last RecentApprovals,
+// oldest first, of those only what the asker requested (as any of their
+// identities) or may approve (role and hosts), and in a chat channel only
+// that channel's unless all is asked, which only an approver may ask.
+// First it expires (and audits) pending requests whose time is up and
+// running ones whose replica stopped renewing its lease.
+func (r *Router) Approvals(ctx context.Context, req Request, all bool) ([]Approval, error) {
+	who := WhoOf(req)
+	if all && r.perms != nil && !r.perms.MayApproveAny(who) {
+		return nil, Errorf(EDENIED, "/opsbot approvals all is for approvers: %s holds no approver role; /opsbot approvals lists your own requests here", who.Principal())
+	}
 	if r.store == nil {
 		return nil, nil
 	}
 	r.ExpireApprovals(ctx)
-	return r.store.ListApprovals(ctx, r.now().Add(-RecentApprovals))
+	list, err := r.store.ListApprovals(ctx, r.now().Add(-RecentApprovals))
+	if err != nil {
+		return nil, err
+	}
+	out := list[:0]
+	for _, a := range list {
+		if !all && req.Platform != "shell" && (a.Platform != req.Platform || a.Channel != req.Channel) {
+			continue // another channel's
+		}
+		if r.samePerson(who, requester(a)) || r.perms == nil || r.perms.MayApproveOn(who, a.Command, a.Hosts) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // PendingApprovals lists the requests waiting for a decision, first

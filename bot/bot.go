@@ -32,7 +32,8 @@ type Handler interface {
 // asker's permissions and the audit log.
 type Control interface {
 	Decide(ctx context.Context, req Request, id string, approve bool, reason string) (Reply, error)
-	Approvals(ctx context.Context) ([]Approval, error)
+	// Approvals lists the requests the asker may see (see Router.Approvals).
+	Approvals(ctx context.Context, req Request, all bool) ([]Approval, error)
 	Who(req Request) (roles, run, approve []string)
 	AuditLog(ctx context.Context, n int) ([]AuditRecord, error)
 	Cancel(ctx context.Context, req Request, id string) (Reply, error)

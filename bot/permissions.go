@@ -18,13 +18,44 @@ var openKeys = map[string]bool{"opsbot help": true, "opsbot whoami": true, "opsb
 type Permissions struct {
 	roles    map[string]Role
 	users    map[string][]string
-	defaults bool       // no roles and no users: ReadOnlyGrants for everyone
-	inv      *Inventory // for roles limited to some hosts
+	people   map[string]string // identity ("slack:U024BE7LH") -> person
+	defaults bool              // no roles and no users: ReadOnlyGrants for everyone
+	inv      *Inventory        // for roles limited to some hosts
 }
 
-// NewPermissions reads roles and users from the policy.
+// NewPermissions reads roles, users and people from the policy.
 func NewPermissions(p *Policy) *Permissions {
-	return &Permissions{roles: p.Roles, users: p.Users, defaults: len(p.Roles) == 0 && len(p.Users) == 0, inv: NewInventory(p)}
+	people := map[string]string{}
+	for person, ids := range p.People {
+		for _, id := range ids {
+			people[id] = person
+		}
+	}
+	return &Permissions{roles: p.Roles, users: p.Users, people: people, defaults: len(p.Roles) == 0 && len(p.Users) == 0, inv: NewInventory(p)}
+}
+
+// Person is who w is by policy people:, "" when no person claims the
+// identity (by user ID, or on Mattermost by username).
+func (p *Permissions) Person(w Who) string {
+	if p == nil {
+		return ""
+	}
+	for _, k := range p.keys(w) {
+		if person, ok := p.people[k]; ok {
+			return person
+		}
+	}
+	return ""
+}
+
+// SamePerson reports whether a and b are one person: one identity, or
+// identities that policy people: gives to the same person.
+func (p *Permissions) SamePerson(a, b Who) bool {
+	if a.Platform == b.Platform && a.User == b.User {
+		return true
+	}
+	pa := p.Person(a)
+	return pa != "" && pa == p.Person(b)
 }
 
 // Who is the asker as policy sees them: the platform's user ID, and for
@@ -148,6 +179,71 @@ func (p *Permissions) MayApprove(w Who, key string) error {
 	e := p.denial(w, key, func(r Role) []string { return r.Approve })
 	e.Message = strings.Replace(e.Message, "may not run", "may not approve", 1)
 	return e
+}
+
+// MayApproveOn decides whether w holds an approver role for key that
+// covers every host the request is bound to. A role with hosts: approves
+// only for those inventory hosts (names, groups, "tag:NAME", "*"); a bound
+// entry that is no inventory host (an address a /scan is bound to) is
+// covered only by a role without hosts, or with "*". The refusal names
+// the hosts w may not approve for.
+func (p *Permissions) MayApproveOn(w Who, key string, hosts []string) error {
+	if err := p.MayApprove(w, key); err != nil {
+		return err
+	}
+	var limits []string
+	covered := make([]bool, len(hosts))
+	for _, r := range p.Roles(w) {
+		role := p.roles[r]
+		granted := false
+		for _, g := range role.Approve {
+			if grantMatches(g, key) {
+				granted = true
+				break
+			}
+		}
+		if !granted {
+			continue
+		}
+		if len(role.Hosts) == 0 {
+			return nil
+		}
+		limits = append(limits, r+" ("+strings.Join(role.Hosts, ", ")+")")
+		for i, h := range hosts {
+			name := boundHostName(h)
+			for _, e := range role.Hosts {
+				if e == "*" || p.inv.hostMatches(e, name) {
+					covered[i] = true
+				}
+			}
+		}
+	}
+	var outside []string
+	for i, ok := range covered {
+		if !ok {
+			outside = append(outside, hosts[i])
+		}
+	}
+	if len(outside) == 0 {
+		return nil
+	}
+	return Errorf(EDENIED, "permission denied: %s may approve %q only for the hosts of %s, not for %s",
+		w.Principal(), key, strings.Join(limits, "; "), strings.Join(outside, ", "))
+}
+
+// boundHostName is the inventory name in a bound host: "web01 (10.0.0.11)" is
+// web01 (Host.Label); anything else is itself.
+func boundHostName(bound string) string {
+	if name, _, ok := strings.Cut(bound, " ("); ok {
+		return name
+	}
+	return bound
+}
+
+// MayApproveAny reports whether w holds any approver grant.
+func (p *Permissions) MayApproveAny(w Who) bool {
+	_, approve := p.Grants(w)
+	return len(approve) > 0
 }
 
 func (p *Permissions) denial(w Who, key string, grants func(Role) []string) *Error {

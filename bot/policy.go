@@ -17,10 +17,14 @@ import (
 // users, approvals, hosts and groups. It is decoded strictly: an unknown
 // key is an error that names its line.
 type Policy struct {
-	Targets  TargetRules         `yaml:"targets"`
-	Limits   Limits              `yaml:"limits"`
-	Roles    map[string]Role     `yaml:"roles"`
-	Users    map[string][]string `yaml:"users"`
+	Targets TargetRules         `yaml:"targets"`
+	Limits  Limits              `yaml:"limits"`
+	Roles   map[string]Role     `yaml:"roles"`
+	Users   map[string][]string `yaml:"users"`
+	// People maps a person to their identities on each platform
+	// ("slack:U024BE7LH", "mattermost:carol", "shell:carol"): self-approval
+	// and the count of approvers compare people, not accounts.
+	People   map[string][]string `yaml:"people"`
 	Approval ApprovalPolicy      `yaml:"approval"`
 	Hosts    map[string]HostSpec `yaml:"hosts"`
 	Groups   map[string][]string `yaml:"groups"`
@@ -311,6 +315,21 @@ func (p *Policy) validate() []problem {
 			}
 		}
 	}
+	owner := map[string]string{}
+	for _, person := range sortedKeys(p.People) {
+		if person == "" || strings.ContainsAny(person, ": \t") {
+			bad("people: %q is not a person's name (no spaces or colons: carol, not slack:carol)", person)
+		}
+		for _, id := range p.People[person] {
+			if !strings.Contains(id, ":") {
+				bad("people: %q has %q, which must be platform:user (slack:U024BE7LH, mattermost:carol, shell:carol)", person, id)
+			}
+			if prev, ok := owner[id]; ok && prev != person {
+				bad("people: %q is listed for both %q and %q: an identity belongs to one person", id, prev, person)
+			}
+			owner[id] = person
+		}
+	}
 	if l.RollBatch < 1 || l.RollBatch > 1000 {
 		bad("limits.roll_batch is %d: accepted 1 to 1000", l.RollBatch)
 	}
@@ -326,8 +345,17 @@ func (p *Policy) validate() []problem {
 func pathOf(msg string) string {
 	key, _, _ := strings.Cut(msg, " ")
 	key = strings.TrimSuffix(key, ":")
-	if !strings.Contains(key, ".") && key != "users" && key != "groups" && key != "hosts" {
+	if !strings.Contains(key, ".") && key != "users" && key != "groups" && key != "hosts" && key != "people" {
 		return ""
 	}
 	return "$." + key
+}
+
+func sortedKeys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

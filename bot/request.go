@@ -11,6 +11,10 @@ type Request struct {
 	Channel  string
 	Line     string // the command line as typed, e.g. "/portcheck 10.0.0.1 80"
 	Time     time.Time
+	// SelfAsserted marks an identity nobody verified: `opsbot run --as
+	// NAME` says who it is, where a chat platform proves it. The audit
+	// records it so.
+	SelfAsserted bool
 
 	// Command and Args are filled by the Router from Line: the command name
 	// without its slash, and the words after it.

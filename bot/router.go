@@ -310,6 +310,7 @@ func (r *Router) audit(ctx context.Context, req Request, info auditInfo, reply R
 		Platform: req.Platform, User: req.User, UserName: req.UserName, Channel: req.Channel,
 		Line: req.Line, Command: info.key, Hosts: info.hosts, ApprovalID: info.approvalID,
 		Result: reply.Status.String(), Message: reply.Title, Duration: took, OutputSHA256: ReplyDigest(reply),
+		Person: r.perms.Person(WhoOf(req)), SelfAsserted: req.SelfAsserted,
 	}
 	// The record is written even when the request's context has ended
 	// (a canceled scan is still audited).

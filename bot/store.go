@@ -187,6 +187,12 @@ type AuditRecord struct {
 	Message      string // the verdict or the reason, user-safe text
 	Duration     time.Duration
 	OutputSHA256 string
+	// Person is who the identity belongs to (policy people:), "" when no
+	// person claims it.
+	Person string
+	// SelfAsserted marks an identity nobody verified: the terminal's
+	// `opsbot run --as NAME` says who it is, a chat platform proves it.
+	SelfAsserted bool
 }
 
 // Audit record kinds.

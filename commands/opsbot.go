@@ -30,7 +30,7 @@ var (
 	_ bot.Changer      = (*Opsbot)(nil)
 )
 
-const opsbotSynopsis = "/opsbot help | whoami | hosts | approvals | approve ID | deny ID [reason] | audit [N] | cancel ID"
+const opsbotSynopsis = "/opsbot help | whoami | hosts | approvals [all] | approve ID | deny ID [reason] | audit [N] | cancel ID"
 
 // Name implements bot.Command.
 func (*Opsbot) Name() string { return "opsbot" }
@@ -48,9 +48,11 @@ func (*Opsbot) Usage() string {
 	return opsbotSynopsis + `
   whoami          your roles, what you may run and what you may approve
   hosts           the inventory hosts you may act on, and what you may do there
-  approvals       requests waiting for a second person, running (on which
+  approvals [all] requests waiting for a second person, running (on which
                   replica), and ended in the last hour (done, failed,
-                  abandoned by a replica that stopped, denied, expired)
+                  abandoned by a replica that stopped, denied, expired):
+                  those you asked for or may approve, from this channel
+                  (all: every channel's; for approvers)
   approve ID      approve a request (not your own); the vote that completes
                   the approvals runs the action, once, and shows its result
   deny ID REASON  refuse a request (or withdraw your own); nothing runs
@@ -76,7 +78,11 @@ func (o *Opsbot) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	case "hosts":
 		return o.hostList(req), nil
 	case "approvals":
-		return o.approvals(ctx)
+		all := len(args) == 1 && strings.EqualFold(args[0], "all")
+		if len(args) > 0 && !all {
+			return bot.Reply{}, bot.Errorf(bot.EINVALID, "approvals takes nothing, or all: /opsbot approvals [all]")
+		}
+		return o.approvals(ctx, req, all)
 	case "approve", "deny":
 		if len(args) == 0 {
 			return bot.Reply{}, bot.Errorf(bot.EINVALID, "%s needs the approval ID: /opsbot %s ID", sub, sub)
@@ -124,13 +130,13 @@ func (o *Opsbot) whoami(req bot.Request) bot.Reply {
 	}}
 }
 
-func (o *Opsbot) approvals(ctx context.Context) (bot.Reply, error) {
-	list, err := o.ctrl.Approvals(ctx)
+func (o *Opsbot) approvals(ctx context.Context, req bot.Request, all bool) (bot.Reply, error) {
+	list, err := o.ctrl.Approvals(ctx, req, all)
 	if err != nil {
 		return bot.Reply{}, err
 	}
 	if len(list) == 0 {
-		return bot.Reply{Status: bot.StatusInfo, Title: "No approval requests are pending or running, and none ended in the last hour."}, nil
+		return bot.Reply{Status: bot.StatusInfo, Title: "No approval requests that you asked for or may approve are pending or running, and none ended in the last hour" + map[bool]string{true: ".", false: " here."}[all || req.Platform == "shell"]}, nil
 	}
 	return approvalsReply(list, o.now()), nil
 }

@@ -22,7 +22,7 @@ type fakeControl struct {
 func (f *fakeControl) Decide(_ context.Context, _ bot.Request, id string, approve bool, reason string) (bot.Reply, error) {
 	return f.DecideFn(id, approve, reason)
 }
-func (f *fakeControl) Approvals(context.Context) ([]bot.Approval, error) {
+func (f *fakeControl) Approvals(context.Context, bot.Request, bool) ([]bot.Approval, error) {
 	return f.pending, nil
 }
 func (f *fakeControl) Who(bot.Request) ([]string, []string, []string) {

@@ -15,17 +15,17 @@ import (
 // on it, the one whose DELETE removes the row records it interrupted; the
 // others, blocked on the row lock, find it gone and skip it.
 
-func insertAudit(ctx context.Context, tx pgx.Tx, r bot.AuditRecord) (int64, error) {
+func insertAudit(ctx context.Context, tx querier, r bot.AuditRecord) (int64, error) {
 	hosts, err := encodeList(r.Hosts)
 	if err != nil {
 		return 0, err
 	}
 	var seq int64
 	err = tx.QueryRow(ctx, `INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
-		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq`,
+		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256, person, self_asserted)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING seq`,
 		ts(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
-		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
+		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256, r.Person, r.SelfAsserted,
 	).Scan(&seq)
 	return seq, err
 }
@@ -146,7 +146,7 @@ func auditRecord(ctx context.Context, tx pgx.Tx, seq int64) (bot.AuditRecord, er
 	)
 	if err := tx.QueryRow(ctx, `SELECT `+auditColumns+` FROM audit WHERE seq = $1`, seq).Scan(
 		&r.Seq, &r.Time, &r.Kind, &r.RequestID, &r.Platform, &r.User, &r.UserName, &r.Channel,
-		&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256); err != nil {
+		&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256, &r.Person, &r.SelfAsserted); err != nil {
 		return r, err
 	}
 	var err error

@@ -11,7 +11,7 @@ import (
 )
 
 const auditColumns = `seq, time, kind, request_id, platform, user_id, user_name, channel,
-	line, command, hosts, approval_id, result, message, duration_ns, output_sha256`
+	line, command, hosts, approval_id, result, message, duration_ns, output_sha256, person, self_asserted`
 
 // AppendAudit adds a record; r.Seq is ignored. Triggers refuse any UPDATE,
 // DELETE or TRUNCATE on the table, whoever sends it.
@@ -19,17 +19,7 @@ const auditColumns = `seq, time, kind, request_id, platform, user_id, user_name,
 // Sequence numbers come from an identity column: increasing in the order
 // replicas insert, not always in the order they commit.
 func (s *Store) AppendAudit(ctx context.Context, r bot.AuditRecord) (int64, error) {
-	hosts, err := encodeList(r.Hosts)
-	if err != nil {
-		return 0, fmt.Errorf("postgres append audit: %w", err)
-	}
-	var seq int64
-	err = s.pool.QueryRow(ctx, `INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
-		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq`,
-		ts(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
-		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
-	).Scan(&seq)
+	seq, err := insertAudit(ctx, s.pool, r)
 	if err != nil {
 		return 0, fmt.Errorf("postgres append audit: %w", err)
 	}
@@ -60,7 +50,7 @@ func (s *Store) Audit(ctx context.Context, q bot.AuditQuery) ([]bot.AuditRecord,
 			hostJSON []byte
 		)
 		if err := row.Scan(&r.Seq, &r.Time, &r.Kind, &r.RequestID, &r.Platform, &r.User, &r.UserName, &r.Channel,
-			&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256); err != nil {
+			&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256, &r.Person, &r.SelfAsserted); err != nil {
 			return r, err
 		}
 		hosts, err := decodeList(hostJSON)

@@ -24,6 +24,9 @@ type Shell struct {
 	// ShowProgress redraws one progress line on Err; set it when Err is a
 	// terminal, so scripts reading stdout see only results.
 	ShowProgress bool
+	// SelfAsserted marks User as given on the command line (--as): the
+	// audit records the identity as asserted, not proven.
+	SelfAsserted bool
 }
 
 // RunLine runs one line and returns the exit code of DESIGN.md §4.
@@ -36,6 +39,8 @@ func (s *Shell) RunLine(ctx context.Context, line string) int {
 		Channel:  "terminal",
 		Line:     line,
 		Stream:   st,
+
+		SelfAsserted: s.SelfAsserted,
 	})
 	st.clear()
 	st.mu.Lock()

@@ -22,10 +22,10 @@ func insertAudit(ctx context.Context, tx *sql.Tx, r bot.AuditRecord) (int64, err
 	}
 	var seq int64
 	err = tx.QueryRowContext(ctx, `INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
-		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256, person, self_asserted)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 		micros(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
-		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
+		r.Channel, r.Line, r.Command, hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256, r.Person, r.SelfAsserted,
 	).Scan(&seq)
 	return seq, err
 }
@@ -156,7 +156,7 @@ func auditRecord(ctx context.Context, tx *sql.Tx, seq int64) (bot.AuditRecord, e
 	)
 	if err := tx.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE seq = ?`, seq).Scan(
 		&r.Seq, &at, &r.Kind, &r.RequestID, &r.Platform, &r.User, &r.UserName, &r.Channel,
-		&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256); err != nil {
+		&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256, &r.Person, &r.SelfAsserted); err != nil {
 		return r, err
 	}
 	var err error

@@ -12,7 +12,7 @@ import (
 )
 
 const auditColumns = `seq, time, kind, request_id, platform, user_id, user_name, channel,
-	line, command, hosts, approval_id, result, message, duration_ns, output_sha256`
+	line, command, hosts, approval_id, result, message, duration_ns, output_sha256, person, self_asserted`
 
 // AppendAudit adds a record; r.Seq is ignored. Triggers refuse any UPDATE
 // or DELETE on the table, whoever sends it. The record is committed (and
@@ -73,13 +73,8 @@ func (s *Store) auditWriter() {
 		seqs := make([]int64, len(batch))
 		err := s.inTx(context.Background(), func(tx *sql.Tx) error {
 			for i, w := range batch {
-				r := w.r
-				if err := tx.QueryRow(`INSERT INTO audit (time, kind, request_id, platform, user_id, user_name,
-		channel, line, command, hosts, approval_id, result, message, duration_ns, output_sha256)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-					micros(r.Time), r.Kind, r.RequestID, r.Platform, r.User, r.UserName,
-					r.Channel, r.Line, r.Command, w.hosts, r.ApprovalID, r.Result, r.Message, int64(r.Duration), r.OutputSHA256,
-				).Scan(&seqs[i]); err != nil {
+				var err error
+				if seqs[i], err = insertAudit(context.Background(), tx, w.r); err != nil {
 					return err
 				}
 			}
@@ -123,7 +118,7 @@ func (s *Store) Audit(ctx context.Context, q bot.AuditQuery) ([]bot.AuditRecord,
 			hostJSON []byte
 		)
 		if err := rows.Scan(&r.Seq, &at, &r.Kind, &r.RequestID, &r.Platform, &r.User, &r.UserName, &r.Channel,
-			&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256); err != nil {
+			&r.Line, &r.Command, &hostJSON, &r.ApprovalID, &r.Result, &r.Message, &dur, &r.OutputSHA256, &r.Person, &r.SelfAsserted); err != nil {
 			return nil, fmt.Errorf("sqlite audit: %w", err)
 		}
 		if r.Hosts, err = decodeList(hostJSON); err != nil {

@@ -164,6 +164,7 @@ func (opsbotLike) Name() string          { return "opsbot" }
 func (opsbotLike) Summary() string       { return "" }
 func (opsbotLike) Usage() string         { return "" }
 func (opsbotLike) Subcommands() []string { return []string{"approve", "deny"} }
+func (opsbotLike) Changes(string) bool   { return false }
 func (o opsbotLike) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	return o.r.Decide(ctx, req, req.Args[1], req.Args[0] == "approve", strings.Join(req.Args[2:], " "))
 }

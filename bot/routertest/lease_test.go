@@ -157,7 +157,7 @@ func TestLease_DeadReplicasActionIsAbandonedAuditedAndAnnounced(t *testing.T) {
 	require.True(t, claimed)
 	time.Sleep(200 * time.Millisecond)
 
-	list, err := r.Approvals(context.Background())
+	list, err := r.Approvals(context.Background(), bot.Request{Platform: "slack", User: "erin", Channel: "inc"}, false)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	a := list[0]

@@ -1194,6 +1194,8 @@ func newRecord(kind string, at time.Time) bot.AuditRecord {
 		Platform:     "mattermost",
 		User:         "carol",
 		UserName:     "Carol",
+		Person:       "carol",
+		SelfAsserted: true,
 		Channel:      "town-square",
 		Line:         "/apache restart web01",
 		Command:      "apache restart",

@@ -149,6 +149,13 @@ func TestApproval_RequestApproveRunOnce(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"requested:alice", "approve:alice", "approve:mallory", "approve:carol", "execution:alice", "approve:erin"}, kinds)
+
+	// Every identity came from --as: nobody verified it, and the log says so.
+	for _, r := range c.audit() {
+		if r["user"] != nil && r["kind"] != "execution" {
+			assert.Equal(t, true, r["self_asserted"], "%v", r)
+		}
+	}
 }
 
 func TestApproval_ExpiredCannotBeApproved(t *testing.T) {

@@ -30,6 +30,8 @@ type auditLine struct {
 	Message      string   `json:"message,omitempty"`
 	DurationMS   float64  `json:"duration_ms"`
 	OutputSHA256 string   `json:"output_sha256,omitempty"`
+	Person       string   `json:"person,omitempty"`        // policy people:
+	SelfAsserted bool     `json:"self_asserted,omitempty"` // opsbot run --as: nobody verified it
 }
 
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -69,6 +71,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			Platform: r.Platform, User: r.User, UserName: r.UserName, Channel: r.Channel, Line: r.Line,
 			Command: r.Command, Hosts: r.Hosts, ApprovalID: r.ApprovalID, Result: r.Result, Message: r.Message,
 			DurationMS: float64(r.Duration) / float64(time.Millisecond), OutputSHA256: r.OutputSHA256,
+			Person: r.Person, SelfAsserted: r.SelfAsserted,
 		}); err != nil {
 			fmt.Fprintln(stderr, "opsbot audit export:", err)
 			return 1

@@ -286,6 +286,13 @@ func commonFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *string
 	return fs, as, cfg
 }
 
+// given reports whether the flag was on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
 func defaultUser() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		return u.Username
@@ -310,7 +317,7 @@ func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m.terminal(ctx, stderr)
-	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr)}
+	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr), SelfAsserted: given(fs, "as")}
 	return sh.RunLine(ctx, strings.Join(fs.Args(), " "))
 }
 
@@ -331,7 +338,7 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	ints := make(chan os.Signal, 1)
 	signal.Notify(ints, os.Interrupt)
 	defer signal.Stop(ints)
-	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr)}
+	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr), SelfAsserted: given(fs, "as")}
 	if err := sh.Loop(ctx, stdin, ints); err != nil {
 		fmt.Fprintln(stderr, "opsbot:", err)
 		return 1
