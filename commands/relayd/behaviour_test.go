@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/relayd/relaydtest"
 )
 
 // Issue 19: /relayd as relayd really behaves (relayd.c parent_reload,
@@ -65,9 +66,9 @@ func TestReload_ASingleResetHostIsNoProofAndADroppedReloadIsExplained(t *testing
 	b.In("disabled").
 		On("relayctl show hosts", prints("show_hosts_disabled_other.txt")).
 		On("relayctl show summary", prints("show_summary_host_disabled.txt"))
-	rep := oneHost(t, b, func(c *Config) { c.Wait = 300 * time.Millisecond }).run(t, "/relayd reload lb1", nil)
+	rep := oneHost(t, b, func(c *Config) { c.Wait = 2 * time.Second }).run(t, "/relayd reload lb1", nil)
 	require.Equal(t, bot.StatusFailed, rep.Status, render(rep))
-	assert.Contains(t, rep.Title, "relayd did not reload within 300ms")
+	assert.Contains(t, rep.Title, "relayd did not reload within 2s")
 	assert.Contains(t, rep.Text, "relayd drops a reload that arrives while another one is still being applied")
 	assert.Contains(t, rep.Text, "run /relayd reload again")
 	assert.NotContains(t, render(rep), "declared objects", "a reload that did not happen is not compared with the file")
@@ -407,8 +408,11 @@ func TestScenarios_PrintedWithRelayctlsFormatStrings(t *testing.T) {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
 		parse := ParseSummary
-		if strings.HasPrefix(name, "show_hosts") {
+		switch {
+		case strings.HasPrefix(name, "show_hosts"):
 			parse = ParseHosts
+		case strings.HasPrefix(name, "show_relays"):
+			parse = ParseRelays
 		}
 		assert.Empty(t, parse(data).Unknown, "%s: lines not understood", name)
 		for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
@@ -426,5 +430,67 @@ func TestScenarios_PrintedWithRelayctlsFormatStrings(t *testing.T) {
 			}
 			assert.Equal(t, want, line, "%s:%d", name, i+1)
 		}
+	}
+}
+
+func TestRestarted_TheWholeSetNotOneHost(t *testing.T) {
+	t.Parallel()
+	hosts := func(name string) Summary {
+		data, err := os.ReadFile(relaydtest.Fixture(t, name))
+		require.NoError(t, err)
+		return ParseHosts(data)
+	}
+	before := hosts("show_hosts.txt")
+	for _, tc := range []struct {
+		name         string
+		now          Summary
+		yes, counted bool
+	}{
+		{"every host unknown: restarted", hosts("show_hosts_unknown.txt"), true, true},
+		{"every host counting from zero", hosts("show_hosts_reloaded.txt"), true, true},
+		{"renamed and renumbered hosts", hosts("show_hosts_renamed.txt"), true, true},
+		{"the same counters a moment later", before, false, true},
+		{"one host disabled by someone, the others counting on", hosts("show_hosts_disabled_other.txt"), false, true},
+		{"nothing printed", Summary{}, false, true},
+	} {
+		yes, counted := restarted(before, tc.now)
+		assert.Equal(t, tc.yes, yes, tc.name)
+		assert.Equal(t, tc.counted, counted, tc.name)
+	}
+	// Every host disabled is no proof either: none is live.
+	all := hosts("show_hosts_unknown.txt")
+	for i := range all.Tables {
+		for j := range all.Tables[i].Hosts {
+			all.Tables[i].Hosts[j].State = StateDisabled
+		}
+	}
+	yes, _ := restarted(before, all)
+	assert.False(t, yes, "every host disabled")
+	_, counted := restarted(hosts("show_hosts_unknown.txt"), before)
+	assert.False(t, counted, "no host checked before: the counters cannot tell")
+}
+
+func TestReload_NoHostCheckedBeforeRelayStatisticsTell(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, relaysAfter, took string
+	}{
+		{"the relay's sessions started again", "show_relays_reloaded.txt", "reload took effect: yes: no host had been checked before, and the relays' session counts started again (98231 before, 0 after)"},
+		{"the same sessions", "show_relays.txt", "reload took effect: cannot tell: no host had been checked before"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := statefulReload(t, "reloaded")
+			b.In("old").On("relayctl show hosts", prints("show_hosts_unknown.txt")).On("relayctl show relays", prints("show_relays.txt"))
+			b.In("reloaded").
+				On("relayctl show hosts", prints("show_hosts_unknown.txt"), prints("show_hosts_reloaded.txt")).
+				On("relayctl show summary", prints("show_summary_reloaded.txt")).
+				On("relayctl show relays", prints(tc.relaysAfter))
+			rep := oneHost(t, b, nil).run(t, "/relayd reload lb1", nil)
+			require.Equal(t, bot.StatusOK, rep.Status, render(rep))
+			assert.Contains(t, render(rep), tc.took)
+			assert.Equal(t, []string{"rcctl get relayd flags", "relayd -n -f " + b.Dir + "/etc/relayd.conf", "relayctl show summary", "relayctl show hosts", "relayctl show relays",
+				"relayctl reload", "relayctl show hosts (x2)", "relayctl show relays", "relayctl show summary"}, b.Squeezed())
+		})
 	}
 }

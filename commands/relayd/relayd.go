@@ -92,7 +92,8 @@ func (c *Command) Usage() string {
              nothing and exits 0 whether or not the reload worked, so the bot
              reads relayd afterwards (at most ` + c.cfg.Wait.String() + `): the daemon alive; every
              host started again (check counters from zero: hosts renamed or
-             renumbered by the edit count, one host someone reset does not);
+             renumbered by the edit count, one host someone reset does not;
+             with no host checked before, the relays' session statistics);
              every redirect, relay, router and table the file and its includes
              declare running (relayd keeps what loaded when part of a reload
              fails); the hosts up again. It cannot know why relayd ignored a

@@ -768,6 +768,8 @@ func reloadReply(rl reloaded) bot.Reply {
 	if rl.ReloadErr == nil && rl.Wait.Read {
 		took := "no: hosts kept their check counters"
 		switch {
+		case rl.BySessions:
+			took = fmt.Sprintf("yes: no host had been checked before, and the relays' session counts started again (%d before, %d after)", rl.SessionsBefore, rl.SessionsAfter)
 		case rl.Wait.Restarted:
 			took = "yes: every host started again (check counters from zero)"
 		case !rl.Wait.CanTell:

@@ -359,6 +359,26 @@ func restarted(before, now Summary) (yes, counted bool) {
 	return fresh && live, true
 }
 
+// anyChecked says some host has completed a check: its counters can tell a
+// reload.
+func anyChecked(s Summary) bool {
+	_, counted := restarted(s, Summary{})
+	return counted
+}
+
+// relaySessions sums the sessions show relays counts: they only grow
+// while a relay lives, and start from zero when a reload builds it anew
+// (relayctl prints no statistics while a relay has counted none).
+func relaySessions(s Summary) uint64 {
+	var n uint64
+	for _, r := range s.Relays {
+		if r.Stats != nil {
+			n += r.Stats.Total
+		}
+	}
+	return n
+}
+
 // eachHost calls fn once per host id.
 func eachHost(s Summary, fn func(h *Host)) {
 	seen := map[uint32]bool{}
@@ -432,6 +452,10 @@ type reloaded struct {
 
 	Before      Summary // show summary before
 	BeforeHosts Summary // show hosts before
+	// Relay statistics, read only when no host had been checked before:
+	// a reload builds its relays anew, with their counts from zero.
+	SessionsBefore, SessionsAfter uint64
+	BySessions                    bool // the reload was told by them
 
 	ReloadErr  error
 	Wait       waited
@@ -487,6 +511,12 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	}
 	rl.BeforeHosts = beforeHosts.Summary
 
+	if !anyChecked(rl.BeforeHosts) {
+		if out, err := h.show(ctx, viewRelays); err == nil {
+			rl.SessionsBefore = relaySessions(out.Summary)
+		}
+	}
+
 	progress("relayctl reload")
 	if _, _, rl.ReloadErr = h.relayctl(ctx, "reload"); rl.ReloadErr != nil {
 		rl.Problems = append(rl.Problems, errText(rl.ReloadErr))
@@ -494,6 +524,14 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	}
 	progress(fmt.Sprintf("waiting up to %s for the hosts", c.cfg.Wait))
 	rl.Wait = c.waitHosts(ctx, h, &rl.BeforeHosts, true)
+	if rl.Wait.Read && !rl.Wait.CanTell && rl.SessionsBefore > 0 {
+		if out, err := h.show(ctx, viewRelays); err == nil {
+			rl.SessionsAfter = relaySessions(out.Summary)
+			if rl.SessionsAfter < rl.SessionsBefore {
+				rl.Wait.Restarted, rl.Wait.CanTell, rl.BySessions = true, true, true
+			}
+		}
+	}
 	switch {
 	case rl.Wait.Died:
 		rl.Problems = append(rl.Problems, "relayd died on reload: "+errText(rl.Wait.Err))
