@@ -92,13 +92,13 @@ func (r *Router) renewing(renew func(now time.Time) error, what, id string) (sto
 	var gone atomic.Bool
 	go func() {
 		defer close(done)
-		t := time.NewTicker(every)
+		t := r.clock.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-quit:
 				return
-			case <-t.C:
+			case <-t.C():
 			}
 			err := renew(r.now())
 			switch {

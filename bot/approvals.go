@@ -484,13 +484,13 @@ func (r *Router) keepLease(ctx context.Context, id string) (stop func() (lost bo
 	var gone atomic.Bool
 	go func() {
 		defer close(done)
-		t := time.NewTicker(every)
+		t := r.clock.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 			}
 			err := renew()
 			switch {

@@ -36,7 +36,8 @@ type Router struct {
 	store    Store
 	notifier Notifier
 	obs      Observer
-	now      func() time.Time
+	clock    Clock
+	now      func() time.Time // clock.Now
 	// replica names this process in the leases of the approved actions it
 	// runs; lease is how long such a claim holds unless renewed.
 	replica string
@@ -72,13 +73,20 @@ type RouterConfig struct {
 	Store    Store
 	Notifier Notifier
 	Observer Observer // metrics; nil observes nothing
+	// Clock is the time requests, approvals and leases read, and the
+	// tickers leases are renewed with; nil is the system clock.
+	Clock Clock
 }
 
 // NewRouter routes to the configured commands.
 func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
-		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, obs: cfg.Observer, now: time.Now,
+		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, obs: cfg.Observer, clock: cfg.Clock,
 		replica: NewReplicaID(), lease: DefaultLease, running: map[string]running{}}
+	if r.clock == nil {
+		r.clock = SystemClock{}
+	}
+	r.now = r.clock.Now
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/opsbot/opsbot/adapters/sqlite"
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/bot/bottest"
 )
 
 // deployCmd is a hand-written fake: an action that resolves hosts (so the
@@ -137,11 +138,16 @@ func TestApprovals_ExpiredRequestsAreAuditedWhenListed(t *testing.T) {
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "opsbot.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	r := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{&deployCmd{}}, Perms: bot.NewPermissions(p), Approval: p.Approval, Store: st})
+	clock := bottest.NewClock(time.Now())
+	r := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{&deployCmd{}}, Perms: bot.NewPermissions(p), Approval: p.Approval, Store: st, Clock: clock})
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
-	time.Sleep(1100 * time.Millisecond)
-
+	clock.Advance(time.Second)
 	list, err := r.PendingApprovals(context.Background())
+	require.NoError(t, err)
+	require.Len(t, list, 1, "at the instant of expiry it is still pending")
+	clock.Advance(time.Millisecond)
+
+	list, err = r.PendingApprovals(context.Background())
 	require.NoError(t, err)
 	assert.Empty(t, list)
 	a, err := st.Approval(context.Background(), id)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/opsbot/opsbot/adapters/sqlite"
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/bot/bottest"
 )
 
 // The lease on a running approved action, through the Router: the replica
@@ -73,12 +74,12 @@ func (f *flakyStore) RenewLease(context.Context, string, bot.Lease, time.Time) e
 	return errors.New("connection refused")
 }
 
-func leaseRouter(t *testing.T, st bot.Store, cmd bot.Command, replica string, lease time.Duration) (*bot.Router, *notes) {
+func leaseRouter(t *testing.T, st bot.Store, cmd bot.Command, replica string, lease time.Duration, clock bot.Clock) (*bot.Router, *notes) {
 	t.Helper()
 	p, err := bot.ParsePolicy([]byte(strings.Replace(twoApprovers, "%d", "1", 1)))
 	require.NoError(t, err)
 	n := &notes{}
-	r := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{cmd}, Perms: bot.NewPermissions(p), Approval: p.Approval, Store: st, Notifier: n})
+	r := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{cmd}, Perms: bot.NewPermissions(p), Approval: p.Approval, Store: st, Notifier: n, Clock: clock})
 	r.SetLease(replica, lease)
 	r.Add(opsbotLike{r})
 	return r, n
@@ -108,7 +109,8 @@ func kinds(t *testing.T, st bot.Store, id string) []string {
 func TestLease_RunningActionRenewsItsLease(t *testing.T) {
 	st := openStore(t)
 	cmd := newSlowCmd()
-	r, n := leaseRouter(t, st, cmd, "replica-a", time.Second) // renewed every 333 ms
+	clock := bottest.NewClock(time.Now())
+	r, n := leaseRouter(t, st, cmd, "replica-a", time.Second, clock) // renewed every 333 ms of the clock's time
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
 	assert.Equal(t, "replica-a", r.Replica())
 
@@ -123,8 +125,14 @@ func TestLease_RunningActionRenewsItsLease(t *testing.T) {
 	assert.Equal(t, "replica-a", claimed.Lease.Holder)
 
 	// Past two and a half leases: renewed meanwhile, so not abandoned.
-	time.Sleep(2500 * time.Millisecond)
-	other, _ := leaseRouter(t, st, newSlowCmd(), "replica-b", time.Second)
+	// Each Advance hands a tick to the renewer, and the next waits until
+	// it has renewed.
+	require.Eventually(t, func() bool { return clock.Tickers() == 1 }, 10*time.Second, time.Millisecond, "the renewer runs")
+	for range 7 {
+		clock.Advance(time.Second / 3)
+	}
+	clock.Advance(time.Second / 6)
+	other, _ := leaseRouter(t, st, newSlowCmd(), "replica-b", time.Second, clock)
 	other.ExpireApprovals(context.Background())
 	now, err := st.Approval(context.Background(), id)
 	require.NoError(t, err)
@@ -146,16 +154,17 @@ func TestLease_RunningActionRenewsItsLease(t *testing.T) {
 func TestLease_DeadReplicasActionIsAbandonedAuditedAndAnnounced(t *testing.T) {
 	st := openStore(t)
 	cmd := newSlowCmd()
-	r, n := leaseRouter(t, st, cmd, "replica-b", time.Minute)
+	clock := bottest.NewClock(time.Now())
+	r, n := leaseRouter(t, st, cmd, "replica-b", time.Minute, clock)
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
 
 	// Another replica claims it and dies at once: its lease is never renewed.
-	now := time.Now()
+	now := clock.Now()
 	_, claimed, err := st.Decide(context.Background(), id, bot.Decision{Principal: "slack:carol", UserName: "carol", Approve: true, At: now}, now,
 		bot.Lease{Holder: "replica-dead/4242/abcdef", Until: now.Add(100 * time.Millisecond)})
 	require.NoError(t, err)
 	require.True(t, claimed)
-	time.Sleep(200 * time.Millisecond)
+	clock.Advance(200 * time.Millisecond)
 
 	list, err := r.Approvals(context.Background(), bot.Request{Platform: "slack", User: "erin", Channel: "inc"}, false)
 	require.NoError(t, err)
@@ -203,20 +212,25 @@ func TestLease_OutcomeAfterAbandonmentIsStillAudited(t *testing.T) {
 	st := openStore(t)
 	flaky := &flakyStore{Store: st}
 	cmd := newSlowCmd()
-	r, _ := leaseRouter(t, flaky, cmd, "replica-a", 300*time.Millisecond)
+	clock := bottest.NewClock(time.Now())
+	r, _ := leaseRouter(t, flaky, cmd, "replica-a", 300*time.Millisecond, clock)
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
 	done := make(chan bot.Reply, 1)
 	go func() {
 		done <- r.Handle(context.Background(), bot.Request{Platform: "slack", User: "carol", Channel: "inc", Line: "/opsbot approve " + id})
 	}()
 	<-cmd.started
+	require.Eventually(t, func() bool { return clock.Tickers() == 1 }, 10*time.Second, time.Millisecond, "the renewer runs")
+	renewed := flaky.renewals.Load() // the renewal at the start
+	clock.Advance(100 * time.Millisecond)
+	clock.Advance(100 * time.Millisecond)
+	clock.Advance(101 * time.Millisecond) // the lease has lapsed: renewals failed meanwhile
+	clock.Advance(100 * time.Millisecond)
 
-	other, n := leaseRouter(t, st, newSlowCmd(), "replica-b", time.Minute)
-	require.Eventually(t, func() bool {
-		other.ExpireApprovals(context.Background())
-		return len(n.all()) == 1
-	}, 20*time.Second, 50*time.Millisecond, "the other replica abandons it once the lease lapses")
-	assert.Positive(t, flaky.renewals.Load(), "renewals were tried")
+	other, n := leaseRouter(t, st, newSlowCmd(), "replica-b", time.Minute, clock)
+	other.ExpireApprovals(context.Background())
+	require.Len(t, n.all(), 1, "the other replica abandons it once the lease lapsed")
+	assert.Greater(t, flaky.renewals.Load(), renewed, "renewals were tried")
 
 	close(cmd.release)
 	reply := <-done
@@ -241,7 +255,7 @@ func (sweptStore) RenewLease(_ context.Context, id string, _ bot.Lease, _ time.T
 func TestLease_ClaimLostBeforeTheStartRunsNothing(t *testing.T) {
 	cmd := newSlowCmd()
 	close(cmd.release)
-	r, _ := leaseRouter(t, sweptStore{openStore(t)}, cmd, "replica-a", time.Minute)
+	r, _ := leaseRouter(t, sweptStore{openStore(t)}, cmd, "replica-a", time.Minute, bottest.NewClock(time.Now()))
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
 	out := ask(t, r, "carol", "/opsbot approve "+id)
 	assert.Equal(t, 1, out.Status.ExitCode(), out.Title)
