@@ -95,7 +95,7 @@ func (h hostIO) confFile(ctx context.Context) confFile {
 	argv := h.set.flagsArgv()
 	out, err := plain.run(ctx, flagsTimeout, argv)
 	fallback := func(why string) confFile {
-		cf.Notes = append(cf.Notes, fmt.Sprintf("%s: %s, so the bot checked %s (%s) without -D macros", h.shown(argv), why, cf.Path, cf.From))
+		cf.Notes = append(cf.Notes, fmt.Sprintf("%s: %s, so the bot checked %s (%s) without -D macros", plain.shown(argv), why, cf.Path, cf.From))
 		return cf
 	}
 	switch {
@@ -126,7 +126,7 @@ func (h hostIO) confFile(ctx context.Context) confFile {
 	return found
 }
 
-// shownFile says which file was checked and where that came from.
+// shown says which file was checked and where that came from.
 func (cf confFile) shown() string {
 	s := cf.Path
 	if len(cf.Macros) > 0 {

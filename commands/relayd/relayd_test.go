@@ -520,7 +520,7 @@ func TestRestart_AFailedStepStopsAndSaysHowToRecover(t *testing.T) {
 	}, {
 		name:  "wait",
 		edit:  func(b *bed) { b.On("relayctl show hosts", prints("show_hosts.txt"), prints("show_hosts_unknown.txt")) },
-		title: "stopped at step 5 of 6, wait until the hosts are up: 0 of 7 hosts up after 500ms, still waiting for 10.0.0.11 in webhosts:80 (id 1): unknown",
+		title: "stopped at step 5 of 6, wait until the hosts are up: 0 of 7 hosts up after 2s, still waiting for 10.0.0.11 in webhosts:80 (id 1): unknown",
 		left:  "still demoted by 50",
 		text:  []string{"$BED/ifconfig -g carp -carpdemote 50"},
 	}, {
@@ -535,7 +535,7 @@ func TestRestart_AFailedStepStopsAndSaysHowToRecover(t *testing.T) {
 			t.Parallel()
 			b := restartBed(t)
 			tc.edit(b)
-			rep := oneHost(t, b, func(c *Config) { c.Wait = 500 * time.Millisecond }).run(t, "/relayd restart lb1", nil)
+			rep := oneHost(t, b, func(c *Config) { c.Wait = 2 * time.Second }).run(t, "/relayd restart lb1", nil)
 			require.Equal(t, bot.StatusFailed, rep.Status, render(rep))
 			text := strings.ReplaceAll(render(rep), b.Dir, "$BED")
 			assert.Contains(t, strings.ReplaceAll(rep.Title, b.Dir, "$BED"), tc.title)

@@ -58,7 +58,7 @@ func TestSSH_RestartRunbookAndAFailure(t *testing.T) {
 	assert.Equal(t, runbookCalls, b.Squeezed())
 
 	b2 := restartBed(t).On("rcctl restart relayd", answer{Out: "rcctl_restart_failed.txt", Exit: 1}).On("relayctl show summary", fail("socket_missing.txt"))
-	s2 := overSSH(t, b2, func(c *Config) { c.Wait = 500 * time.Millisecond })
+	s2 := overSSH(t, b2, func(c *Config) { c.Wait = 2 * time.Second })
 	sameAsLocal(t, "restart_failed_rcctl", s2.run(t, "/relayd restart lb1", nil), b2)
 }
 
