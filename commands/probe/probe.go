@@ -122,6 +122,10 @@ type Result struct {
 	Bytes     int           // UDP: size of the reply datagram
 	ICMPFrom  netip.Addr    // UDP: who sent the ICMP error, when known (a router, or the target itself); zero otherwise
 	Witnessed bool          // UDP open|filtered in a scan: a known-closed port of the same target answered ICMP right after this port stayed silent, so this port is not closed (rate limiting ruled out)
+	// Doubtful: no answer after every try, but the path lost so many
+	// probes (or the target stopped answering) that an answer may have
+	// been lost too. Listed as unconfirmed, never as a plain verdict.
+	Doubtful bool
 }
 
 // DefaultRetries is the number of extra UDP tries on silence when
@@ -134,7 +138,7 @@ const DefaultRetries = 2
 // certainty on slow paths for finishing in reasonable time.
 const (
 	DefaultCheckTimeout   = 3 * time.Second
-	DefaultScanTCPTimeout = 1500 * time.Millisecond
+	DefaultScanTCPTimeout = time.Second // a try's wait before any round trip is measured, and its longest
 	DefaultScanUDPTimeout = time.Second
 	DefaultConcurrency    = 1024
 )

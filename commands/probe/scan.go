@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 )
 
@@ -19,8 +20,8 @@ type ScanSpec struct {
 	Target      netip.Addr
 	Proto       Proto
 	Ports       []uint16      // as given; duplicates already removed by the caller; any order
-	Timeout     time.Duration // per try; 0 → 1.5s TCP, 1s UDP
-	Retries     int           // UDP extra tries on silence; 0 → 2
+	Timeout     time.Duration // a try's wait before the round trip is known, and its longest; 0 → 1s
+	Retries     int           // UDP extra tries on silence, at least (more when the loss measured asks); 0 → 2
 	Concurrency int           // most probes in flight; 0 → 1024 (capped by the descriptor limit)
 	Rate        float64       // most new probes per second; 0 → no limit
 }
@@ -37,6 +38,7 @@ type ScanResult struct {
 	Duration    time.Duration // wall time of the scan
 	RateLimited bool          // UDP: the target's ICMP rate limit was detected and pacing engaged
 	Canceled    bool          // ctx ended first; Results then hold only ports that finished
+	Net         NetReport     // what the path did: round trip, loss, retries, pacing
 }
 
 // Count gives the number of ports in state s.
@@ -105,6 +107,7 @@ type scan struct {
 	open    atomic.Int64
 	limiter *rate.Limiter
 	start   time.Time
+	ctl     *control
 
 	rateLimited bool // UDP pacing saw a withheld ICMP
 }
@@ -140,7 +143,8 @@ func newScan(spec ScanSpec) (*scan, error) {
 		spec.Concurrency = DefaultConcurrency
 	}
 	spec.Concurrency = min(spec.Concurrency, fdBudget())
-	s := &scan{spec: spec, target: t, ports: ports, results: make([]Result, len(ports)), start: time.Now()}
+	s := &scan{spec: spec, target: t, ports: ports, results: make([]Result, len(ports)), start: time.Now(),
+		ctl: newControl(spec.Timeout, spec.Concurrency, len(ports))}
 	if spec.Rate > 0 {
 		// A burst of about 10 ms worth keeps the limiter from waking per
 		// probe at high rates, and is at least a UDP pacing round.
@@ -200,7 +204,7 @@ func (s *scan) reportProgress(progress func(Progress)) (stop func()) {
 }
 
 func (s *scan) result(ctx context.Context) ScanResult {
-	r := ScanResult{Duration: time.Since(s.start), RateLimited: s.rateLimited, Results: s.results}
+	r := ScanResult{Duration: time.Since(s.start), RateLimited: s.rateLimited, Results: s.results, Net: s.ctl.report()}
 	if int(s.done.Load()) < len(s.ports) {
 		// Canceled, or stopped by a local error: keep only decided ports.
 		r.Canceled = ctx.Err() != nil
@@ -220,4 +224,21 @@ func fdBudget() int {
 		return 1 << 20
 	}
 	return max(int(rl.Cur)-reserve, 16)
+}
+
+// probeOrder gives the order of first tries: the ports of the scan that
+// are often open (the top ports of the services table) first, then the
+// rest, each part shuffled.
+func probeOrder(ports []uint16) []int32 {
+	var common, rest []int32
+	for i, p := range ports {
+		if isCommonPort(p) {
+			common = append(common, int32(i))
+		} else {
+			rest = append(rest, int32(i))
+		}
+	}
+	rand.Shuffle(len(common), func(a, b int) { common[a], common[b] = common[b], common[a] })
+	rand.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
+	return append(common, rest...)
 }

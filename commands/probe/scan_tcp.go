@@ -4,35 +4,67 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// pendingConn is a socket whose connect is in progress, handed from a
-// connector to a waiter.
-type pendingConn struct {
-	fd    int
-	i     int
-	start time.Time
-}
-
-// tcpScan runs the TCP engine: a few connector goroutines (one per CPU) do
-// the socket/connect/look path, which decides every loopback port without a
-// goroutine switch or an allocation; only sockets still connecting are
-// handed to waiter goroutines parked in the netpoller. Waiters are started
-// on demand and reused, and slots bound sockets in flight to Concurrency.
+// tcpScan runs the TCP engine. A few connector goroutines (one per CPU) do
+// the socket/connect/look path, which decides every loopback port without
+// a goroutine switch; only sockets still connecting are handed to waiter
+// goroutines parked in the netpoller. The path model (adapt.go) sets how
+// long a try waits, how many tries a silent port gets, how many tries are
+// in flight and how fast they go out.
+//
+// Every try has a socket of its own. A try whose timeout passes is not
+// closed at once: it keeps listening while the next try goes out, so a
+// late answer still decides the port, and an answer to a later try proves
+// the earlier ones lost.
 type tcpScan struct {
 	*scan
+	ctl     *control
+	order   []int32 // ports in the order of their first try: shuffled
 	next    atomic.Int64
-	slots   chan struct{}
+	slots   chan struct{} // sockets open, at most Concurrency
 	waitq   chan pendingConn
+	kick    chan struct{} // a retry was queued or the last port decided
 	waiters sync.WaitGroup
 	errOnce sync.Once
 	err     error
 	cancel  context.CancelFunc
+
+	mu        sync.Mutex
+	port      []tcpPort
+	retryq    []int32
+	undecided int
 }
+
+// tcpPort is what the engine knows of one port while it runs.
+type tcpPort struct {
+	tries   uint8
+	queued  bool       // a retry waits in retryq
+	decided bool       //
+	open    []*os.File // sockets of tries still listening
+	epochs  [maxTries]*epoch
+}
+
+// pendingConn is a socket whose connect is in progress, handed from a
+// connector to a waiter.
+type pendingConn struct {
+	f    *os.File
+	i    int
+	try  int // 1-based
+	sent time.Time
+	rto  time.Duration
+	e    *epoch
+}
+
+// kernelSYNRetry is when Linux sends a connecting socket's SYN again (its
+// initial RTO). An answer after it may answer the kernel's SYN, not ours:
+// it decides the port but is no round-trip sample.
+const kernelSYNRetry = time.Second
 
 // localErrorBudget is how long a local error (no descriptors, no ephemeral
 // ports) may persist before the scan gives up instead of waiting forever.
@@ -42,11 +74,22 @@ func (s *scan) runTCP(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	ts := &tcpScan{
-		scan:   s,
-		slots:  make(chan struct{}, s.spec.Concurrency),
-		waitq:  make(chan pendingConn),
-		cancel: cancel,
+		scan:      s,
+		ctl:       s.ctl,
+		slots:     make(chan struct{}, s.spec.Concurrency),
+		waitq:     make(chan pendingConn),
+		kick:      make(chan struct{}, 1),
+		cancel:    cancel,
+		port:      make([]tcpPort, len(s.ports)),
+		undecided: len(s.ports),
 	}
+	// A random order spreads a firewall's closed ranges over the whole
+	// scan, so that the loss and answer rates measured early hold for the
+	// rest, and a target that stops answering shows as a change.
+	// Ports that are often open go first: their answers give the first
+	// round-trip samples even behind a firewall that drops the rest.
+	ts.order = probeOrder(s.ports)
+
 	connectors := min(runtime.GOMAXPROCS(0), s.spec.Concurrency, len(s.ports))
 	var wg sync.WaitGroup
 	for range connectors {
@@ -65,32 +108,78 @@ func (ts *tcpScan) fail(err error) {
 	})
 }
 
+func (ts *tcpScan) poke() {
+	select {
+	case ts.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take gives the next port to try: a queued retry first, then a port not
+// yet tried. It waits while every remaining port is in flight, and
+// returns false when every port is decided or ctx ends.
+func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
+	for {
+		ts.mu.Lock()
+		if len(ts.retryq) > 0 {
+			i = int(ts.retryq[0])
+			ts.retryq = ts.retryq[1:]
+			ts.port[i].queued = false
+			ts.mu.Unlock()
+			return i, true, true
+		}
+		undecided := ts.undecided
+		ts.mu.Unlock()
+		if k := ts.next.Add(1) - 1; k < int64(len(ts.order)) {
+			return int(ts.order[k]), false, true
+		}
+		ts.next.Add(-1) // keep it from growing without bound while idle
+		if undecided == 0 {
+			ts.poke() // wake the other connectors too
+			return 0, false, false
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ts.kick:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return 0, false, false
+		}
+	}
+}
+
 func (ts *tcpScan) connector(ctx context.Context) {
 	t := ts.target.clone() // at() writes the port into it
-	n := int64(len(ts.ports))
 	for ctx.Err() == nil {
-		i := int(ts.next.Add(1) - 1)
-		if int64(i) >= n {
+		i, retry, ok := ts.take(ctx)
+		if !ok {
 			return
 		}
 		if ts.wait(ctx, 1) != nil {
 			return
 		}
+		e, err := ts.ctl.acquire(ctx, retry)
+		if err != nil {
+			return
+		}
 		select {
 		case ts.slots <- struct{}{}:
 		case <-ctx.Done():
+			ts.ctl.release()
 			return
 		}
-		if !ts.probe(ctx, t, i) {
-			<-ts.slots
+		if !ts.probe(ctx, t, i, e) {
 			return
 		}
 	}
 }
 
-// probe starts port i and either decides it or hands it to a waiter. It
-// returns false if the scan must stop.
-func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int) bool {
+// probe sends one try to port i and either decides the port or hands the
+// socket to a waiter. It returns false if the scan must stop.
+func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bool {
 	sa := t.at(ts.ports[i])
 	var firstErr time.Time
 	backoff := time.Millisecond
@@ -98,16 +187,37 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int) bool {
 		start := time.Now()
 		fd, st, rs, err := tcpStart(sa, t.family, nil)
 		if err == nil {
-			if st != 0 {
-				ts.finish(i, st, rs, time.Since(start), 1)
+			ts.mu.Lock()
+			p := &ts.port[i]
+			if p.decided { // a late answer to an earlier try came first
+				ts.mu.Unlock()
+				if fd >= 0 {
+					closeFD(fd)
+				}
+				ts.ctl.release()
 				<-ts.slots
 				return true
 			}
-			ts.handoff(ctx, pendingConn{fd: fd, i: i, start: start})
+			try := int(min(p.tries, maxTries-1)) + 1
+			p.tries = uint8(try)
+			p.epochs[try-1] = e
+			if st != 0 {
+				ts.mu.Unlock()
+				ts.ctl.release()
+				ts.answered(pendingConn{i: i, try: try, sent: start, e: e}, st, rs, time.Now())
+				<-ts.slots
+				return true
+			}
+			f := os.NewFile(uintptr(fd), "tcp-probe")
+			p.open = append(p.open, f)
+			ts.mu.Unlock()
+			ts.handoff(ctx, pendingConn{f: f, i: i, try: try, sent: start, rto: ts.ctl.rto(), e: e})
 			return true
 		}
 		var le *errLocal
 		if !errors.As(err, &le) || !le.transient() {
+			ts.ctl.release()
+			<-ts.slots
 			ts.fail(fmt.Errorf("scan %s port %d: %w", ts.spec.Target, ts.ports[i], err))
 			return false
 		}
@@ -116,11 +226,15 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int) bool {
 		if firstErr.IsZero() {
 			firstErr = start
 		} else if time.Since(firstErr) > localErrorBudget {
+			ts.ctl.release()
+			<-ts.slots
 			ts.fail(fmt.Errorf("scan %s port %d: %w", ts.spec.Target, ts.ports[i], err))
 			return false
 		}
 		sleepCtx(ctx, backoff)
 		if ctx.Err() != nil {
+			ts.ctl.release()
+			<-ts.slots
 			return false
 		}
 		backoff = min(2*backoff, 50*time.Millisecond)
@@ -139,18 +253,149 @@ func (ts *tcpScan) handoff(ctx context.Context, p pendingConn) {
 func (ts *tcpScan) waiter(ctx context.Context, p pendingConn) {
 	defer ts.waiters.Done()
 	for {
-		st, rs, at, done := tcpWait(ctx, p.fd, p.start.Add(ts.spec.Timeout))
-		if done {
-			rtt := at.Sub(p.start)
-			if rs == Timeout {
-				rtt = 0
-			}
-			ts.finish(p.i, st, rs, rtt, 1)
-		}
-		<-ts.slots
+		ts.serve(ctx, p)
 		var ok bool
 		if p, ok = <-ts.waitq; !ok {
 			return
 		}
+	}
+}
+
+// serve waits for the answer to one try. Until its timeout the try holds
+// a slot of the window; then a retry is queued (if the port has tries
+// left) and the socket keeps listening for a late answer until the retry
+// itself would time out.
+func (ts *tcpScan) serve(ctx context.Context, p pendingConn) {
+	defer func() {
+		ts.forget(p)
+		<-ts.slots
+	}()
+	st, rs, at, done := fileWait(ctx, p.f, p.sent, p.rto, ts.ctl.rto)
+	ts.ctl.release()
+	if ctx.Err() != nil {
+		return
+	}
+	if done {
+		ts.answered(p, st, rs, at)
+		return
+	}
+	if ts.isDecided(p.i) {
+		return // woken: another try of this port was answered
+	}
+	ts.ctl.timeout()
+	ts.retry(p.i)
+	st, rs, at, done = fileWait(ctx, p.f, p.sent, max(p.rto, min(2*p.rto+p.rto/2, kernelSYNRetry-50*time.Millisecond)), nil)
+	if ctx.Err() != nil {
+		return
+	}
+	if done {
+		ts.answered(p, st, rs, at)
+		return
+	}
+	ts.giveUp(p)
+}
+
+func (ts *tcpScan) isDecided(i int) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.port[i].decided
+}
+
+// forget closes the socket of a try and drops it from its port.
+func (ts *tcpScan) forget(p pendingConn) {
+	ts.mu.Lock()
+	ts.port[p.i].open = slicesDelete(ts.port[p.i].open, p.f)
+	ts.mu.Unlock()
+	_ = p.f.Close()
+}
+
+// slicesDelete removes f from open, if there, without keeping the order.
+func slicesDelete(open []*os.File, f *os.File) []*os.File {
+	for k, g := range open {
+		if g == f {
+			open[k] = open[len(open)-1]
+			return open[:len(open)-1]
+		}
+	}
+	return open
+}
+
+// retry queues port i for another try if it has tries left.
+func (ts *tcpScan) retry(i int) {
+	n := ts.ctl.tries()
+	ts.mu.Lock()
+	p := &ts.port[i]
+	if p.decided || p.queued || int(p.tries) >= n {
+		ts.mu.Unlock()
+		return
+	}
+	p.queued = true
+	ts.retryq = append(ts.retryq, int32(i))
+	ts.mu.Unlock()
+	ts.poke()
+}
+
+// giveUp is called when the last socket of a try stops listening: if no
+// other try of the port is under way, the port is filtered, or gets
+// another try if the loss measured since asks for more.
+func (ts *tcpScan) giveUp(p pendingConn) {
+	n := ts.ctl.tries()
+	ts.mu.Lock()
+	port := &ts.port[p.i]
+	port.open = slicesDelete(port.open, p.f)
+	if port.decided || port.queued || len(port.open) > 0 {
+		ts.mu.Unlock()
+		return
+	}
+	if int(port.tries) < n {
+		port.queued = true
+		ts.retryq = append(ts.retryq, int32(p.i))
+		ts.mu.Unlock()
+		ts.poke()
+		return
+	}
+	port.decided = true
+	ts.undecided--
+	last := ts.undecided == 0
+	tries := int(port.tries)
+	ts.mu.Unlock()
+	sure, _ := ts.ctl.sure(tries)
+	ts.results[p.i].Doubtful = !sure
+	ts.finish(p.i, Filtered, Timeout, 0, tries)
+	if last {
+		ts.poke()
+	}
+}
+
+// answered decides port p.i from an answer to try p.try, unless another
+// answer came first.
+func (ts *tcpScan) answered(p pendingConn, st State, rs Reason, at time.Time) {
+	ts.mu.Lock()
+	port := &ts.port[p.i]
+	if port.decided {
+		ts.mu.Unlock()
+		return
+	}
+	port.decided = true
+	ts.undecided--
+	last := ts.undecided == 0
+	tries := int(port.tries)
+	var lost []*epoch
+	for k := 0; k < p.try-1; k++ {
+		if port.epochs[k] != nil {
+			lost = append(lost, port.epochs[k])
+		}
+	}
+	for _, f := range port.open {
+		if f != p.f {
+			_ = f.SetWriteDeadline(time.Unix(1, 0)) // wake its waiter
+		}
+	}
+	ts.mu.Unlock()
+	rtt := at.Sub(p.sent)
+	ts.ctl.answer(p.e, rtt, lost)
+	ts.finish(p.i, st, rs, rtt, tries)
+	if last {
+		ts.poke()
 	}
 }

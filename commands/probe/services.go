@@ -45,3 +45,8 @@ func TopPorts(proto Proto, n int) []uint16 {
 	}
 	return slices.Clone(table[:min(n, len(table))])
 }
+
+// isCommonPort reports whether p is among the 100 most common TCP ports.
+func isCommonPort(p uint16) bool {
+	return slices.Contains(topTCP[:100], p)
+}

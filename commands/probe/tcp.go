@@ -153,6 +153,65 @@ func tcpWait(ctx context.Context, fd int, deadline time.Time) (st State, rs Reas
 	return Filtered, Timeout, at, true
 }
 
+// fileWait waits through the netpoller for the connect on f to finish,
+// until sent+timeout, and leaves f open. If current is not nil, the wait
+// also ends once sent plus what current gives has passed: a try sent
+// before the round trip was known stops waiting when it becomes known.
+// A deadline set on f from elsewhere (the port was decided) ends the wait
+// early with done false. done is true only for an answer: a handshake, a
+// refusal or an ICMP error.
+func fileWait(ctx context.Context, f *os.File, sent time.Time, timeout time.Duration, current func() time.Duration) (st State, rs Reason, at time.Time, done bool) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, 0, time.Now(), false
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for {
+		deadline := sent.Add(timeout)
+		if current != nil {
+			// Look again at least every 50 ms while the estimate may move.
+			if look := time.Now().Add(50 * time.Millisecond); look.Before(deadline) {
+				deadline = look
+			}
+		}
+		if err := f.SetWriteDeadline(deadline); err != nil {
+			return 0, 0, time.Now(), false
+		}
+		if ctx.Err() != nil {
+			return 0, 0, time.Now(), false
+		}
+		werr := rc.Write(func(s uintptr) bool {
+			st, rs, done = tcpPoll(int(s))
+			return done
+		})
+		at = time.Now()
+		if done {
+			if rs == Timeout { // the kernel gave up, or a local error: no answer
+				return 0, 0, at, false
+			}
+			return st, rs, at, true
+		}
+		if ctx.Err() != nil || !errors.Is(werr, os.ErrDeadlineExceeded) {
+			return 0, 0, at, false
+		}
+		if current == nil {
+			return 0, 0, at, false
+		}
+		timeout = min(timeout, current())
+		if !at.Before(sent.Add(timeout)) {
+			return 0, 0, at, false
+		}
+		// Woken early by our own 50 ms look, or by a deadline set from
+		// elsewhere: the caller tells them apart by the port's state.
+		if at.Before(deadline) {
+			return 0, 0, at, false
+		}
+	}
+}
+
+func closeFD(fd int) { _ = unix.Close(fd) }
+
 // checkTCP is Check for TCP. bind is a test hook (nil in production).
 func checkTCP(ctx context.Context, target netip.AddrPort, timeout time.Duration, bind unix.Sockaddr) Result {
 	res := Result{Target: target, Proto: TCP, State: Filtered, Reason: Timeout}

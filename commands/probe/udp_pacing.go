@@ -148,6 +148,7 @@ func (u *udpScan) pace(ctx context.Context, cands []int) []int {
 	size := udpRoundBatch
 	maxSize := udpRoundMax
 	stalled := 0
+	progress := false
 	if u.limiter != nil {
 		maxSize = max(min(maxSize, u.limiter.Burst()-1), 1)
 	}
@@ -161,6 +162,7 @@ func (u *udpScan) pace(ctx context.Context, cands []int) []int {
 		if u.wait(ctx, len(batch)+udpControls) != nil {
 			break
 		}
+		progress = false
 		sent, last, witnessed, ok := u.round(ctx, t, b, batch, control)
 		grant := last >= 0
 		if ctx.Err() != nil {
@@ -187,12 +189,29 @@ func (u *udpScan) pace(ctx context.Context, cands []int) []int {
 			u.rateLimited = true
 			u.mu.Unlock()
 		}
-		done = append(done, witnessed...)
+		// A witness proves a port not closed unless its own probe (or
+		// the ICMP error it drew) was lost on the way: on a lossy path a
+		// port needs as many witnesses as a silent TCP port needs tries.
+		need := 1
+		if u.ctl.lossSeen() {
+			need = min(u.ctl.tries(), udpMaxPasses)
+		}
+		var proven []int
+		for _, i := range witnessed {
+			u.witnessCount[i]++
+			if u.witnessCount[i] >= need {
+				proven = append(proven, i)
+			} else {
+				u.witnessed[i] = false
+			}
+		}
+		done = append(done, proven...)
 		before := len(cands)
 		cands = slices.DeleteFunc(cands, func(i int) bool {
-			return u.results[i].State != 0 || slices.Contains(witnessed, i)
+			return u.results[i].State != 0 || slices.Contains(proven, i)
 		})
-		progress := len(cands) < before
+		progress = progress || len(witnessed) > 0
+		progress = progress || len(cands) < before
 		// Answered, yet nothing decided: the one token went to the first
 		// control. Wait for two.
 		p.double = grant && !progress
@@ -293,6 +312,18 @@ func (u *udpScan) round(ctx context.Context, t *sockTarget, b *udpBuffers, batch
 		after[k] = after[k+1]
 		if k+1 < len(order) && got[k+1] && answers[k+1].icmpError() {
 			after[k]++
+		}
+	}
+	// Two controls back to back: the first silent and the second answered
+	// cannot be the target's rate limit (a token for the second was there
+	// for the first too); the path lost it.
+	c1, c2 := len(batch), len(batch)+1
+	if probes[c1] != nil && probes[c2] != nil && span <= udpWitnessSpan {
+		switch {
+		case !got[c1] && got[c2] && answers[c2].icmpError():
+			u.ctl.udpLost(1, 1)
+		case got[c1] && got[c2]:
+			u.ctl.udpLost(0, 2)
 		}
 	}
 	tight := span <= udpWitnessSpan

@@ -20,6 +20,8 @@ type udpScan struct {
 	*scan
 	tries     []int  // probes sent per port; one goroutine per index at a time
 	witnessed []bool // silent, and a later probe in the same round drew an ICMP error
+	// witnessCount: rounds that witnessed the port (pacing goroutine only)
+	witnessCount []int
 
 	mu      sync.Mutex
 	closed  []int // ports known closed by an ICMP error from the target itself
@@ -32,17 +34,24 @@ type udpScan struct {
 func (s *scan) runUDP(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	u := &udpScan{scan: s, tries: make([]int, len(s.ports)), witnessed: make([]bool, len(s.ports)), cancel: cancel}
+	u := &udpScan{scan: s, tries: make([]int, len(s.ports)), witnessed: make([]bool, len(s.ports)), witnessCount: make([]int, len(s.ports)), cancel: cancel}
 	all := make([]int, len(s.ports))
 	for i := range all {
 		all[i] = i
 	}
 	silent := u.pass(ctx, all, s.spec.Timeout)
-	for range s.spec.Retries {
-		if len(silent) == 0 || ctx.Err() != nil || u.control() >= 0 || u.err != nil {
+	// Blind passes: every silent port again, as many times as the loss
+	// measured asks for (a port that answers a later pass proves its
+	// earlier probes lost, or its ICMP errors withheld by a rate limit:
+	// either way, silence needs more tries). Once a closed port is known
+	// and the target's ICMP errors look rate-limited, witness rounds
+	// (below) take over.
+	for pass := 1; len(silent) > 0 && ctx.Err() == nil && u.err == nil; pass++ {
+		need := max(1+s.spec.Retries, min(s.ctl.tries(), udpMaxPasses))
+		if pass >= need || (pass > s.spec.Retries && u.control() >= 0 && u.rateLimited) {
 			break
 		}
-		silent = u.pass(ctx, silent, s.spec.Timeout)
+		silent = u.pass(ctx, silent, u.passTimeout())
 	}
 	if len(silent) > 0 && ctx.Err() == nil && u.control() >= 0 && u.err == nil {
 		silent = u.pace(ctx, silent)
@@ -51,12 +60,12 @@ func (s *scan) runUDP(parent context.Context) error {
 		// tries with the full timeout, all at once.
 		var short []int
 		for _, i := range silent {
-			if u.witnessed[i] && u.tries[i] < 1+s.spec.Retries {
+			if u.witnessed[i] && u.tries[i] < max(1+s.spec.Retries, min(s.ctl.tries(), udpMaxPasses)) {
 				short = append(short, i)
 			}
 		}
 		if len(short) > 0 && ctx.Err() == nil {
-			u.pass(ctx, short, s.spec.Timeout)
+			u.pass(ctx, short, u.passTimeout())
 			silent = slices.DeleteFunc(silent, func(i int) bool { return s.results[i].State != 0 })
 		}
 	}
@@ -67,6 +76,18 @@ func (s *scan) runUDP(parent context.Context) error {
 		}
 	}
 	return u.err
+}
+
+// udpMaxPasses bounds the blind passes over silent ports.
+const udpMaxPasses = 6
+
+// passTimeout is the wait of a pass after the first: a few round trips as
+// measured, within the scan's timeout.
+func (u *udpScan) passTimeout() time.Duration {
+	if !u.ctl.haveRTTNow() {
+		return u.spec.Timeout
+	}
+	return min(max(3*u.ctl.rto(), 50*time.Millisecond), u.spec.Timeout)
 }
 
 // control gives a port known closed, or -1.
@@ -84,6 +105,7 @@ func (u *udpScan) decide(i int, a udpAnswer, sent time.Time) {
 	r := &u.results[i]
 	r.Bytes, r.Service, r.ICMPFrom = a.bytes, a.service, a.from
 	rtt := max(a.at.Sub(sent), 0)
+	u.ctl.udpAnswer(rtt, u.tries[i]-1)
 	if a.icmpError() {
 		if rtt > time.Duration(u.maxRTT.Load()) {
 			u.maxRTT.Store(int64(rtt)) // racy max; an estimate is all pacing needs

@@ -169,7 +169,10 @@ func TestScan_UDPAllSilentIsUnwitnessed(t *testing.T) {
 	for _, r := range res.Results {
 		assert.Equal(t, OpenFiltered, r.State)
 		assert.False(t, r.Witnessed, "no closed port to compare with")
-		assert.Equal(t, 2, r.Tries)
+		// Retries is a floor: with no answer to measure loss by, the
+		// engine assumes some and tries more.
+		assert.GreaterOrEqual(t, r.Tries, 2)
+		assert.LessOrEqual(t, r.Tries, 6)
 	}
 }
 

@@ -68,6 +68,10 @@ type TargetOptions struct {
 	// Aliases: more names for this target in the probe's /etc/hosts,
 	// besides "targetI.test".
 	Aliases []string
+	// WAN, if set, joins the target to the probe by a WAN link (tun
+	// devices and a relay with delay, loss and a bottleneck: wan.go)
+	// instead of a veth pair.
+	WAN *Link
 }
 
 // TargetInfo is what a test needs to know about a target; it crosses into
@@ -126,6 +130,7 @@ type Bed struct {
 type Target struct {
 	TargetInfo
 	bed *Bed
+	wan *wanLink // nil on a veth link
 }
 
 var (
@@ -233,7 +238,9 @@ func New(t testing.TB, opts Options) *Bed {
 		// in the root namespace, so nothing can be left behind there.
 		peer := fmt.Sprintf("t%d", i+1)
 		fmt.Fprintf(&create, "netns add %s\n", tg.Netns)
-		fmt.Fprintf(&create, "link add %s netns %s type veth peer name eth0 netns %s\n", peer, b.Probe, tg.Netns)
+		if to.WAN == nil {
+			fmt.Fprintf(&create, "link add %s netns %s type veth peer name eth0 netns %s\n", peer, b.Probe, tg.Netns)
+		}
 		fmt.Fprintf(&probeUp, "link set %s up\n", peer)
 		fmt.Fprintf(&probeAddrs, "addr add %s/24 dev %s\n", tg.ProbeV4, peer)
 		fmt.Fprintf(&probeAddrs, "addr add %s/64 dev %s nodad\n", tg.ProbeV6, peer)
@@ -246,6 +253,13 @@ func New(t testing.TB, opts Options) *Bed {
 	}
 
 	b.mustIP(t, create.String())
+	for i, to := range opts.Targets {
+		if to.WAN != nil {
+			if err := b.startWAN(b.Targets[i], fmt.Sprintf("t%d", i+1), *to.WAN); err != nil {
+				t.Fatalf("testbed: WAN link to %s: %v", b.Targets[i].Netns, err)
+			}
+		}
+	}
 	b.mustIP(t, probeUp.String(), "-n", b.Probe)
 	for _, tg := range b.Targets {
 		if !tg.ICMPRateLimit {
@@ -278,6 +292,9 @@ func (b *Bed) describeTargets() string {
 		rl := "icmp limit off"
 		if tg.ICMPRateLimit {
 			rl = "icmp limit default"
+		}
+		if tg.wan != nil {
+			rl += ", WAN " + tg.wan.cfg.String()
 		}
 		parts = append(parts, fmt.Sprintf("%s=%s %s/%s (%s)", tg.Host, tg.Netns, tg.V4, tg.V6, rl))
 	}

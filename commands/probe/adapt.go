@@ -1,0 +1,474 @@
+package probe
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// Adapting to the path, as TCP does.
+//
+// A real network between the bot and a target has a round trip of 1 to
+// 300 ms, loses a share of packets at random, may be slower than the bot
+// sends, and may end at a firewall that limits SYNs. A scanner with a fixed
+// timeout and a fixed number of tries misses open ports there and calls
+// closed ones filtered. So each scan keeps a model of its path:
+//
+//   - The round trip, smoothed with its variance (RFC 6298). Every try has
+//     a socket of its own, so every answer is an exact sample (no Karn
+//     ambiguity), and the timeout of a try is srtt + 4·rttvar.
+//   - The loss. A port that answers a later try after earlier ones went
+//     unanswered proves those earlier probes (or their answers) were lost.
+//     Lost and answered tries give the loss rate; the number of tries a
+//     silent port gets before it is called filtered follows from it, so
+//     that the scan as a whole expects fewer than one wrong verdict in a
+//     hundred scans.
+//   - The rate the path carries. Tries are counted by the interval they
+//     were sent in. When the loss of an interval rises well above the
+//     lowest loss seen (random loss does not depend on the rate; a full
+//     queue or a SYN limit does), the send rate falls to what that
+//     interval delivered, and then grows by a few percent per interval to
+//     look for more. Sending a little above a rate limit costs nothing at
+//     the bottleneck, which passes its rate either way; sending below it
+//     wastes time, so the rate is set from what was delivered, never
+//     halved blindly.
+//   - A window on tries in flight that grows with every answer, as TCP's
+//     slow start does, so the first burst cannot bury a slow link.
+//
+// Nothing here decides a port: the engines do, from the answers.
+
+const (
+	minRTO            = 20 * time.Millisecond  // below this, scheduling noise looks like loss
+	initialWindow     = 64                     // tries in flight before any answer
+	lossPriorWeight   = 20                     // the loss estimate starts as 1 loss in this many tries
+	wrongPerScan      = 0.01                   // expected wrong "filtered" verdicts per scan
+	minTries          = 2                      // every silent port is asked again at least once
+	maxTries          = 16                     // and at most this many times
+	epochFloor        = 25 * time.Millisecond  // intervals are at least this long
+	epochMinSamples   = 30                     // tries of an interval with a known fate, before it counts
+	congestionMargin  = 0.15                   // loss this far above the floor (and twice it) is congestion
+	probeUpGain       = 1.05                   // the rate grows this much per calm interval
+	probeUpEvery      = 100 * time.Millisecond // and at most this often
+	paceBurst         = 8                      // tries sent back to back at most when paced
+	stoppedConfidence = 1e-4                   // chance of a silent run this long from a target still answering
+	recentDecay       = 0.9                    // weight of an interval's loss counts per later interval
+)
+
+// epoch counts the tries sent in one interval and, as their fates become
+// known, how many were answered and how many lost.
+type epoch struct {
+	start, end     time.Time
+	sent           int
+	answered, lost int
+	rttSum         time.Duration
+	rttN           int
+	evaluated      bool
+}
+
+// NetReport is what the path did during a scan: the facts a reply states
+// when they changed the result or the time.
+type NetReport struct {
+	RTT      time.Duration // smoothed round trip at the end; 0 if nothing answered
+	MinRTT   time.Duration
+	Sent     int     // probes sent, retries included
+	Retried  int     // of which retries
+	Lost     int     // probes known lost (a later try of the same port was answered)
+	Answered int     // probes answered
+	Loss     float64 // Lost / (Lost + Answered)
+	// Paced is the send rate the scan settled at after it saw congestion
+	// or a rate limit (probes per second); 0 if it never had to.
+	Paced float64
+	// Queue: the congestion came with a growing round trip (a slow link
+	// filling its queue); otherwise it looked like a rate limit (a
+	// firewall dropping what exceeds its rate).
+	Queue bool
+	// Stopped: the target answered, then went silent for far longer than
+	// its answers so far make likely; ports probed since are unknown.
+	Stopped bool
+}
+
+// control is one scan's model of its path. Its methods are safe for
+// concurrent use.
+type control struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	start   time.Time
+	maxTO   time.Duration // the longest a try waits (ScanSpec.Timeout)
+	ports   int
+	freed   chan struct{} // a slot in the window was freed
+	haveRTT bool
+	srtt    time.Duration
+	rttvar  time.Duration
+	minRTT  time.Duration
+
+	window   float64 // tries in flight allowed
+	maxWin   int
+	inflight int
+
+	rate     float64 // probes per second; 0 = not paced
+	nextSend time.Time
+
+	epochs   []*epoch
+	floor    float64 // lowest loss of an interval with enough samples; 1 until one
+	lastCut  time.Time
+	lastUp   time.Time
+	queueCut bool
+
+	recentLost, recentAnswered float64
+
+	sent, retried, answered, lost int
+	lastAnswer                    time.Time
+	sentSinceAnswer               int
+	decidedAnswer, decidedSilent  int
+	stopped                       bool
+}
+
+func newControl(maxTO time.Duration, concurrency, ports int) *control {
+	c := &control{
+		now:    time.Now,
+		maxTO:  maxTO,
+		ports:  ports,
+		freed:  make(chan struct{}, 1),
+		window: float64(min(initialWindow, concurrency)),
+		maxWin: concurrency,
+		floor:  1,
+	}
+	c.start = c.now()
+	return c
+}
+
+// rto is how long a try waits before the next try is sent.
+func (c *control) rto() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rtoLocked()
+}
+
+func (c *control) rtoLocked() time.Duration {
+	if !c.haveRTT {
+		return c.maxTO
+	}
+	return min(max(c.srtt+4*c.rttvar, minRTO, c.srtt*5/4+2*time.Millisecond), c.maxTO)
+}
+
+func (c *control) epochLenLocked() time.Duration {
+	if !c.haveRTT {
+		return max(epochFloor, c.maxTO/4)
+	}
+	return max(epochFloor, 2*c.srtt)
+}
+
+// acquire waits until one more try may go out: the window has room and,
+// when paced, the rate allows it. It records the try as sent and returns
+// the time it was sent and its epoch.
+func (c *control) acquire(ctx context.Context, retry bool) (*epoch, error) {
+	for {
+		c.mu.Lock()
+		now := c.now()
+		if c.inflight < int(c.window) {
+			if c.rate <= 0 || !now.Before(c.nextSend) {
+				c.inflight++
+				if c.rate > 0 {
+					gap := time.Duration(float64(time.Second) / c.rate)
+					// Credit for idle time is capped: a burst after a
+					// pause must not exceed paceBurst tries.
+					if earliest := now.Add(-paceBurst * gap); c.nextSend.Before(earliest) {
+						c.nextSend = earliest
+					}
+					c.nextSend = c.nextSend.Add(gap)
+				}
+				e := c.epochLocked(now)
+				e.sent++
+				c.sent++
+				c.sentSinceAnswer++
+				if retry {
+					c.retried++
+				}
+				c.mu.Unlock()
+				return e, nil
+			}
+			wait := c.nextSend.Sub(now)
+			c.mu.Unlock()
+			sleepCtx(ctx, wait)
+		} else {
+			c.mu.Unlock()
+			select {
+			case <-c.freed:
+			case <-ctx.Done():
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// release frees the window slot of a try: it was answered, decided at
+// once by the local kernel, or its timeout passed.
+func (c *control) release() {
+	c.mu.Lock()
+	c.inflight--
+	c.mu.Unlock()
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *control) currentLocked(now time.Time) *epoch {
+	if n := len(c.epochs); n > 0 && now.Before(c.epochs[n-1].end) {
+		return c.epochs[n-1]
+	}
+	return nil
+}
+
+func (c *control) epochLocked(now time.Time) *epoch {
+	if e := c.currentLocked(now); e != nil {
+		return e
+	}
+	e := &epoch{start: now, end: now.Add(c.epochLenLocked())}
+	c.epochs = append(c.epochs, e)
+	c.evaluateLocked(now)
+	return e
+}
+
+// answer records an answer to a try sent in e after rtt; lost are the
+// epochs of earlier tries of the same port that went unanswered: proof
+// that they were lost, since a path keeps the order of packets.
+func (c *control) answer(e *epoch, rtt time.Duration, lost []*epoch) {
+	c.mu.Lock()
+	now := c.now()
+	e.answered++
+	if rtt < kernelSYNRetry {
+		c.sampleLocked(rtt)
+		e.rttSum += rtt
+		e.rttN++
+	}
+	c.answered++
+	for _, le := range lost {
+		le.lost++
+		c.lost++
+	}
+	c.lastAnswer = now
+	c.sentSinceAnswer = 0
+	c.decidedAnswer++
+	// Slow start: one more try in flight per answer, up to the limit.
+	if c.window < float64(c.maxWin) {
+		c.window++
+	}
+	c.mu.Unlock()
+}
+
+// timeout records a try whose timeout passed without an answer. While the
+// path shows little loss, a silent port is the likely reason, and the
+// window grows as it would on an answer: a target behind a firewall that
+// drops most ports must not hold the scan to its first window.
+func (c *control) timeout() {
+	c.mu.Lock()
+	if c.lossLocked() < 0.1 && c.window < float64(c.maxWin) {
+		c.window++
+	}
+	c.mu.Unlock()
+}
+
+func (c *control) sampleLocked(rtt time.Duration) {
+	rtt = max(rtt, time.Microsecond)
+	if !c.haveRTT {
+		c.haveRTT = true
+		c.srtt, c.rttvar, c.minRTT = rtt, rtt/2, rtt
+		return
+	}
+	d := c.srtt - rtt
+	if d < 0 {
+		d = -d
+	}
+	c.rttvar = (3*c.rttvar + d) / 4
+	c.srtt = (7*c.srtt + rtt) / 8
+	c.minRTT = min(c.minRTT, rtt)
+}
+
+// evaluateLocked looks at the intervals whose tries have all met their
+// fate (sent long enough ago for a retry to have been answered) and moves
+// the send rate.
+func (c *control) evaluateLocked(now time.Time) {
+	lag := 2*c.rtoLocked() + c.srtt
+	for _, e := range c.epochs {
+		if e.evaluated || now.Sub(e.end) < lag {
+			continue
+		}
+		e.evaluated = true
+		n := e.answered + e.lost
+		if n < epochMinSamples {
+			continue
+		}
+		loss := float64(e.lost) / float64(n)
+		threshold := max(2*c.floor, c.floor+congestionMargin)
+		if c.floor >= 1 {
+			threshold = congestionMargin
+		}
+		if loss > threshold && e.lost >= 5 {
+			c.decayed(e)
+			// What this interval delivered is what the path carries: its
+			// answers, scaled up by the share of ports that answer at
+			// all (probes to silent ports cross the bottleneck too).
+			dur := e.end.Sub(e.start).Seconds()
+			f := 1.0
+			if n := c.decidedAnswer + c.decidedSilent; n > 0 && c.decidedSilent > 0 {
+				f = max(float64(c.decidedAnswer)/float64(n), 0.05)
+			}
+			delivered := float64(e.answered) / dur / f
+			if c.rate <= 0 || delivered < c.rate {
+				c.rate = max(delivered, 10)
+				c.nextSend = now
+				// The window shrinks to what the rate needs: tries in flight
+				// for a timeout each, twice over, so that it never holds
+				// the rate back.
+				need := c.rate * c.rtoLocked().Seconds() * 2
+				c.window = min(c.window, max(need, initialWindow))
+			}
+			c.lastCut, c.lastUp = now, now
+			if e.rttN > 0 && c.minRTT > 0 {
+				avg := e.rttSum / time.Duration(e.rttN)
+				c.queueCut = avg > c.minRTT*3/2+time.Millisecond
+			}
+			continue
+		}
+		c.floor = min(c.floor, loss)
+		c.decayed(e)
+		// Look for more: a few percent per interval of at least probeUpEvery.
+		if c.rate > 0 && now.Sub(c.lastUp) >= max(probeUpEvery, e.end.Sub(e.start)) {
+			c.rate *= probeUpGain
+			c.lastUp = now
+		}
+	}
+	// Keep only what may still be evaluated or counted.
+	for len(c.epochs) > 64 && c.epochs[0].evaluated {
+		c.epochs = c.epochs[1:]
+	}
+}
+
+// decayed adds an evaluated interval to the recent loss counts, in which
+// older intervals weigh less: the loss that decides how many tries a port
+// gets is the loss now, not during a burst the scan has since slowed from.
+func (c *control) decayed(e *epoch) {
+	c.recentLost = c.recentLost*recentDecay + float64(e.lost)
+	c.recentAnswered = c.recentAnswered*recentDecay + float64(e.answered)
+}
+
+// lossLocked is the loss estimate, pessimistic while there is little
+// evidence: it starts at one loss in lossPriorWeight tries.
+func (c *control) lossLocked() float64 {
+	lost, answered := c.lossCountsLocked()
+	return (lost + 1) / (lost + answered + lossPriorWeight)
+}
+
+// lossCountsLocked gives the recent counts once enough intervals are
+// evaluated, and every count until then.
+func (c *control) lossCountsLocked() (lost, answered float64) {
+	if c.recentLost+c.recentAnswered >= 100 {
+		return c.recentLost, c.recentAnswered
+	}
+	return float64(c.lost), float64(c.answered)
+}
+
+// tries is how many tries a port that never answers gets: enough that
+// losing all of them to the path, at the loss measured (its upper
+// confidence bound), is expected fewer than wrongPerScan times in the scan.
+func (c *control) tries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.triesLocked()
+}
+
+func (c *control) triesLocked() int {
+	p := c.lossUpperLocked()
+	n := math.Ceil(math.Log(wrongPerScan/float64(max(c.ports, 1))) / math.Log(p))
+	return int(min(max(n, minTries), maxTries))
+}
+
+func (c *control) lossUpperLocked() float64 {
+	p := c.lossLocked()
+	lost, answered := c.lossCountsLocked()
+	n := lost + answered + lossPriorWeight
+	return min(p+2*math.Sqrt(p*(1-p)/n), 0.95)
+}
+
+// sure reports whether tries unanswered tries make a port filtered beyond
+// reasonable doubt, given the loss measured, and whether the target seems
+// to have stopped answering altogether (then nothing is sure).
+func (c *control) sure(tries int) (ok, stopped bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.decidedSilent++
+	if c.stoppedLocked() {
+		c.stopped = true
+		return false, true
+	}
+	p := c.lossUpperLocked()
+	return math.Pow(p, float64(tries))*float64(c.ports) <= 10*wrongPerScan, false
+}
+
+// stoppedLocked: the target has answered, and the run of tries without any
+// answer since is so long that its answer rate so far makes it unlikely.
+func (c *control) stoppedLocked() bool {
+	if c.decidedAnswer < 10 || c.sent == 0 {
+		return false
+	}
+	// The share of tries answered so far: a run of silent tries far
+	// longer than it makes likely means the target went quiet.
+	f := float64(c.answered) / float64(c.sent)
+	if f >= 1 {
+		return c.sentSinceAnswer > 50
+	}
+	run := math.Log(stoppedConfidence) / math.Log(1-f)
+	return float64(c.sentSinceAnswer) > max(run, 50)
+}
+
+func (c *control) report() NetReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := NetReport{Sent: c.sent, Retried: c.retried, Lost: c.lost, Answered: c.answered, Paced: c.rate, Queue: c.queueCut, Stopped: c.stopped}
+	if c.haveRTT {
+		r.RTT, r.MinRTT = c.srtt, c.minRTT
+	}
+	if c.lost+c.answered > 0 {
+		r.Loss = float64(c.lost) / float64(c.lost+c.answered)
+	}
+	return r
+}
+
+// udpAnswer records an answer to a UDP probe after rtt, with the number of
+// earlier probes of the same port that went unanswered (lost on the path,
+// or withheld by an ICMP rate limit: both ask for more tries).
+func (c *control) udpAnswer(rtt time.Duration, lostBefore int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sampleLocked(rtt)
+	c.answered++
+	c.lost += lostBefore
+	c.decidedAnswer++
+}
+
+// udpLost records probes known lost in a witness round: a control probe
+// unanswered while a later one of the same round was answered (a rate
+// limit cannot do that within the round's span; the path can).
+func (c *control) udpLost(lost, answered int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lost += lost
+	c.answered += answered
+}
+
+func (c *control) haveRTTNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.haveRTT
+}
+
+// lossSeen reports whether any probe is known lost.
+func (c *control) lossSeen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost > 0
+}
