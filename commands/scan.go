@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -219,6 +220,9 @@ func scanReply(title string, tg bot.Target, addr netip.Addr, ta targetArgs, res 
 			counts = append(counts, fmt.Sprintf("%d %s", n, st))
 		}
 	}
+	if n := countDoubtful(res); n > 0 {
+		counts[len(counts)-1] += fmt.Sprintf(" (%d unconfirmed)", n)
+	}
 	if len(counts) == 0 {
 		counts = append(counts, "none")
 	}
@@ -260,11 +264,59 @@ func scanReply(title string, tg bot.Target, addr netip.Addr, ta targetArgs, res 
 			notes = append(notes, "The target rate-limits ICMP errors; opsbot paced its probes so that closed ports read closed.")
 		}
 	}
-	if filtered := res.Ports(probe.Filtered); len(filtered) > 0 && len(filtered) <= 50 {
+	var filtered, doubtful []uint16
+	for _, r := range res.Results {
+		switch {
+		case r.State == probe.Filtered && r.Doubtful:
+			doubtful = append(doubtful, r.Target.Port())
+		case r.State == probe.Filtered:
+			filtered = append(filtered, r.Target.Port())
+		}
+	}
+	if len(filtered) > 0 && len(filtered) <= 50 {
 		notes = append(notes, "filtered: "+portRanges(filtered))
 	}
+	if len(doubtful) > 0 {
+		why := "the path lost too many probes to be sure no answer was lost too"
+		if res.Net.Stopped {
+			why = "the target stopped answering during the scan"
+		}
+		notes = append(notes, fmt.Sprintf("unconfirmed, no answer after every try (%s): %s", why, portRanges(doubtful)))
+	}
+	notes = append(notes, networkNotes(res.Net)...)
 	reply.Text = strings.Join(notes, "\n")
 	return reply
+}
+
+// networkNotes says what the path did, when it changed the result or the
+// time: loss and retries, pacing for a slow link or a rate limit, a long
+// round trip.
+func networkNotes(n probe.NetReport) []string {
+	var notes []string
+	if n.Paced > 0 {
+		if n.Queue {
+			notes = append(notes, fmt.Sprintf("The path is slower than the scan (its queue overflowed and the round trip grew): paced to about %.0f probes/s.", n.Paced))
+		} else {
+			notes = append(notes, fmt.Sprintf("The target (or a firewall on the way) limits new connections to about %.0f/s: paced.", n.Paced))
+		}
+	}
+	if n.Retried > 0 && n.Loss >= 0.005 {
+		notes = append(notes, fmt.Sprintf("About %.0f%% of probes were lost on the way; %d retried, so no port was judged on a lost probe.", math.Max(1, math.Round(100*n.Loss)), n.Retried))
+	}
+	if n.RTT >= 20*time.Millisecond {
+		notes = append(notes, fmt.Sprintf("Round trip %s: each try waited for it.", human(n.RTT)))
+	}
+	return notes
+}
+
+func countDoubtful(res probe.ScanResult) int {
+	n := 0
+	for _, r := range res.Results {
+		if r.Doubtful {
+			n++
+		}
+	}
+	return n
 }
 
 func evidenceShort(r probe.Result) string {

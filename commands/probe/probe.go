@@ -138,7 +138,7 @@ const DefaultRetries = 2
 // certainty on slow paths for finishing in reasonable time.
 const (
 	DefaultCheckTimeout   = 3 * time.Second
-	DefaultScanTCPTimeout = time.Second // a try's wait before any round trip is measured, and its longest
+	DefaultScanTCPTimeout = 1500 * time.Millisecond // a try's wait before any round trip is measured, and its longest
 	DefaultScanUDPTimeout = time.Second
 	DefaultConcurrency    = 1024
 )

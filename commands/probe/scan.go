@@ -20,7 +20,7 @@ type ScanSpec struct {
 	Target      netip.Addr
 	Proto       Proto
 	Ports       []uint16      // as given; duplicates already removed by the caller; any order
-	Timeout     time.Duration // a try's wait before the round trip is known, and its longest; 0 → 1s
+	Timeout     time.Duration // a try's wait before the round trip is known, and its longest; 0 → 1.5s TCP, 1s UDP
 	Retries     int           // UDP extra tries on silence, at least (more when the loss measured asks); 0 → 2
 	Concurrency int           // most probes in flight; 0 → 1024 (capped by the descriptor limit)
 	Rate        float64       // most new probes per second; 0 → no limit
