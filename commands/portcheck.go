@@ -19,13 +19,14 @@ type Portcheck struct {
 	targets  *bot.Targets
 	maxPorts int
 	check    func(context.Context, netip.AddrPort, probe.Proto, probe.Options) probe.Result
+	scan     func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
 	vantages Vantages
 }
 
 // NewPortcheck checks ports on hosts the target policy allows, at most
 // maxPorts per request.
 func NewPortcheck(targets *bot.Targets, maxPorts int) *Portcheck {
-	return &Portcheck{targets: targets, maxPorts: maxPorts, check: probe.Check}
+	return &Portcheck{targets: targets, maxPorts: maxPorts, check: probe.Check, scan: probe.Scan}
 }
 
 // WithVantages lets /portcheck check from inventory hosts: "from web01",
@@ -137,13 +138,36 @@ func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error)
 	return portcheckReply(tg, ta.ports, results, timeout), nil
 }
 
-// probeAll runs the checks concurrently (bounded, so a 100-port UDP check
-// does not open 100 sockets at once) and returns results grouped by port,
-// addresses in resolver order.
+// probeAll checks every port of every address and returns results grouped
+// by port, addresses in resolver order. One port is one check (the
+// kernel's own SYN retries cover a lost packet within the timeout); several
+// ports of an address go through the scan engine, which measures the path
+// and retries what it lost, as /scan does.
 func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []uint16, proto probe.Proto, timeout time.Duration) [][]probe.Result {
 	out := make([][]probe.Result, len(ports))
 	for i := range out {
 		out[i] = make([]probe.Result, len(addrs))
+	}
+	if len(ports) > 1 && c.scan != nil {
+		for j, a := range addrs {
+			res, err := c.scan(ctx, probe.ScanSpec{Target: a, Proto: proto, Ports: ports, Timeout: timeout}, nil)
+			byPort := map[uint16]probe.Result{}
+			for _, r := range res.Results {
+				byPort[r.Target.Port()] = r
+			}
+			for i, p := range ports {
+				r, ok := byPort[p]
+				if !ok || err != nil {
+					// Canceled or stopped by a local error: what is known.
+					r = probe.Result{Target: netip.AddrPortFrom(a, p), Proto: proto, State: probe.Filtered, Reason: probe.Timeout}
+					if proto == probe.UDP {
+						r.State, r.Reason = probe.OpenFiltered, probe.Silence
+					}
+				}
+				out[i][j] = r
+			}
+		}
+		return out
 	}
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -259,6 +283,12 @@ func evidence(r probe.Result, timeout time.Duration) string {
 	case probe.AdminProhibited:
 		return "ICMP administratively prohibited" + from + " (a firewall rejects it)"
 	case probe.Timeout:
+		if r.Doubtful {
+			return fmt.Sprintf("no answer to %d tries, unconfirmed: the path lost so many probes that an answer may have been lost too", r.Tries)
+		}
+		if r.Tries > 1 {
+			return fmt.Sprintf("no answer to %d tries (a firewall drops it)", r.Tries)
+		}
 		return "no answer in " + timeout.String() + " (a firewall drops it)"
 	case probe.Silence:
 		tries := ""

@@ -55,11 +55,14 @@ func (n *netRecorder) check(_ context.Context, ap netip.AddrPort, proto probe.Pr
 	return probe.Result{Target: ap, Proto: proto, State: probe.Open, Reason: probe.Handshake, RTT: 400 * time.Microsecond}
 }
 
-func (n *netRecorder) scan(_ context.Context, spec probe.ScanSpec, _ func(probe.Progress)) (probe.ScanResult, error) {
-	n.mu.Lock()
-	n.probes = append(n.probes, "scan "+spec.Target.String())
-	n.mu.Unlock()
-	return probe.ScanResult{}, nil
+// scan records each port as check does: a multi-port /portcheck goes
+// through the scan engine, and either way every probe must be accounted.
+func (n *netRecorder) scan(ctx context.Context, spec probe.ScanSpec, _ func(probe.Progress)) (probe.ScanResult, error) {
+	var res probe.ScanResult
+	for _, p := range spec.Ports {
+		res.Results = append(res.Results, n.check(ctx, netip.AddrPortFrom(spec.Target, p), spec.Proto, probe.Options{}))
+	}
+	return res, nil
 }
 
 func (n *netRecorder) listen(_ context.Context, spec probe.ListenSpec, _ func(probe.ListenEvent)) (probe.ListenSummary, error) {
@@ -82,6 +85,7 @@ func testRouter(t *testing.T, policy *bot.Policy) (*bot.Router, *netRecorder, *r
 	nr := &netRecorder{}
 	pc := NewPortcheck(targets, policy.Limits.PortcheckPorts)
 	pc.check = nr.check
+	pc.scan = nr.scan
 	sc := NewScan(targets, policy.Limits)
 	sc.scan = nr.scan
 	li := NewListen(policy.Limits.ListenFor.D)

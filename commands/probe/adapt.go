@@ -39,20 +39,21 @@ import (
 // Nothing here decides a port: the engines do, from the answers.
 
 const (
-	minRTO            = 20 * time.Millisecond  // below this, scheduling noise looks like loss
-	initialWindow     = 64                     // tries in flight before any answer
-	lossPriorWeight   = 20                     // the loss estimate starts as 1 loss in this many tries
-	wrongPerScan      = 0.01                   // expected wrong "filtered" verdicts per scan
-	minTries          = 2                      // every silent port is asked again at least once
-	maxTries          = 16                     // and at most this many times
-	epochFloor        = 25 * time.Millisecond  // intervals are at least this long
-	epochMinSamples   = 30                     // tries of an interval with a known fate, before it counts
-	congestionMargin  = 0.15                   // loss this far above the floor (and twice it) is congestion
-	probeUpGain       = 1.05                   // the rate grows this much per calm interval
-	probeUpEvery      = 100 * time.Millisecond // and at most this often
-	paceBurst         = 8                      // tries sent back to back at most when paced
-	stoppedConfidence = 1e-4                   // chance of a silent run this long from a target still answering
-	recentDecay       = 0.9                    // weight of an interval's loss counts per later interval
+	minRTO           = 20 * time.Millisecond  // below this, scheduling noise looks like loss
+	initialWindow    = 64                     // tries in flight before any answer
+	lossPriorWeight  = 20                     // the loss estimate starts as 1 loss in this many tries
+	wrongPerScan     = 0.01                   // expected wrong "filtered" verdicts per scan
+	minTries         = 2                      // every silent port is asked again at least once
+	maxTries         = 16                     // and at most this many tries that count
+	maxTriesAll      = 32                     // and this many in all, congested ones included
+	epochFloor       = 25 * time.Millisecond  // intervals are at least this long
+	epochMinSamples  = 30                     // tries of an interval with a known fate, before it counts
+	congestionMargin = 0.15                   // loss this far above the floor (and twice it) is congestion
+	probeUpGain      = 1.05                   // the rate grows this much per calm interval
+	probeUpEvery     = 100 * time.Millisecond // and at most this often
+	paceBurst        = 8                      // tries sent back to back at most when paced
+	stoppedAfter     = 2 * time.Second        // the shortest silence that can mean the target stopped answering
+	recentDecay      = 0.9                    // weight of an interval's loss counts per later interval
 )
 
 // epoch counts the tries sent in one interval and, as their fates become
@@ -64,6 +65,7 @@ type epoch struct {
 	rttSum         time.Duration
 	rttN           int
 	evaluated      bool
+	congested      bool // its loss was well above the floor
 }
 
 // NetReport is what the path did during a scan: the facts a reply states
@@ -308,6 +310,7 @@ func (c *control) evaluateLocked(now time.Time) {
 			threshold = congestionMargin
 		}
 		if loss > threshold && e.lost >= 5 {
+			e.congested = true
 			c.decayed(e)
 			// What this interval delivered is what the path carries: its
 			// answers, scaled up by the share of ports that answer at
@@ -409,20 +412,42 @@ func (c *control) sure(tries int) (ok, stopped bool) {
 	return math.Pow(p, float64(tries))*float64(c.ports) <= 10*wrongPerScan, false
 }
 
-// stoppedLocked: the target has answered, and the run of tries without any
-// answer since is so long that its answer rate so far makes it unlikely.
-func (c *control) stoppedLocked() bool {
-	if c.decidedAnswer < 10 || c.sent == 0 {
+// gone reports whether the target seems to have stopped answering: then a
+// silent port is unknown, and more tries would only prolong the scan.
+func (c *control) gone() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stoppedLocked() {
+		c.stopped = true
+	}
+	return c.stopped && c.sentSinceAnswer > 0
+}
+
+// quiet reports whether the target, which answers often, has been silent
+// for several of its usual gaps: it may be going away, and a silent port
+// must not be called filtered on tries made meanwhile.
+func (c *control) quiet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.decidedAnswer < 10 || c.lastAnswer.IsZero() {
 		return false
 	}
-	// The share of tries answered so far: a run of silent tries far
-	// longer than it makes likely means the target went quiet.
-	f := float64(c.answered) / float64(c.sent)
-	if f >= 1 {
-		return c.sentSinceAnswer > 50
+	meanGap := c.lastAnswer.Sub(c.start) / time.Duration(c.answered)
+	return c.now().Sub(c.lastAnswer) > max(5*meanGap, 3*c.rtoLocked())
+}
+
+// stoppedLocked: the target has answered, and has now been silent far
+// longer than the gaps between its answers so far make likely: twenty
+// times the mean gap, and at least stoppedAfter. Time, not a count of
+// tries: the tries to silent ports come in bursts (their timeouts end
+// together), so a run of them says little.
+func (c *control) stoppedLocked() bool {
+	if c.decidedAnswer < 10 || c.lastAnswer.IsZero() {
+		return false
 	}
-	run := math.Log(stoppedConfidence) / math.Log(1-f)
-	return float64(c.sentSinceAnswer) > max(run, 50)
+	now := c.now()
+	meanGap := c.lastAnswer.Sub(c.start) / time.Duration(c.answered)
+	return now.Sub(c.lastAnswer) > max(20*meanGap, stoppedAfter, 10*c.srtt)
 }
 
 func (c *control) report() NetReport {
@@ -464,6 +489,16 @@ func (c *control) haveRTTNow() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.haveRTT
+}
+
+// clean reports whether a try sent in e counts as evidence of silence: its
+// interval has been judged, and the path was not congested then (a try
+// lost to a full queue or a rate limit says nothing about the port).
+func (c *control) clean(e *epoch) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evaluateLocked(c.now())
+	return e.evaluated && !e.congested
 }
 
 // lossSeen reports whether any probe is known lost.

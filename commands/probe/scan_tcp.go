@@ -47,7 +47,7 @@ type tcpPort struct {
 	queued  bool       // a retry waits in retryq
 	decided bool       //
 	open    []*os.File // sockets of tries still listening
-	epochs  [maxTries]*epoch
+	epochs  [maxTriesAll]*epoch
 }
 
 // pendingConn is a socket whose connect is in progress, handed from a
@@ -65,6 +65,19 @@ type pendingConn struct {
 // initial RTO). An answer after it may answer the kernel's SYN, not ours:
 // it decides the port but is no round-trip sample.
 const kernelSYNRetry = time.Second
+
+// stretched is the timeout of a port's later tries, as TCP backs off
+// its retransmission timer: a port still silent after a few tries is more
+// likely meeting congestion or a rate limit than the fourth loss in a row,
+// and its next tries should outlast the scan's slowing down.
+func stretched(rto time.Duration, try int) time.Duration {
+	if try <= backoffAfter {
+		return rto
+	}
+	return rto << min(try-backoffAfter, 2)
+}
+
+const backoffAfter = 3
 
 // localErrorBudget is how long a local error (no descriptors, no ephemeral
 // ports) may persist before the scan gives up instead of waiting forever.
@@ -198,7 +211,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bo
 				<-ts.slots
 				return true
 			}
-			try := int(min(p.tries, maxTries-1)) + 1
+			try := int(min(p.tries, maxTriesAll-1)) + 1
 			p.tries = uint8(try)
 			p.epochs[try-1] = e
 			if st != 0 {
@@ -211,7 +224,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bo
 			f := os.NewFile(uintptr(fd), "tcp-probe")
 			p.open = append(p.open, f)
 			ts.mu.Unlock()
-			ts.handoff(ctx, pendingConn{f: f, i: i, try: try, sent: start, rto: ts.ctl.rto(), e: e})
+			ts.handoff(ctx, pendingConn{f: f, i: i, try: try, sent: start, rto: stretched(ts.ctl.rto(), try), e: e})
 			return true
 		}
 		var le *errLocal
@@ -323,6 +336,9 @@ func slicesDelete(open []*os.File, f *os.File) []*os.File {
 // retry queues port i for another try if it has tries left.
 func (ts *tcpScan) retry(i int) {
 	n := ts.ctl.tries()
+	if ts.ctl.gone() {
+		return // unknown: giveUp says so
+	}
 	ts.mu.Lock()
 	p := &ts.port[i]
 	if p.decided || p.queued || int(p.tries) >= n {
@@ -347,7 +363,17 @@ func (ts *tcpScan) giveUp(p pendingConn) {
 		ts.mu.Unlock()
 		return
 	}
-	if int(port.tries) < n {
+	gone := ts.ctl.gone()
+	clean := 0
+	for _, e := range port.epochs[:port.tries] {
+		if e != nil && ts.ctl.clean(e) {
+			clean++
+		}
+	}
+	// Only tries sent while the path was not congested count; while a
+	// target that answers often is quiet, silence proves nothing: try again
+	// until it answers something or counts as gone.
+	if (clean < n || ts.ctl.quiet()) && !gone && int(port.tries) < maxTriesAll {
 		port.queued = true
 		ts.retryq = append(ts.retryq, int32(p.i))
 		ts.mu.Unlock()
@@ -359,8 +385,8 @@ func (ts *tcpScan) giveUp(p pendingConn) {
 	last := ts.undecided == 0
 	tries := int(port.tries)
 	ts.mu.Unlock()
-	sure, _ := ts.ctl.sure(tries)
-	ts.results[p.i].Doubtful = !sure
+	sure, _ := ts.ctl.sure(clean)
+	ts.results[p.i].Doubtful = !sure || clean < n
 	ts.finish(p.i, Filtered, Timeout, 0, tries)
 	if last {
 		ts.poke()

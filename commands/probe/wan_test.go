@@ -13,8 +13,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,4 +251,148 @@ func TestScanWAN(t *testing.T) {
 			assert.Empty(t, doubtful, "ports left unconfirmed")
 		})
 	}
+}
+
+// TestScanWAN_Faults: a target that stops answering mid-scan, a link that
+// drops everything, a rate limit that changes during the scan, and a
+// cancel in the middle of retransmissions. Each gives a truthful result
+// (what is known, and what is not) and leaves no goroutine or socket.
+func TestScanWAN_Faults(t *testing.T) {
+	const (
+		stopPorts   = 2000
+		deadPorts   = 200
+		cancelPorts = 3000
+		changePorts = 2500
+	)
+	stopOpen := []uint16{22, 80, 443, 1500}
+	changeOpen := []uint16{25, 110, 2222}
+	env, child := testbed.Child()
+	if !child {
+		ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+		bed := testbed.New(t, testbed.Options{Targets: []testbed.TargetOptions{
+			{WAN: &testbed.Link{Delay: ms(10)}},                                          // 1: stops answering
+			{WAN: &testbed.Link{Delay: ms(10), Loss: 1, LossBack: 1}},                    // 2: drops everything
+			{WAN: &testbed.Link{Delay: ms(20), Jitter: ms(2), Loss: 0.3, LossBack: 0.3}}, // 3: cancel
+			{WAN: &testbed.Link{Delay: ms(10)}},                                          // 4: limit changes
+		}})
+		for _, p := range stopOpen {
+			bed.Target(1).ListenTCP(t, p)
+		}
+		for _, p := range changeOpen {
+			bed.Target(4).ListenTCP(t, p)
+		}
+		limit := func(rate int) string { // keep in step with the change below
+			return fmt.Sprintf("table inet wan {\n chain input {\n  type filter hook input priority 0; policy accept;\n  tcp flags syn limit rate over %d/second burst 20 packets drop\n }\n}\n", rate)
+		}
+		bed.Target(1).Nft(t, limit(500)) // slow enough to stop it half-way
+		bed.Target(3).Nft(t, "table inet wan {\n chain input {\n  type filter hook input priority 0; policy accept;\n  tcp dport 1500-3000 drop\n }\n}\n")
+		bed.Target(4).Nft(t, limit(1500))
+		bed.RunInProbe(t, t.Name())
+		return
+	}
+	// nftAt loads a ruleset into target i once the scan has decided
+	// `after` ports: the target changes mid-scan, at a known point.
+	nftAt := func(t *testing.T, i, after int, ruleset string) func(probe.Progress) {
+		var once sync.Once
+		return func(p probe.Progress) {
+			if p.Done < after {
+				return
+			}
+			once.Do(func() {
+				cmd := exec.Command("ip", "netns", "exec", env.Target(i).Netns, "nft", "-f", "-")
+				cmd.Stdin = strings.NewReader(ruleset)
+				out, err := cmd.CombinedOutput()
+				assert.NoError(t, err, "nft in target %d: %s", i, out)
+				t.Logf("target %d changed after %d ports", i, p.Done)
+			})
+		}
+	}
+	scanOf := func(t *testing.T, ctx context.Context, i int, n uint16, timeout time.Duration, progress func(probe.Progress)) probe.ScanResult {
+		t.Helper()
+		res, err := probe.Scan(ctx, probe.ScanSpec{Target: env.Target(i).V4, Proto: probe.TCP, Ports: portRange(1, n), Timeout: timeout}, progress)
+		require.NoError(t, err)
+		n2 := res.Net
+		t.Logf("%v: open %v, closed %d, filtered %d; sent %d, retried %d, answered %d, lost %d, paced %.0f/s, stopped %v",
+			res.Duration.Round(time.Millisecond), res.Ports(probe.Open), res.Count(probe.Closed), res.Count(probe.Filtered),
+			n2.Sent, n2.Retried, n2.Answered, n2.Lost, n2.Paced, n2.Stopped)
+		return res
+	}
+	t.Run("cancel_during_retransmissions", func(t *testing.T) {
+		// First and alone (the others are parallel and wait): the
+		// descriptors and goroutines counted are this scan's.
+		fds := countFDs(t)
+		goroutines := runtime.NumGoroutine() // +2: Eventually's own
+		ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
+		defer cancel()
+		res := scanOf(t, ctx, 3, cancelPorts, 0, nil)
+		assert.True(t, res.Canceled)
+		assert.Less(t, len(res.Results), int(cancelPorts), "only decided ports")
+		for _, r := range res.Results {
+			if r.Target.Port() >= 1500 {
+				assert.NotEqual(t, probe.Closed, r.State, "port %d is dropped", r.Target.Port())
+			} else {
+				assert.NotEqual(t, probe.Filtered, r.State, "port %d answers (a lost probe is retried)", r.Target.Port())
+			}
+		}
+		assert.Positive(t, res.Net.Retried, "canceled while retransmitting")
+		assert.Eventually(t, func() bool { return countFDs(t) <= fds }, 5*time.Second, 20*time.Millisecond, "sockets left open")
+		if !assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 5*time.Second, 20*time.Millisecond, "goroutines left running") {
+			buf := make([]byte, 1<<20)
+			t.Logf("%d goroutines before, %d now:\n%s", goroutines, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+	})
+	t.Run("target_stops_answering", func(t *testing.T) {
+		t.Parallel()
+		change := nftAt(t, 1, 400, "table inet gone {\n chain input {\n  type filter hook input priority -10; policy drop;\n }\n}\n")
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		defer cancel()
+		res := scanOf(t, ctx, 1, stopPorts, 0, change)
+		require.False(t, res.Canceled)
+		doubtful := 0
+		for _, r := range res.Results {
+			p := r.Target.Port()
+			switch r.State {
+			case probe.Open:
+				assert.Contains(t, stopOpen, p, "open")
+			case probe.Closed:
+				assert.NotContains(t, stopOpen, p, "closed")
+			case probe.Filtered:
+				// Nothing here is filtered: a port that got no answer
+				// after the target went quiet is unknown, not filtered.
+				assert.True(t, r.Doubtful, "port %d called filtered after the target stopped answering", p)
+				doubtful++
+			}
+		}
+		assert.True(t, res.Net.Stopped, "the scan says the target stopped answering")
+		assert.Positive(t, doubtful, "the link died mid-scan: some ports must be unknown")
+		assert.Positive(t, res.Count(probe.Closed), "ports answered before the link died")
+	})
+	t.Run("link_drops_everything", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		res := scanOf(t, ctx, 2, deadPorts, 300*time.Millisecond, nil)
+		require.False(t, res.Canceled)
+		assert.Equal(t, int(deadPorts), res.Count(probe.Filtered), "nothing answered: every port filtered")
+		assert.Zero(t, res.Net.Answered)
+		assert.Zero(t, res.Net.RTT, "no round trip was measured")
+	})
+	t.Run("rate_limit_changes", func(t *testing.T) {
+		t.Parallel()
+		change := nftAt(t, 4, 800, "delete table inet wan\n"+fmt.Sprintf("table inet wan {\n chain input {\n  type filter hook input priority 0; policy accept;\n  tcp flags syn limit rate over %d/second burst 20 packets drop\n }\n}\n", 300))
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		defer cancel()
+		res := scanOf(t, ctx, 4, changePorts, 0, change)
+		require.False(t, res.Canceled)
+		assert.Equal(t, changeOpen, res.Ports(probe.Open))
+		assert.Equal(t, int(changePorts)-len(changeOpen), res.Count(probe.Closed))
+		assert.Zero(t, res.Count(probe.Filtered))
+	})
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
 }

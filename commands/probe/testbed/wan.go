@@ -275,3 +275,19 @@ func (w *wanLink) write(to *os.File, d *direction) {
 		}
 	}
 }
+
+// SetLoss changes the random loss of a WAN link while it runs (1 drops
+// everything): a path that fails, or a target that goes away, mid-scan.
+func (tg *Target) SetLoss(loss, lossBack float64) {
+	if tg.wan == nil {
+		panic("testbed: SetLoss on a target without a WAN link")
+	}
+	for _, x := range []struct {
+		d *direction
+		p float64
+	}{{&tg.wan.out, loss}, {&tg.wan.back, lossBack}} {
+		x.d.mu.Lock()
+		x.d.loss = x.p
+		x.d.mu.Unlock()
+	}
+}
