@@ -39,6 +39,14 @@ type tcpScan struct {
 	port      []tcpPort
 	retryq    []int32
 	undecided int
+	// Liveness: a port that answered, probed again while the target is
+	// quiet (nmap's timing pings), so that silence from a target that is
+	// still there reads filtered and silence from one that went away does
+	// not.
+	responsive int // a port that answered; -1 until one did
+	pingDue    bool
+	pinging    bool
+	lastPing   time.Time
 }
 
 // tcpPort is what the engine knows of one port while it runs.
@@ -59,6 +67,7 @@ type pendingConn struct {
 	sent time.Time
 	rto  time.Duration
 	e    *epoch
+	ping bool // a liveness probe of a port already decided
 }
 
 // kernelSYNRetry is when Linux sends a connecting socket's SYN again (its
@@ -87,14 +96,15 @@ func (s *scan) runTCP(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	ts := &tcpScan{
-		scan:      s,
-		ctl:       s.ctl,
-		slots:     make(chan struct{}, s.spec.Concurrency),
-		waitq:     make(chan pendingConn),
-		kick:      make(chan struct{}, 1),
-		cancel:    cancel,
-		port:      make([]tcpPort, len(s.ports)),
-		undecided: len(s.ports),
+		scan:       s,
+		ctl:        s.ctl,
+		slots:      make(chan struct{}, s.spec.Concurrency),
+		waitq:      make(chan pendingConn),
+		kick:       make(chan struct{}, 1),
+		cancel:     cancel,
+		port:       make([]tcpPort, len(s.ports)),
+		undecided:  len(s.ports),
+		responsive: -1,
 	}
 	// A random order spreads a firewall's closed ranges over the whole
 	// scan, so that the loss and answer rates measured early hold for the
@@ -134,6 +144,12 @@ func (ts *tcpScan) poke() {
 func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
 	for {
 		ts.mu.Lock()
+		if ts.pingDue && ts.undecided > 0 {
+			ts.pingDue, ts.pinging, ts.lastPing = false, true, time.Now()
+			i = ts.responsive
+			ts.mu.Unlock()
+			return i, true, true
+		}
 		if len(ts.retryq) > 0 {
 			i = int(ts.retryq[0])
 			ts.retryq = ts.retryq[1:]
@@ -202,6 +218,19 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bo
 		if err == nil {
 			ts.mu.Lock()
 			p := &ts.port[i]
+			if p.decided && ts.pinging && i == ts.responsive {
+				ts.mu.Unlock()
+				ping := pendingConn{i: i, try: 1, sent: start, e: e, ping: true}
+				if st != 0 {
+					ts.ctl.release()
+					ts.answered(ping, st, rs, time.Now())
+					<-ts.slots
+					return true
+				}
+				ping.f, ping.rto = os.NewFile(uintptr(fd), "tcp-ping"), ts.ctl.rto()
+				ts.handoff(ctx, ping)
+				return true
+			}
 			if p.decided { // a late answer to an earlier try came first
 				ts.mu.Unlock()
 				if fd >= 0 {
@@ -292,6 +321,12 @@ func (ts *tcpScan) serve(ctx context.Context, p pendingConn) {
 		ts.answered(p, st, rs, at)
 		return
 	}
+	if p.ping {
+		ts.mu.Lock()
+		ts.pinging = false
+		ts.mu.Unlock()
+		return
+	}
 	if ts.isDecided(p.i) {
 		return // woken: another try of this port was answered
 	}
@@ -373,7 +408,11 @@ func (ts *tcpScan) giveUp(p pendingConn) {
 	// Only tries sent while the path was not congested count; while a
 	// target that answers often is quiet, silence proves nothing: try again
 	// until it answers something or counts as gone.
-	if (clean < n || ts.ctl.quiet()) && !gone && int(port.tries) < maxTriesAll {
+	quiet := ts.ctl.quiet()
+	if quiet && ts.responsive >= 0 && !ts.pinging && !ts.pingDue && time.Since(ts.lastPing) > ts.ctl.rto() {
+		ts.pingDue = true
+	}
+	if (clean < n || quiet) && !gone && int(port.tries) < maxTriesAll {
 		port.queued = true
 		ts.retryq = append(ts.retryq, int32(p.i))
 		ts.mu.Unlock()
@@ -396,8 +435,18 @@ func (ts *tcpScan) giveUp(p pendingConn) {
 // answered decides port p.i from an answer to try p.try, unless another
 // answer came first.
 func (ts *tcpScan) answered(p pendingConn, st State, rs Reason, at time.Time) {
+	if p.ping {
+		ts.mu.Lock()
+		ts.pinging = false
+		ts.mu.Unlock()
+		ts.ctl.answer(p.e, at.Sub(p.sent), nil)
+		return
+	}
 	ts.mu.Lock()
 	port := &ts.port[p.i]
+	if st == Closed || st == Open {
+		ts.responsive = p.i
+	}
 	if port.decided {
 		ts.mu.Unlock()
 		return

@@ -56,6 +56,8 @@ func TestWAN(t *testing.T) {
 			{WAN: &Link{Delay: time.Millisecond, Rate: 1_000_000, Queue: 10, Seed: 7}},
 		}})
 		for i, tg := range bed.Targets {
+			// Dropped, not refused: no ICMP error comes back to fail a write.
+			tg.Nft(t, "table inet sink {\n chain input {\n  type filter hook input priority 0; policy accept;\n  udp dport 9 drop\n }\n}\n")
 			conn, err := bed.DialContext(t.Context(), "udp", netip.AddrPortFrom(tg.V4, 9).String())
 			require.NoError(t, err)
 			for range 200 {
