@@ -65,7 +65,19 @@ listens (a scan of the bot's own host never reports the kernel's
 self-connections, which netcat does). UDP: closed ports are told apart from
 silent ones even when the target rate-limits its ICMP errors (Linux sends
 about one per second after a burst of six): opsbot paces and re-probes, and
-lists the ports it could not confirm. Policy: at most ` + fmt.Sprint(s.limits.ScanPorts) + ` ports per scan,
+lists the ports it could not confirm.
+
+Across a real network (loss, a slow link, a firewall that limits SYNs) the
+engine works as TCP does: it measures the round trip and waits for it,
+asks every silent port again (as often as the loss it measures asks for),
+slows to the rate the path or the target's rate limit carries, and says
+what the network did ("about 3% of probes lost, 212 retried", "limits new
+connections to about 300/s: paced"). A port is filtered only when the
+target answered other probes meanwhile; ports it cannot be sure of are
+listed as unconfirmed, never guessed. timeout is the longest wait of one
+try (and the wait before the round trip is known).
+
+Policy: at most ` + fmt.Sprint(s.limits.ScanPorts) + ` ports per scan,
 ` + fmt.Sprint(s.limits.ScanConcurrency) + ` probes in flight` + rateText(s.limits.ScanRate) + `.
 
 From other hosts: /scan 10.0.0.10 top20 from web (an inventory host or
