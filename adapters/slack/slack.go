@@ -66,10 +66,15 @@ type Adapter struct {
 	suppressed  atomic.Int64  // rejections not audited since the last audited one
 
 	connected atomic.Bool   // Socket Mode
+	trouble   atomic.Value  // string: why Socket Mode last lost or failed its connection
 	sem       chan struct{} // bounds the Socket Mode events handled at once
 
 	mu      sync.Mutex
 	streams map[string]*stream // progress messages by channel+ts, while their command runs
+	auth    struct {           // the last auth.test, for Ready
+		at  time.Time
+		err error
+	}
 }
 
 var _ bot.Notifier = (*Adapter)(nil)
@@ -139,15 +144,6 @@ func New(cfg Config) (*Adapter, error) {
 func (a *Adapter) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /slack/commands", a.serveCommand)
 	mux.HandleFunc("POST /slack/interactions", a.serveInteraction)
-}
-
-// Ready reports whether the adapter can serve: in Socket Mode, when its
-// connection is up.
-func (a *Adapter) Ready(context.Context) error {
-	if a.appToken != "" && !a.connected.Load() {
-		return errors.New("slack: socket mode is not connected")
-	}
-	return nil
 }
 
 // call runs one request to Slack, waiting out rate limits (429 with

@@ -53,14 +53,19 @@ func (a *Adapter) drain(ctx context.Context, client *socketmode.Client) {
 		switch evt.Type {
 		case socketmode.EventTypeConnected:
 			a.connected.Store(true)
+			a.trouble.Store("")
 			a.log.Info("socket mode connected")
 		case socketmode.EventTypeConnecting:
 			a.log.Debug("socket mode connecting")
 		case socketmode.EventTypeConnectionError, socketmode.EventTypeInvalidAuth, socketmode.EventTypeIncomingError:
 			a.connected.Store(false)
-			a.log.Warn("socket mode connection trouble", "event", string(evt.Type))
+			cause := connectionTrouble(evt)
+			a.trouble.Store(cause)
+			a.log.Warn("socket mode connection trouble", "event", string(evt.Type), "cause", cause)
 		case socketmode.EventTypeDisconnect:
 			a.connected.Store(false)
+			a.trouble.Store("disconnected; the library reconnects")
+			a.log.Info("socket mode disconnected; reconnecting")
 		case socketmode.EventTypeSlashCommand, socketmode.EventTypeInteractive, socketmode.EventTypeEventsAPI:
 			if evt.Request == nil {
 				continue
