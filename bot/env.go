@@ -14,7 +14,11 @@ type Env struct {
 	// PublicURL is where chat servers reach this bot (https://opsbot.example.com),
 	// for button callbacks; without it, adapters use the address a request came to.
 	PublicURL string `envconfig:"PUBLIC_URL"`
-	LogLevel  string `envconfig:"LOG_LEVEL"` // default: warn in the terminal, info for serve
+	LogLevel  string `envconfig:"LOG_LEVEL"`  // debug, info, warn, error; default: warn in the terminal, info for serve
+	LogFormat string `envconfig:"LOG_FORMAT"` // text (default) or json
+	// MetricsAddr, when set, serves /metrics on its own address (e.g.
+	// 127.0.0.1:9090) instead of on HTTPAddr beside the chat endpoints.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
 	// ShutdownGrace is how long serve lets running commands finish after
 	// SIGTERM before it cancels them (keep it below the orchestrator's
 	// kill timeout: Kubernetes' terminationGracePeriodSeconds is 30 s).

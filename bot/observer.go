@@ -65,3 +65,17 @@ func ObserverFrom(ctx context.Context) Observer {
 	}
 	return NopObserver{}
 }
+
+// BusyObserver is implemented by observers that count work refused
+// because the bot was busy (the metrics adapter does).
+type BusyObserver interface {
+	Busy(what string)
+}
+
+// ObserveBusy tells the Observer in ctx, if it counts such things, that
+// work was refused because the bot was busy: what names it ("scan").
+func ObserveBusy(ctx context.Context, what string) {
+	if b, ok := ObserverFrom(ctx).(BusyObserver); ok {
+		b.Busy(what)
+	}
+}

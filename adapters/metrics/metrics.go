@@ -24,7 +24,16 @@ type Metrics struct {
 	scanSeconds prometheus.Counter
 	adapterErrs *prometheus.CounterVec
 	auditErrs   *prometheus.CounterVec
+	busy        *prometheus.CounterVec
+	ready       *prometheus.GaugeVec
+	reloads     *prometheus.CounterVec
 }
+
+// Outcomes are the label values the counters start at zero with, so that
+// a rate() alert sees the first error rather than a series appearing.
+var (
+	approvalOutcomes = []string{"requested", "approved", "denied", "refused", "expired", "done", "failed", "abandoned"}
+)
 
 var _ bot.Observer = (*Metrics)(nil)
 
@@ -69,12 +78,38 @@ func New(version string) *Metrics {
 			Help: "Chat adapter failures to deliver or receive, by adapter.",
 		}, []string{"adapter"}),
 	}
+	m.busy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "opsbot_busy_total",
+		Help: "Work refused because the bot was busy, by what was refused (scan: the socket budget was spent).",
+	}, []string{"what"})
+	m.ready = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "opsbot_ready",
+		Help: "1 when the component (store, slack, mattermost) was ready at the last check (every 30 s and on each /readyz), else 0.",
+	}, []string{"component"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "opsbot_policy_reloads_total",
+		Help: "Policy reloads on SIGHUP, by result (ok, failed: the old policy stays in force).",
+	}, []string{"result"})
+	for _, o := range approvalOutcomes {
+		m.approvals.WithLabelValues(o)
+	}
+	// The kinds whose refusal matters most: a request not recorded, an
+	// action that did not run because its start could not be recorded, an
+	// outcome not recorded.
+	for _, k := range []string{bot.AuditRequest, bot.AuditStarted, bot.AuditExecution} {
+		m.auditErrs.WithLabelValues(k)
+	}
+	m.busy.WithLabelValues("scan")
+	for _, r := range []string{"ok", "failed"} {
+		m.reloads.WithLabelValues(r)
+	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "opsbot_build_info", Help: "Always 1; the version label says which build runs.",
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.requests, m.durations, m.approvals, m.rateLimited, m.scanPorts, m.scanSeconds, m.adapterErrs, m.auditErrs, build,
+		m.busy, m.ready, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -107,3 +142,39 @@ func (m *Metrics) AuditFailed(kind string) { m.auditErrs.WithLabelValues(kind).I
 
 // AdapterError implements bot.Observer.
 func (m *Metrics) AdapterError(adapter string) { m.adapterErrs.WithLabelValues(adapter).Inc() }
+
+// Init starts at zero the series a deployment will have: each command
+// with each outcome, and each configured chat adapter's errors. Counters
+// that appear only with their first event hide that event from rate().
+func (m *Metrics) Init(commands, adapters []string) {
+	for _, c := range commands {
+		m.durations.WithLabelValues(c)
+		for s := bot.StatusOK; s <= bot.StatusFailed; s++ {
+			m.requests.WithLabelValues(c, s.String())
+		}
+	}
+	for _, a := range adapters {
+		m.adapterErrs.WithLabelValues(a)
+	}
+}
+
+// Busy counts one piece of work refused because the bot was busy.
+func (m *Metrics) Busy(what string) { m.busy.WithLabelValues(what).Inc() }
+
+// SetReady records whether a component was ready at the last check.
+func (m *Metrics) SetReady(component string, ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.ready.WithLabelValues(component).Set(v)
+}
+
+// PolicyReload counts one policy reload and whether it took effect.
+func (m *Metrics) PolicyReload(ok bool) {
+	r := "failed"
+	if ok {
+		r = "ok"
+	}
+	m.reloads.WithLabelValues(r).Inc()
+}

@@ -53,3 +53,42 @@ func TestMetrics_RouterRequestsAndBoundedLabels(t *testing.T) {
 	assert.Contains(t, out, `opsbot_build_info{version="v1.2.3"} 1`)
 	assert.Contains(t, out, "go_goroutines")
 }
+
+// Counters exist at zero before their first event: an alert on
+// increase() or rate() then sees the first error, not a series appearing.
+func TestMetrics_InitStartsEverySeriesAtZero(t *testing.T) {
+	m := metrics.New("v1")
+	out := scrape(t, m)
+	assert.NotContains(t, out, `opsbot_requests_total{command="scan"`, "before Init")
+	m.Init([]string{"scan", "apache"}, []string{"slack"})
+	out = scrape(t, m)
+	for _, series := range []string{
+		`opsbot_requests_total{command="scan",outcome="failed"} 0`,
+		`opsbot_requests_total{command="apache",outcome="ok"} 0`,
+		`opsbot_request_duration_seconds_count{command="scan"} 0`,
+		`opsbot_adapter_errors_total{adapter="slack"} 0`,
+		`opsbot_approvals_total{outcome="expired"} 0`,
+		`opsbot_approvals_total{outcome="abandoned"} 0`,
+		`opsbot_audit_write_failures_total{kind="started"} 0`,
+		`opsbot_busy_total{what="scan"} 0`,
+		`opsbot_policy_reloads_total{result="failed"} 0`,
+	} {
+		assert.Contains(t, out, series)
+	}
+	m.AuditFailed(bot.AuditStarted)
+	m.Busy("scan")
+	m.SetReady("store", false)
+	m.PolicyReload(false)
+	out = scrape(t, m)
+	assert.Contains(t, out, `opsbot_audit_write_failures_total{kind="started"} 1`)
+	assert.Contains(t, out, `opsbot_busy_total{what="scan"} 1`)
+	assert.Contains(t, out, `opsbot_ready{component="store"} 0`)
+	assert.Contains(t, out, `opsbot_policy_reloads_total{result="failed"} 1`)
+}
+
+func TestMetrics_BusyReachesTheObserverThroughTheContext(t *testing.T) {
+	m := metrics.New("v1")
+	bot.ObserveBusy(bot.WithObserver(context.Background(), m), "scan")
+	bot.ObserveBusy(context.Background(), "scan") // no observer: nothing, no panic
+	assert.Contains(t, scrape(t, m), `opsbot_busy_total{what="scan"} 1`)
+}
