@@ -58,7 +58,10 @@ func (*Opsbot) Usage() string {
   deny ID REASON  refuse a request (or withdraw your own); nothing runs
   audit [N]       the last N audit records (default 20; needs "opsbot audit")
   cancel ID       stop a running request (a scan) of yours; chat shows it as
-                  the Cancel button`
+                  the Cancel button
+Every other command also answers under /opsbot, for teams that register
+only this one slash command: /opsbot portcheck HOST PORT, /opsbot apache
+reload web.`
 }
 
 // Subcommands makes "opsbot audit" and friends separate permissions.

@@ -51,7 +51,8 @@ Usage:
   opsbot version
 
 Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgres:// URL),
-  OPSBOT_LOG_LEVEL (debug, info, warn: the default, error),
+  OPSBOT_LOG_LEVEL (debug, info, warn, error; default warn in the terminal, info for serve),
+  OPSBOT_LOG_FORMAT (text, the default, or json),
   OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh),
   OPSBOT_SHUTDOWN_GRACE (serve: how long running commands may finish after SIGTERM; default 20s),
   OPSBOT_APPROVAL_LEASE (how long a process's claim on a running action lasts unrenewed; default 1m).
@@ -67,7 +68,10 @@ type Main struct {
 	Policy *bot.Policy
 	Store  bot.Store
 	Router *bot.Router
-	Log    *slog.Logger
+	// Handler is the Router as the adapters see it: every command also
+	// answers under /opsbot (/opsbot portcheck ...).
+	Handler bot.Handler
+	Log     *slog.Logger
 	// Notifiers is filled by serve as chat adapters start; the Router holds
 	// the same map, so approval outcomes reach the requester's platform.
 	Notifiers bot.Notifiers
@@ -93,7 +97,11 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	if configPath != "" {
 		env.Config = configPath
 	}
-	m := &Main{Env: env, Log: newLogger(logOut, env.LogLevel), Notifiers: bot.Notifiers{}, Metrics: metrics.New(version)}
+	log, err := newLogger(logOut, env.LogLevel, env.LogFormat, slog.LevelWarn)
+	if err != nil {
+		return nil, err
+	}
+	m := &Main{Env: env, Log: log, Notifiers: bot.Notifiers{}, Metrics: metrics.New(version)}
 	if m.Store, m.StoreName, err = openStore(ctx, env.Database); err != nil {
 		return nil, err
 	}
@@ -141,6 +149,12 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		return nil, err
 	}
 	m.Router.SetLease("", lease)
+	m.Handler = bot.Prefixed{Router: m.Router}
+	var names []string
+	for _, c := range m.Router.Commands() {
+		names = append(names, c.Name())
+	}
+	m.Metrics.Init(names, nil)
 	return m, nil
 }
 
@@ -202,6 +216,13 @@ func openStore(ctx context.Context, dsn string) (bot.Store, string, error) {
 	path := dsn
 	if path == "" {
 		path = sqlite.DefaultPath()
+	} else if dir := filepath.Dir(path); dir != "" {
+		// Only the default per-user directory is created: a mistyped
+		// OPSBOT_DATABASE must not grow a tree of directories and a new,
+		// empty store that silently forgets every approval and audit record.
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, "", bot.Errorf(bot.ECONFIG, "cannot open the SQLite store %s (OPSBOT_DATABASE): the directory %s does not exist; create it (the bot creates only the file), or correct the path", path, dir)
+		}
 	}
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
@@ -228,18 +249,6 @@ func (m *Main) Close() {
 			m.Log.Error("closing the store", "err", err)
 		}
 	}
-}
-
-// newLogger logs at OPSBOT_LOG_LEVEL; by default only warnings and errors,
-// because in the terminal the logs share the screen with the replies.
-func newLogger(w io.Writer, level string) *slog.Logger {
-	lv := slog.LevelWarn
-	if level != "" {
-		if err := lv.UnmarshalText([]byte(level)); err != nil {
-			lv = slog.LevelInfo
-		}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
 }
 
 // Run is main without os.Exit, for tests: it returns the exit code.
@@ -317,7 +326,7 @@ func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m.terminal(ctx, stderr)
-	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr), SelfAsserted: given(fs, "as")}
+	sh := &shell.Shell{Handler: m.Handler, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr), SelfAsserted: given(fs, "as")}
 	return sh.RunLine(ctx, strings.Join(fs.Args(), " "))
 }
 
@@ -338,7 +347,7 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	ints := make(chan os.Signal, 1)
 	signal.Notify(ints, os.Interrupt)
 	defer signal.Stop(ints)
-	sh := &shell.Shell{Handler: m.Router, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr), SelfAsserted: given(fs, "as")}
+	sh := &shell.Shell{Handler: m.Handler, User: *as, Out: stdout, Err: stderr, ShowProgress: isTerminal(stderr), SelfAsserted: given(fs, "as")}
 	if err := sh.Loop(ctx, stdin, ints); err != nil {
 		fmt.Fprintln(stderr, "opsbot:", err)
 		return 1
@@ -362,6 +371,12 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		return configError(stderr, err)
 	}
 	defer m.Close()
+	// The environment as serve reads it, through the same function: what
+	// serve would refuse, config check refuses.
+	setup, err := m.checkServe(false)
+	if err != nil {
+		return configError(stderr, err)
+	}
 	p := m.Policy
 	src := p.Source
 	if src == "" {
@@ -397,11 +412,17 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "  ssh: key and known_hosts loaded (host keys are checked strictly)")
 	}
 	fmt.Fprintf(stdout, "  store: %s\n", m.StoreName)
-	chat := "none (terminal only)"
-	if m.Env.HasChat() {
-		chat = "credentials set"
+	chat := "none (terminal only; opsbot serve needs a platform)"
+	if len(setup.names) > 0 {
+		chat = strings.Join(setup.names, ", ")
 	}
 	fmt.Fprintf(stdout, "  chat: %s\n", chat)
+	metricsAt := "beside the chat endpoints"
+	if m.Env.MetricsAddr != "" {
+		metricsAt = "on " + m.Env.MetricsAddr
+	}
+	fmt.Fprintf(stdout, "  serve: listens on %s (/metrics %s), approval lease %s, shutdown grace %s (at most %s after SIGTERM)\n",
+		m.Env.HTTPAddr, metricsAt, setup.lease, setup.grace, setup.grace+shutdownTail)
 	if m.SSHProblem != "" {
 		// The policy is valid; this environment cannot reach the ssh
 		// hosts yet. Commands on them answer with the same sentence.

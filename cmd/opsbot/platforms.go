@@ -23,7 +23,7 @@ func mattermostPlatform(m *Main) (string, chatAdapter, error) {
 		CommandTokens: splitList(e.MattermostCommandTokens),
 		ActionSecret:  e.MattermostActionSecret,
 		PublicURL:     e.PublicURL,
-		Handler:       m.Router,
+		Handler:       m.Handler,
 		Audit:         m.Store,
 		Log:           errorCounting(m.Log.With("platform", "mattermost"), m.Metrics, "mattermost"),
 	})
@@ -55,7 +55,7 @@ func slackPlatform(m *Main) (string, chatAdapter, error) {
 		BotToken:      e.SlackBotToken,
 		AppToken:      e.SlackAppToken,
 		APIURL:        e.SlackAPIURL,
-		Handler:       m.Router,
+		Handler:       m.Handler,
 		Audit:         m.Store,
 		Log:           errorCounting(m.Log.With("platform", "slack"), m.Metrics, "slack"),
 	})

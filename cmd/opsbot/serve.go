@@ -46,8 +46,19 @@ const (
 	readTimeout       = 15 * time.Second
 	writeTimeout      = 35 * time.Second
 	idleTimeout       = 60 * time.Second
-	shutdownGrace     = 20 * time.Second
 	cancelGrace       = 5 * time.Second // for canceled commands to answer and their answers to be posted
+)
+
+// Shutdown timings. After SIGTERM serve lets running commands finish for
+// OPSBOT_SHUTDOWN_GRACE (default 20 s), then cancels the rest and gives
+// them cancelGrace to answer, then gives the chat adapters cancelGrace to
+// post those answers: at worst grace + shutdownTail. A supervisor's stop
+// timeout (systemd TimeoutStopSec, docker stop -t, the pod's
+// terminationGracePeriodSeconds less its preStop delay) must leave
+// shutdownMargin on top, or the last answers are killed with the process.
+const (
+	shutdownTail   = 2 * cancelGrace
+	shutdownMargin = 5 * time.Second
 )
 
 // approvalLease checks OPSBOT_APPROVAL_LEASE and works out how often this
@@ -97,73 +108,56 @@ func serve(ctx context.Context, cfg string, stderr io.Writer) int {
 // Serve runs the HTTP endpoints and the chat adapters until ctx ends, then
 // stops taking requests and lets running ones finish within a bound.
 func (m *Main) Serve(ctx context.Context) error {
-	mux := http.NewServeMux()
-	var adapters []chatAdapter
-	var names []string
-	for _, build := range platformBuilders {
-		name, a, err := build(m)
-		if err != nil {
-			return err
-		}
-		if a == nil {
-			continue
-		}
-		a.Register(mux)
-		m.Notifiers[name] = a
-		adapters = append(adapters, a)
-		names = append(names, name)
-	}
-	if len(adapters) == 0 {
-		return bot.Errorf(bot.ECONFIG, "no chat platform is configured: set OPSBOT_SLACK_BOT_TOKEN with OPSBOT_SLACK_SIGNING_SECRET or OPSBOT_SLACK_APP_TOKEN, or OPSBOT_MATTERMOST_URL with its tokens (see README); for the terminal use opsbot shell")
-	}
-	mux.Handle("GET /metrics", m.Metrics.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		rctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := m.Store.Ping(rctx); err != nil {
-			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		for i, a := range adapters {
-			if err := a.Ready(rctx); err != nil {
-				http.Error(w, names[i]+" not ready", http.StatusServiceUnavailable)
-				return
-			}
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
-
-	lease, sweep, err := approvalLease(m.Env)
+	setup, err := m.checkServe(true)
 	if err != nil {
 		return err
 	}
-	m.Router.SetLease("", lease) // NewMain did too; serve logs it below
+	adapters, names := setup.adapters, setup.names
+	mux := http.NewServeMux()
+	for i, a := range adapters {
+		a.Register(mux)
+		m.Notifiers[names[i]] = a
+	}
+	m.Metrics.Init(nil, names)
+	rd := &readiness{store: m.Store, adapters: adapters, names: names, log: m.Log, set: m.Metrics.SetReady}
+	if m.Env.MetricsAddr == "" {
+		mux.Handle("GET /metrics", m.Metrics.Handler())
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", rd.serveHTTP)
 
+	m.Router.SetLease("", setup.lease)
 	ln, err := net.Listen("tcp", m.Env.HTTPAddr)
 	if err != nil {
 		return &bot.Error{Code: bot.ECONFIG, Message: fmt.Sprintf("cannot listen on OPSBOT_HTTP_ADDR %s: %v", m.Env.HTTPAddr, err), Err: err}
 	}
-	srv := &http.Server{
-		Handler:           http.MaxBytesHandler(mux, 1<<20),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	servers := []*http.Server{m.httpServer(ctx, http.MaxBytesHandler(mux, 1<<20))}
+	listeners := []net.Listener{ln}
+	if m.Env.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", m.Env.MetricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			return &bot.Error{Code: bot.ECONFIG, Message: fmt.Sprintf("cannot listen on OPSBOT_METRICS_ADDR %s: %v", m.Env.MetricsAddr, err), Err: err}
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", m.Metrics.Handler())
+		servers = append(servers, m.httpServer(ctx, mmux))
+		listeners = append(listeners, mln)
+		m.Log.Info("serving /metrics on its own address", "addr", mln.Addr().String())
 	}
-	m.Log.Info("serving", "addr", ln.Addr().String(), "platforms", names, "replica", m.Router.Replica(), "lease", lease)
+	m.Log.Info("serving", "addr", ln.Addr().String(), "platforms", names, "replica", m.Router.Replica(), "lease", setup.lease, "version", version)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, len(adapters)+1)
-	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs <- err
-		}
-	})
+	errs := make(chan error, len(adapters)+len(servers))
+	for i, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		})
+	}
 	for _, a := range adapters {
 		if r, ok := a.(runner); ok {
 			wg.Go(func() {
@@ -173,13 +167,16 @@ func (m *Main) Serve(ctx context.Context) error {
 			})
 		}
 	}
+	// Readiness at start (a token the platform refuses is logged now) and
+	// every readyInterval, each change logged with its cause.
+	wg.Go(func() { rd.watch(ctx) })
 	// Expire approval requests as they fall due, so their prompts say so,
 	// and report as abandoned the approved actions whose replica stopped
 	// renewing its lease (it died mid-action): first at start, since this
 	// may be the replica restarted after such a death.
 	wg.Go(func() {
 		m.Router.ExpireApprovals(ctx)
-		t := time.NewTicker(sweep)
+		t := time.NewTicker(setup.sweep)
 		defer t.Stop()
 		for {
 			select {
@@ -196,15 +193,14 @@ func (m *Main) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errs:
 	}
-	grace := m.Env.ShutdownGrace
-	if grace <= 0 {
-		grace = shutdownGrace
-	}
-	m.Log.Info("shutting down: no new requests; running ones get a grace period", "grace", grace)
+	grace := setup.grace
+	m.Log.Info("shutting down: no new requests; running ones get a grace period", "grace", grace, "at_most", grace+shutdownTail)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		m.Log.Warn("shutdown", "err", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			m.Log.Warn("shutdown", "err", err)
+		}
 	}
 	// Commands acknowledged before the shutdown (a scan posting its result
 	// later) get the rest of the grace period; those still running then
@@ -221,4 +217,18 @@ func (m *Main) Serve(ctx context.Context) error {
 	}
 	wg.Wait()
 	return runErr
+}
+
+// httpServer is an http.Server with serve's timeouts whose requests
+// outlive ctx (a shutdown lets them finish).
+func (m *Main) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 }
