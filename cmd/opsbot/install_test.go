@@ -219,6 +219,13 @@ func TestReadyz_NamesTheCauseAndOnePlatformDoesNotTakeTheOtherDown(t *testing.T)
 // its log, once it listens.
 func serveProcess(t *testing.T, env ...string) (string, *lockedLog) {
 	t.Helper()
+	base, logs, _ := serveCmdProcess(t, env...)
+	return base, logs
+}
+
+// serveCmdProcess is serveProcess, with the process for signals.
+func serveCmdProcess(t *testing.T, env ...string) (string, *lockedLog, *exec.Cmd) {
+	t.Helper()
 	addr := freePort(t)
 	srv := exec.Command(opsbotBinary(t), "serve")
 	srv.Env = append(os.Environ(), "OPSBOT_CONFIG=", "OPSBOT_DATABASE="+filepath.Join(t.TempDir(), "opsbot.db"), "OPSBOT_HTTP_ADDR="+addr)
@@ -234,7 +241,7 @@ func serveProcess(t *testing.T, env ...string) (string, *lockedLog) {
 		}
 	})
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "msg=serving") }, 15*time.Second, 20*time.Millisecond)
-	return "http://" + addr, logs
+	return "http://" + addr, logs, srv
 }
 
 // A wrong Slack bot token in HTTP mode: Slack's auth.test refuses it at

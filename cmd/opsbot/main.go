@@ -16,6 +16,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -84,6 +86,17 @@ type Main struct {
 	// Metrics counts requests, approvals and adapter errors for /metrics.
 	Metrics *metrics.Metrics
 	ssh     *sshrun.Runner
+
+	// live is the Router in force: Router until a SIGHUP loads a new
+	// policy (Reload). routers are every Router that may still run a
+	// request, for the shutdown's Drain.
+	live     *liveRouter
+	reloadMu sync.Mutex
+	routers  []*bot.Router
+	lease    time.Duration
+	// policyProblem says why the last reload failed ("" after a success),
+	// for /readyz.
+	policyProblem atomic.Value
 }
 
 // NewMain loads the environment, opens the store, loads the policy
@@ -112,21 +125,49 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		m.Close()
 		return nil, err
 	}
-	targets, err := bot.NewTargets(m.Policy.Targets, net.DefaultResolver, bot.NewRateLimiter(m.Policy.Limits.TargetPerMinute))
+	if m.Router, err = m.buildRouter(m.Policy); err != nil {
+		m.Close()
+		return nil, err
+	}
+	lease, _, err := approvalLease(env)
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
-	m.Runners, m.ssh, m.SSHProblem, err = newRunners(env, m.Policy, m.Log)
+	m.lease = lease
+	m.Router.SetLease("", lease)
+	m.live = &liveRouter{}
+	m.live.Store(m.Router)
+	m.routers = []*bot.Router{m.Router}
+	m.Handler = m.live
+	var names []string
+	for _, c := range m.Router.Commands() {
+		names = append(names, c.Name())
+	}
+	m.Metrics.Init(names, nil)
+	return m, nil
+}
+
+// buildRouter wires the commands for policy p: its targets, limits,
+// permissions and inventory. The runners are made once (a reload keeps the
+// SSH connections) unless the first policy needed no SSH and this one does.
+func (m *Main) buildRouter(p *bot.Policy) (*bot.Router, error) {
+	targets, err := bot.NewTargets(p.Targets, net.DefaultResolver, bot.NewRateLimiter(p.Limits.TargetPerMinute))
 	if err != nil {
-		m.Close()
 		return nil, err
 	}
-	l := m.Policy.Limits
-	perms := bot.NewPermissions(m.Policy)
-	hosts := bot.HostAccess{Inventory: bot.NewInventory(m.Policy), Perms: perms}
+	if m.Runners == nil || m.ssh == nil {
+		rs, ssh, problem, err := newRunners(m.Env, p, m.Log)
+		if err != nil {
+			return nil, err
+		}
+		m.Runners, m.ssh, m.SSHProblem = rs, ssh, problem
+	}
+	l := p.Limits
+	perms := bot.NewPermissions(p)
+	hosts := bot.HostAccess{Inventory: bot.NewInventory(p), Perms: perms}
 	vantages := commands.Vantages{Hosts: hosts, Runner: m.Runners}
-	m.Router = bot.NewRouter(bot.RouterConfig{
+	r := bot.NewRouter(bot.RouterConfig{
 		Commands: []bot.Command{
 			commands.NewPortcheck(targets, l.PortcheckPorts).WithVantages(vantages),
 			commands.NewScan(targets, l).WithVantages(vantages),
@@ -137,25 +178,13 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		Users:    bot.NewRateLimiter(l.UserPerMinute),
 		Log:      m.Log,
 		Perms:    perms,
-		Approval: m.Policy.Approval,
+		Approval: p.Approval,
 		Store:    m.Store,
 		Notifier: m.Notifiers,
 		Observer: m.Metrics,
 	})
-	m.Router.Add(commands.NewOpsbot(m.Router, hosts))
-	lease, _, err := approvalLease(env)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	m.Router.SetLease("", lease)
-	m.Handler = bot.Prefixed{Router: m.Router}
-	var names []string
-	for _, c := range m.Router.Commands() {
-		names = append(names, c.Name())
-	}
-	m.Metrics.Init(names, nil)
-	return m, nil
+	r.Add(commands.NewOpsbot(r, hosts))
+	return r, nil
 }
 
 // terminal readies a terminal process: what it learns about requests from

@@ -119,7 +119,7 @@ func (m *Main) Serve(ctx context.Context) error {
 		m.Notifiers[names[i]] = a
 	}
 	m.Metrics.Init(nil, names)
-	rd := &readiness{store: m.Store, adapters: adapters, names: names, log: m.Log, set: m.Metrics.SetReady}
+	rd := &readiness{store: m.Store, adapters: adapters, names: names, log: m.Log, set: m.Metrics.SetReady, policy: m.policyStatus}
 	if m.Env.MetricsAddr == "" {
 		mux.Handle("GET /metrics", m.Metrics.Handler())
 	}
@@ -128,6 +128,7 @@ func (m *Main) Serve(ctx context.Context) error {
 	})
 	mux.HandleFunc("GET /readyz", rd.serveHTTP)
 
+	m.lease = setup.lease
 	m.Router.SetLease("", setup.lease)
 	ln, err := net.Listen("tcp", m.Env.HTTPAddr)
 	if err != nil {
@@ -170,12 +171,14 @@ func (m *Main) Serve(ctx context.Context) error {
 	// Readiness at start (a token the platform refuses is logged now) and
 	// every readyInterval, each change logged with its cause.
 	wg.Go(func() { rd.watch(ctx) })
+	// SIGHUP loads the policy file again (systemctl reload opsbot).
+	wg.Go(func() { m.watchReload(ctx) })
 	// Expire approval requests as they fall due, so their prompts say so,
 	// and report as abandoned the approved actions whose replica stopped
 	// renewing its lease (it died mid-action): first at start, since this
 	// may be the replica restarted after such a death.
 	wg.Go(func() {
-		m.Router.ExpireApprovals(ctx)
+		m.live.Load().ExpireApprovals(ctx)
 		t := time.NewTicker(setup.sweep)
 		defer t.Stop()
 		for {
@@ -183,7 +186,7 @@ func (m *Main) Serve(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				m.Router.ExpireApprovals(ctx)
+				m.live.Load().ExpireApprovals(ctx)
 			}
 		}
 	})
@@ -205,7 +208,7 @@ func (m *Main) Serve(ctx context.Context) error {
 	// Commands acknowledged before the shutdown (a scan posting its result
 	// later) get the rest of the grace period; those still running then
 	// are canceled, and their replies say why.
-	if n := m.Router.Drain(sctx, cancelGrace); n > 0 {
+	if n := m.drainAll(sctx); n > 0 {
 		m.Log.Warn("shutting down: canceled running requests", "count", n)
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), cancelGrace)
