@@ -20,9 +20,10 @@ test: ## every test, with -race; the namespace tests need root (CI=true: missing
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory deploytest
 
-deploytest: ## the deploy/ tests: the Helm chart, and the container image (buildah, root)
+deploytest: ## the deploy/ tests: the Helm chart, the container image (buildah, root), the systemd unit
 	$(MAKE) --no-print-directory chart
 	bash deploy/container/test.sh
+	bash deploy/systemd/test.sh
 
 fuzz: ## each fuzz target briefly (FUZZTIME=20000x inputs; 30s works too)
 	go test -run='^$$' -fuzz='^FuzzSplitWords$$' -fuzztime=$(FUZZTIME) ./bot
