@@ -1,6 +1,6 @@
 // Command opsbot is the ChatOps bot: `opsbot` (terminal when no chat is
 // configured), `opsbot shell`, `opsbot run 'LINE'`, `opsbot serve`,
-// `opsbot config check`. Main wires the adapters to the core as plain
+// `opsbot config check`, `opsbot backup FILE`. Main wires the adapters to the core as plain
 // struct fields: NewMain, then Run, then Close.
 package main
 
@@ -50,6 +50,7 @@ Usage:
   opsbot audit export [--since TIME]
                                   the audit log as JSON lines (TIME: RFC 3339, a date, or a
                                   duration ago such as 24h)
+  opsbot backup FILE              an online copy of the SQLite store (PostgreSQL: pg_dump)
   opsbot version
 
 Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgres:// URL),
@@ -297,6 +298,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return configCmd(args, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args, stdout, stderr)
 	case "probe":
 		// Hidden: what a bot runs on a vantage host over SSH (/portcheck
 		// ... from HOST). No policy, no config, no store: the calling bot
