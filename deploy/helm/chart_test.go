@@ -4,9 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,7 +59,12 @@ func loadChart(t *testing.T) *chart.Chart {
 // values.yaml` would, values being YAML.
 func render(t *testing.T, values string) (manifests, error) {
 	t.Helper()
-	ch := loadChart(t)
+	return renderChart(t, loadChart(t), values)
+}
+
+// renderChart renders ch (a chart as loaded, or as `helm package` changed it).
+func renderChart(t *testing.T, ch *chart.Chart, values string) (manifests, error) {
+	t.Helper()
 	vals, err := chartutil.ReadValues([]byte(values))
 	require.NoError(t, err)
 	top, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true, Revision: 1}, chartutil.DefaultCapabilities)
@@ -543,10 +550,99 @@ func TestChart_SSHKeyComesFromASecretFile(t *testing.T) {
 }
 
 func TestChart_ShutdownGraceFitsThePodsGracePeriod(t *testing.T) {
-	c := container(t, mustRender(t, ``))
-	assert.Equal(t, "20s", envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value, "30 s for the pod, 10 s kept for canceling and posting")
+	m := mustRender(t, ``)
+	c := container(t, m)
+	pod := m.Deployment.Spec.Template.Spec
+	require.NotNil(t, c.Lifecycle, "a preStop delay")
+	require.NotNil(t, c.Lifecycle.PreStop)
+	require.NotNil(t, c.Lifecycle.PreStop.Sleep, "the sleep action: the image has no shell to run sleep with")
+	preStop := c.Lifecycle.PreStop.Sleep.Seconds
+	assert.EqualValues(t, 5, preStop)
+	grace, err := time.ParseDuration(envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value)
+	require.NoError(t, err)
+	assert.Equal(t, 20*time.Second, grace, "the bot's default, as systemd and the container docs have it")
+	// serve needs grace + 10 s after SIGTERM (cmd/opsbot: shutdownTail);
+	// the kubelet sends SIGTERM after the preStop sleep and SIGKILL at the
+	// end of the grace period.
+	worst := time.Duration(preStop)*time.Second + grace + 10*time.Second
+	assert.Equal(t, worst+5*time.Second, time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second, "5 s of margin before SIGKILL")
 	assert.Equal(t, "1m", envVar(t, c, "OPSBOT_APPROVAL_LEASE").Value)
+
 	c = container(t, mustRender(t, "terminationGracePeriodSeconds: 120\napprovalLease: 30s\n"))
-	assert.Equal(t, "110s", envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value)
+	assert.Equal(t, "100s", envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value)
 	assert.Equal(t, "30s", envVar(t, c, "OPSBOT_APPROVAL_LEASE").Value)
+
+	c = container(t, mustRender(t, "preStopSleepSeconds: 0\n"))
+	assert.Nil(t, c.Lifecycle, "0 turns the delay off")
+	assert.Equal(t, "25s", envVar(t, c, "OPSBOT_SHUTDOWN_GRACE").Value)
+
+	_, err = render(t, "terminationGracePeriodSeconds: 15\n")
+	require.Error(t, err, "no room for the shutdown")
+	assert.Contains(t, err.Error(), "must be at least preStopSleepSeconds (5) + 16")
+}
+
+// The NOTES a team reads after helm install: the commands to register (the
+// same as the Slack manifest's), https URLs when the Ingress has TLS, and
+// the warnings for settings that install but do not work.
+func TestChart_NotesListTheCommandsAndWarn(t *testing.T) {
+	var manifest struct {
+		Features struct {
+			SlashCommands []struct {
+				Command string `json:"command"`
+			} `json:"slash_commands"`
+		} `json:"features"`
+	}
+	b, err := os.ReadFile(filepath.Join("..", "slack", "manifest.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &manifest))
+	require.GreaterOrEqual(t, len(manifest.Features.SlashCommands), 6)
+	notes := mustRender(t, ``).Notes
+	for _, c := range manifest.Features.SlashCommands {
+		assert.Regexp(t, `(?m)^  `+regexp.QuoteMeta(c.Command)+` `, notes, "NOTES lists %s", c.Command)
+	}
+
+	tls := mustRender(t, "ingress: {enabled: true, hosts: [bot.example.org], tls: [{secretName: t, hosts: [bot.example.org]}]}\n").Notes
+	assert.Contains(t, tls, "https://bot.example.org/slack/commands")
+	assert.NotContains(t, tls, "has no TLS")
+	plain := mustRender(t, "ingress: {enabled: true, hosts: [bot.example.org]}\n").Notes
+	assert.Contains(t, plain, "WARNING: the Ingress has no TLS")
+
+	ssh := mustRender(t, "ssh: {existingSecret: opsbot-ssh}\n").Notes
+	assert.Contains(t, ssh, "WARNING: ssh.existingSecret is set but ssh.knownHosts is empty")
+	assert.NotContains(t, mustRender(t, "ssh: {existingSecret: opsbot-ssh, knownHosts: 'h ssh-ed25519 AAAA'}\n").Notes, "ssh.knownHosts is empty")
+
+	mm := mustRender(t, "config: {mattermostURL: 'https://chat.example.com'}\ningress: {enabled: true, hosts: [bot.example.org]}\n").Notes
+	assert.Contains(t, mm, "WARNING: Mattermost without config.publicURL")
+	assert.Contains(t, mm, "config.publicURL=https://bot.example.org")
+	assert.NotContains(t, mustRender(t, "config: {mattermostURL: 'https://chat.example.com', publicURL: 'https://bot.example.org'}\n").Notes, "without config.publicURL")
+}
+
+// deploy/README.md's install command gives the Ingress TLS, and the URLs
+// it tells a team to paste are https.
+func TestChart_RecipeInTheDocsServesHTTPS(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	doc := string(b)
+	i := strings.Index(doc, "helm install opsbot deploy/helm/opsbot")
+	require.Positive(t, i)
+	cmd := doc[i : i+strings.Index(doc[i:], "```")]
+	assert.Contains(t, cmd, "ingress.tls[0].secretName=")
+	assert.Contains(t, cmd, "ingress.tls[0].hosts[0]=opsbot.example.com")
+	assert.NotContains(t, doc, "http://opsbot.example.com")
+}
+
+// `make chart-package` stamps the git version into the chart's appVersion
+// (helm package --app-version): the pods then run the image of that tag,
+// labelled with it.
+func TestChart_AppVersionStampedAtPackagingPicksTheImage(t *testing.T) {
+	ch := loadChart(t)
+	ch.Metadata.AppVersion = "v1.4.0"
+	m, err := renderChart(t, ch, ``)
+	require.NoError(t, err)
+	assert.Equal(t, "opsbot:v1.4.0", container(t, m).Image)
+	assert.Equal(t, "v1.4.0", m.Deployment.Labels["app.kubernetes.io/version"])
+	assert.Contains(t, m.Notes, "opsbot v1.4.0 is deployed")
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	require.NoError(t, err)
+	assert.Contains(t, string(mk), "helm package opsbot --app-version '$(VERSION)'")
 }

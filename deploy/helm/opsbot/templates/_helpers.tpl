@@ -60,6 +60,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* OPSBOT_SHUTDOWN_GRACE in seconds: the pod's grace period less the
+preStop sleep, the bot's 10 s to cancel and deliver, and 5 s of margin. */}}
+{{- define "opsbot.shutdownGrace" -}}
+{{- sub (sub (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) 15 }}
+{{- end }}
+
 {{/* Settings that cannot work together fail the render with the reason. */}}
 {{- define "opsbot.validate" -}}
 {{- if not (has .Values.database.type (list "postgres" "sqlite")) }}
@@ -67,6 +73,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and (eq .Values.database.type "sqlite") (gt (int .Values.replicaCount) 1) }}
 {{- fail "database.type=sqlite keeps the store in one pod's file: set replicaCount=1, or use database.type=postgres for several replicas" }}
+{{- end }}
+{{- if lt (include "opsbot.shutdownGrace" . | int) 1 }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds (%d) + 16: the bot needs 10 s after its shutdown grace to cancel and post, and 5 s of margin" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
 {{- end }}
 {{- if not .Values.image.repository }}
 {{- fail "image.repository is empty: name the image built from deploy/container/Dockerfile" }}
