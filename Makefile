@@ -1,5 +1,9 @@
 # opsbot: the project's vocabulary. `make help` lists the targets.
+# The version comes from git tags (vMAJOR.MINOR.PATCH): stamped into the
+# binary, the image's tag and label, and the packaged chart's appVersion.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The chart's own SemVer: the tag without its v, or 0.0.0-dev between tags.
+CHART_VERSION ?= $(or $(shell echo '$(VERSION)' | sed -n 's/^v\([0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\)$$/\1/p'),0.0.0-dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 # Inputs per fuzz target, not seconds: Go 1.26's fuzz coordinator can fail
@@ -7,7 +11,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 # ends mid-input on a loaded machine (go.dev/issue/75804, fixed in 1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: help run test fuzz deploytest bench lint build dist clean image chart
+.PHONY: help run test fuzz deploytest installtest bench lint build dist clean image chart chart-package
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +28,9 @@ deploytest: ## the deploy/ tests: the Helm chart, the container image (buildah, 
 	$(MAKE) --no-print-directory chart
 	bash deploy/container/test.sh
 	bash deploy/systemd/test.sh
+
+installtest: ## walk every install path that runs here and check what the docs say (deploy/install-paths.sh, root)
+	bash deploy/install-paths.sh
 
 fuzz: ## each fuzz target briefly (FUZZTIME=20000x inputs; 30s works too)
 	go test -run='^$$' -fuzz='^FuzzSplitWords$$' -fuzztime=$(FUZZTIME) ./bot
@@ -70,7 +77,11 @@ clean: ## remove build output
 
 image: dist ## container image FROM scratch with buildah, no daemon (deploy/container)
 	sh deploy/container/rootfs.sh dist/opsbot-linux-$$(go env GOARCH) /etc/ssl/certs/ca-certificates.crt dist/image
-	buildah --storage-driver vfs bud --isolation chroot -f deploy/container/Dockerfile.prebuilt -t localhost/opsbot:$(VERSION) .
+	buildah --storage-driver vfs bud --isolation chroot --build-arg VERSION=$(VERSION) -f deploy/container/Dockerfile.prebuilt -t localhost/opsbot:$(VERSION) .
 
 chart: ## the Helm chart's tests: render, lint, decode (deploy/helm, its own module)
 	cd deploy/helm && go test -race -count=1 ./...
+
+chart-package: ## dist/opsbot-CHART_VERSION.tgz with appVersion $(VERSION) (the image tag it runs)
+	mkdir -p dist
+	cd deploy/helm && go run helm.sh/helm/v3/cmd/helm package opsbot --app-version '$(VERSION)' --version '$(CHART_VERSION)' -d ../../dist
