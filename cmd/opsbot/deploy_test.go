@@ -196,6 +196,10 @@ func TestShutdown_SupervisorsWaitLongerThanServeNeeds(t *testing.T) {
 	require.NotNil(t, m, "the unit sets TimeoutStopSec")
 	assert.Equal(t, want, atoi(t, m[1]), "systemd: grace + 10 s + 5 s margin")
 
+	m = regexp.MustCompile(`(?m)^daemon_timeout=(\d+)$`).FindStringSubmatch(readRepo(t, "deploy/openbsd/opsbot"))
+	require.NotNil(t, m, "the rc.d script sets daemon_timeout")
+	assert.Equal(t, want, atoi(t, m[1]), "OpenBSD rc.d: grace + 10 s + 5 s margin")
+
 	docs := readRepo(t, "deploy/README.md")
 	for _, re := range []string{`docker stop -t (\d+)`, `--stop-timeout (\d+)`} {
 		m := regexp.MustCompile(re).FindStringSubmatch(docs)

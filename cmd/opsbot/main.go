@@ -45,7 +45,7 @@ Usage:
   opsbot run [--as USER] [--config FILE] 'LINE'
                                   one command; exit 0 success, 1 negative result,
                                   2 usage or config error, 3 denied, 4 waiting for approval
-  opsbot serve                    the chat adapters (Slack, Mattermost)
+  opsbot serve                    the chat adapters (Slack, Mattermost); SIGHUP reloads the policy
   opsbot config check [--config FILE]
   opsbot audit export [--since TIME]
                                   the audit log as JSON lines (TIME: RFC 3339, a date, or a
@@ -57,7 +57,8 @@ Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgr
   OPSBOT_LOG_LEVEL (debug, info, warn, error; default warn in the terminal, info for serve),
   OPSBOT_LOG_FORMAT (text, the default, or json),
   OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh),
-  OPSBOT_SHUTDOWN_GRACE (serve: how long running commands may finish after SIGTERM; default 20s),
+  OPSBOT_SHUTDOWN_GRACE (serve: how long running commands may finish after SIGTERM; default 20s;
+    the process ends at most 10s later), OPSBOT_METRICS_ADDR (serve: /metrics on its own address),
   OPSBOT_APPROVAL_LEASE (how long a process's claim on a running action lasts unrenewed; default 1m).
 `
 
