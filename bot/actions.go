@@ -39,25 +39,25 @@ type flight struct {
 
 // startAction records req's start and keeps its lease until the returned
 // flight's stop. The error, user-safe, says why nothing may run.
-func (r *Router) startAction(ctx context.Context, req Request, key string, hosts []string) (*flight, error) {
-	now := r.now()
+func (s *ApprovalService) startAction(ctx context.Context, req Request, key string, hosts []string) (*flight, error) {
+	now := s.now()
 	rec := AuditRecord{
 		Time: now.UTC(), Kind: AuditStarted, RequestID: req.ID,
 		Platform: req.Platform, User: req.User, UserName: req.UserName, Channel: req.Channel,
-		Line: req.Line, Command: key, Hosts: hosts, Result: "running", Message: "started on replica " + r.replica,
-		Person: r.perms.Person(WhoOf(req)), SelfAsserted: req.SelfAsserted,
+		Line: req.Line, Command: key, Hosts: hosts, Result: "running", Message: "started on replica " + s.replica,
+		Person: s.perms.Person(WhoOf(req)), SelfAsserted: req.SelfAsserted,
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := r.store.BeginAction(actx, rec, Lease{Holder: r.replica, Until: now.Add(r.lease)}); err != nil {
-		r.obs.AuditFailed(AuditStarted)
-		r.log.Error("audit write failed: the action did not run", "err", err, "record", fmt.Sprintf("%+v", rec))
+	if _, err := s.store.BeginAction(actx, rec, Lease{Holder: s.replica, Until: now.Add(s.lease)}); err != nil {
+		s.obs.AuditFailed(AuditStarted)
+		s.log.Error("audit write failed: the action did not run", "err", err, "record", fmt.Sprintf("%+v", rec))
 		return nil, &Error{Code: EFAILED, Err: err, Message: fmt.Sprintf(
 			"nothing ran: the audit log could not record that %q is starting (%s), and opsbot changes nothing it cannot audit. Try again once the store is back; the bot's log has the details (ref %s)",
 			key, storeTrouble(err), req.ID)}
 	}
-	return &flight{stop: r.renewing(func(now time.Time) error {
-		return r.store.RenewAction(context.WithoutCancel(ctx), req.ID, Lease{Holder: r.replica, Until: now.Add(r.lease)})
+	return &flight{stop: s.renewing(func(now time.Time) error {
+		return s.store.RenewAction(context.WithoutCancel(ctx), req.ID, Lease{Holder: s.replica, Until: now.Add(s.lease)})
 	}, "action", req.ID)}, nil
 }
 
@@ -65,18 +65,18 @@ func (r *Router) startAction(ctx context.Context, req Request, key string, hosts
 // Its approval's lease already marks it in flight: if this replica dies,
 // the sweep that finds the lease lapsed records it abandoned (outcome
 // unknown) and announces it.
-func (r *Router) startApproved(ctx context.Context, req Request, a Approval) error {
+func (s *ApprovalService) startApproved(ctx context.Context, req Request, a Approval) error {
 	rec := AuditRecord{
-		Time: r.now().UTC(), Kind: AuditStarted, RequestID: req.ID,
+		Time: s.now().UTC(), Kind: AuditStarted, RequestID: req.ID,
 		Platform: req.Platform, User: req.User, UserName: req.UserName, Channel: req.Channel,
-		Line: req.Line, Command: a.Command, Hosts: a.Hosts, ApprovalID: a.ID, Result: "running", Message: "started on replica " + r.replica,
-		Person: r.perms.Person(WhoOf(req)),
+		Line: req.Line, Command: a.Command, Hosts: a.Hosts, ApprovalID: a.ID, Result: "running", Message: "started on replica " + s.replica,
+		Person: s.perms.Person(WhoOf(req)),
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := r.store.AppendAudit(actx, rec); err != nil {
-		r.obs.AuditFailed(AuditStarted)
-		r.log.Error("audit write failed: the approved action did not run", "err", err, "record", fmt.Sprintf("%+v", rec))
+	if _, err := s.store.AppendAudit(actx, rec); err != nil {
+		s.obs.AuditFailed(AuditStarted)
+		s.log.Error("audit write failed: the approved action did not run", "err", err, "record", fmt.Sprintf("%+v", rec))
 		return &Error{Code: EFAILED, Err: err, Message: fmt.Sprintf(
 			"nothing ran: the audit log could not record that the approved %q is starting (%s), and opsbot changes nothing it cannot audit. Request it again once the store is back (ref %s)",
 			a.Command, storeTrouble(err), req.ID)}
@@ -86,13 +86,13 @@ func (r *Router) startApproved(ctx context.Context, req Request, a Approval) err
 
 // renewing calls renew every third of the lease until the returned stop,
 // which reports whether renew said the claim was lost (ECONFLICT).
-func (r *Router) renewing(renew func(now time.Time) error, what, id string) (stop func() (lost bool)) {
-	every := max(r.lease/3, time.Millisecond)
+func (s *ApprovalService) renewing(renew func(now time.Time) error, what, id string) (stop func() (lost bool)) {
+	every := max(s.lease/3, time.Millisecond)
 	done, quit := make(chan struct{}), make(chan struct{})
 	var gone atomic.Bool
 	go func() {
 		defer close(done)
-		t := r.clock.NewTicker(every)
+		t := s.clock.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -100,15 +100,15 @@ func (r *Router) renewing(renew func(now time.Time) error, what, id string) (sto
 				return
 			case <-t.C():
 			}
-			err := renew(r.now())
+			err := renew(s.now())
 			switch {
 			case err == nil:
 			case ErrorCode(err) == ECONFLICT:
-				r.log.Error("lost the lease of a running "+what+": another replica declared it interrupted; it goes on and its outcome will be audited", what, id, "replica", r.replica, "err", err)
+				s.log.Error("lost the lease of a running "+what+": another replica declared it interrupted; it goes on and its outcome will be audited", what, id, "replica", s.replica, "err", err)
 				gone.Store(true)
 				return
 			default:
-				r.log.Warn("renewing the lease of a running "+what, what, id, "replica", r.replica, "err", err)
+				s.log.Warn("renewing the lease of a running "+what, what, id, "replica", s.replica, "err", err)
 			}
 		}
 	}()
@@ -140,27 +140,27 @@ func storeTrouble(err error) string {
 // started by a process that died before their outcome (see
 // SweepPlatforms). ExpireApprovals does it too; a process that does not
 // sweep on a ticker (opsbot run) calls this as it starts.
-func (r *Router) SweepInterrupted(ctx context.Context) {
-	if r.store != nil {
-		r.interruptLapsed(ctx)
+func (s *ApprovalService) SweepInterrupted(ctx context.Context) {
+	if s.store != nil {
+		s.interruptLapsed(ctx)
 	}
 }
 
 // interruptLapsed records as interrupted the started actions whose
 // replica stopped renewing their lease, and announces each in its channel.
-func (r *Router) interruptLapsed(ctx context.Context) {
-	recs, err := r.store.InterruptLapsed(ctx, r.now(), r.sweepPlatforms)
+func (s *ApprovalService) interruptLapsed(ctx context.Context) {
+	recs, err := s.store.InterruptLapsed(ctx, s.now(), s.sweepPlatforms)
 	if err != nil {
-		r.log.Error("recording interrupted actions", "err", err)
+		s.log.Error("recording interrupted actions", "err", err)
 		return
 	}
 	for _, rec := range recs {
-		r.log.Warn("action interrupted: its replica stopped between start and outcome", "req", rec.RequestID,
-			"line", rec.Line, "user", rec.Platform+":"+rec.User, "channel", rec.Channel, "by", r.replica)
-		r.obs.Approval(AuditInterrupted)
+		s.log.Warn("action interrupted: its replica stopped between start and outcome", "req", rec.RequestID,
+			"line", rec.Line, "user", rec.Platform+":"+rec.User, "channel", rec.Channel, "by", s.replica)
+		s.obs.Approval(AuditInterrupted)
 		a := Approval{ID: rec.ApprovalID, Line: rec.Line, Platform: rec.Platform, User: rec.User, UserName: rec.UserName,
 			Channel: rec.Channel, RequestID: rec.RequestID, Hosts: rec.Hosts}
-		r.notify(ctx, a, interruptedReply(rec))
+		s.notify(ctx, a, interruptedReply(rec))
 	}
 }
 

@@ -41,22 +41,22 @@ func NewReplicaID() string {
 // and sets how long such a claim holds without renewal (d <= 0 keeps the
 // current duration; an empty replica keeps the current name). Call it
 // before the Router handles requests.
-func (r *Router) SetLease(replica string, d time.Duration) {
+func (s *ApprovalService) SetLease(replica string, d time.Duration) {
 	if replica != "" {
-		r.replica = replica
+		s.replica = replica
 	}
 	if d > 0 {
-		r.lease = d
+		s.lease = d
 	}
 }
 
 // SweepPlatforms limits the interrupted actions this process records and
 // announces to those asked from platforms it can tell (the terminal: only
 // "shell"); nil, the default, takes them all.
-func (r *Router) SweepPlatforms(platforms []string) { r.sweepPlatforms = platforms }
+func (s *ApprovalService) SweepPlatforms(platforms []string) { s.sweepPlatforms = platforms }
 
 // Replica is the name this process's claims carry.
-func (r *Router) Replica() string { return r.replica }
+func (s *ApprovalService) Replica() string { return s.replica }
 
 // Preparer is implemented by commands whose actions can wait for approval:
 // Prepare validates every argument and resolves the hosts without acting,
@@ -125,8 +125,8 @@ func ReplyDigest(r Reply) string {
 }
 
 // needsApproval reports whether policy names key in approval.required.
-func (r *Router) needsApproval(key string) bool {
-	for _, req := range r.approval.Required {
+func (s *ApprovalService) needsApproval(key string) bool {
+	for _, req := range s.approval.Required {
 		if grantMatches(req, key) {
 			return true
 		}
@@ -136,9 +136,9 @@ func (r *Router) needsApproval(key string) bool {
 
 // requestApproval stores a pending request bound to the prepared action and
 // returns the prompt.
-func (r *Router) requestApproval(ctx context.Context, req Request, key string, cmd Command) (Reply, *auditInfo, error) {
+func (s *ApprovalService) requestApproval(ctx context.Context, req Request, key string, cmd Command) (Reply, *auditInfo, error) {
 	info := &auditInfo{kind: AuditRequested}
-	if r.store == nil {
+	if s.store == nil {
 		return Reply{}, info, Errorf(ECONFIG, "%q needs approval, but no store is configured to keep the request", key)
 	}
 	var prep Prepared
@@ -149,7 +149,7 @@ func (r *Router) requestApproval(ctx context.Context, req Request, key string, c
 			return Reply{}, info, err
 		}
 	}
-	now := r.now()
+	now := s.now()
 	a := Approval{
 		ID:        NewID(),
 		State:     ApprovalPending,
@@ -164,15 +164,15 @@ func (r *Router) requestApproval(ctx context.Context, req Request, key string, c
 		UserName:  req.UserName,
 		Channel:   req.Channel,
 		RequestID: req.ID,
-		Needed:    r.approval.Approvals,
+		Needed:    s.approval.Approvals,
 		Created:   now,
-		Expires:   now.Add(r.approval.TTL.D),
+		Expires:   now.Add(s.approval.TTL.D),
 	}
-	if err := r.store.CreateApproval(ctx, a); err != nil {
+	if err := s.store.CreateApproval(ctx, a); err != nil {
 		return Reply{}, info, fmt.Errorf("store approval: %w", err)
 	}
 	info.approvalID, info.hosts = a.ID, a.Hosts
-	return approvalPrompt(a, r.approverRoles(key), r.label(WhoOf(req))), info, nil
+	return approvalPrompt(a, s.approverRoles(key), s.label(WhoOf(req))), info, nil
 }
 
 func joinArgs(args []string) string {
@@ -188,12 +188,12 @@ func joinArgs(args []string) string {
 	return b.String()
 }
 
-func (r *Router) approverRoles(key string) []string {
-	if r.perms == nil {
+func (s *ApprovalService) approverRoles(key string) []string {
+	if s.perms == nil {
 		return nil
 	}
 	var out []string
-	for name, role := range r.perms.roles {
+	for name, role := range s.perms.roles {
 		for _, g := range role.Approve {
 			if grantMatches(g, key) {
 				out = append(out, name)
@@ -208,12 +208,12 @@ func (r *Router) approverRoles(key string) []string {
 // label names a person for prompts and outcomes: "carol (slack:U0CAROL01)"
 // when policy people: knows them, else the identity ("slack:carol" with
 // the display name where there is one).
-func (r *Router) label(w Who) string {
+func (s *ApprovalService) label(w Who) string {
 	id := w.Platform + ":" + w.User
 	if w.UserName != "" && w.UserName != w.User {
 		id = w.Platform + ":" + w.UserName
 	}
-	if person := r.perms.Person(w); person != "" {
+	if person := s.perms.Person(w); person != "" {
 		return person + " (" + w.Platform + ":" + w.User + ")"
 	}
 	return id
@@ -221,19 +221,19 @@ func (r *Router) label(w Who) string {
 
 // voter is what a decision counts under: the person, so that one person
 // with several identities counts once, else the identity.
-func (r *Router) voter(w Who) string {
-	if person := r.perms.Person(w); person != "" {
+func (s *ApprovalService) voter(w Who) string {
+	if person := s.perms.Person(w); person != "" {
 		return "person:" + person
 	}
 	return w.Principal()
 }
 
 // samePerson reports whether a and b are one person.
-func (r *Router) samePerson(a, b Who) bool {
-	if r.perms == nil {
+func (s *ApprovalService) samePerson(a, b Who) bool {
+	if s.perms == nil {
 		return a.Platform == b.Platform && a.User == b.User
 	}
-	return r.perms.SamePerson(a, b)
+	return s.perms.SamePerson(a, b)
 }
 
 // requester is who asked for a.
@@ -276,11 +276,11 @@ func approvalPrompt(a Approval, approvers []string, requestedBy string) Reply {
 // decider's approver role and that they are not the requester, records the
 // decision in the store, and, for the one call whose vote completes the
 // approvals, runs the action.
-func (r *Router) Decide(ctx context.Context, req Request, id string, approve bool, reason string) (reply Reply, err error) {
+func (s *ApprovalService) Decide(ctx context.Context, req Request, id string, approve bool, reason string) (reply Reply, err error) {
 	if err := CheckApprovalID(id); err != nil {
 		return Reply{}, err
 	}
-	if r.store == nil {
+	if s.store == nil {
 		return Reply{}, Errorf(ENOTFOUND, "approval %s: no store is configured, so there are no approval requests", id)
 	}
 	// Every decision on a well-formed ID is audited with it, refusals too.
@@ -297,9 +297,9 @@ func (r *Router) Decide(ctx context.Context, req Request, id string, approve boo
 		if rep.Status == StatusOK && kind == AuditApprove {
 			rep = Reply{Status: StatusOK, Title: "approved"}
 		}
-		r.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, rep, 0)
+		s.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, rep, 0)
 	}()
-	a, err = r.store.Approval(ctx, id)
+	a, err = s.store.Approval(ctx, id)
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
 			return Reply{}, Errorf(ENOTFOUND, "no approval request %s: check the ID in the prompt, or list pending ones with /opsbot approvals", id)
@@ -308,27 +308,27 @@ func (r *Router) Decide(ctx context.Context, req Request, id string, approve boo
 	}
 	who := WhoOf(req)
 	asker := requester(a)
-	own := r.samePerson(who, asker)
-	if approve && own && !r.approval.SelfApprove {
+	own := s.samePerson(who, asker)
+	if approve && own && !s.approval.SelfApprove {
 		if who.Principal() != asker.Principal() {
 			return Reply{}, Errorf(EDENIED, "you requested %s yourself, as %s (policy people: says %s and %s are both %s): another person must approve it (approval.self_approve is off)",
-				id, asker.Principal(), asker.Principal(), who.Principal(), r.perms.Person(who))
+				id, asker.Principal(), asker.Principal(), who.Principal(), s.perms.Person(who))
 		}
 		return Reply{}, Errorf(EDENIED, "you requested %s yourself: another person must approve it (approval.self_approve is off)", id)
 	}
-	if r.perms != nil && (!own || approve) { // withdrawing one's own request needs no approver role
-		if err := r.perms.MayApproveOn(who, a.Command, a.Hosts); err != nil {
+	if s.perms != nil && (!own || approve) { // withdrawing one's own request needs no approver role
+		if err := s.perms.MayApproveOn(who, a.Command, a.Hosts); err != nil {
 			return Reply{}, err
 		}
 	}
-	d := Decision{Principal: r.voter(who), UserName: r.label(who), Approve: approve, Reason: reason, At: r.now()}
-	a, claimed, err := r.store.Decide(ctx, id, d, d.At, Lease{Holder: r.replica, Until: d.At.Add(r.lease)})
+	d := Decision{Principal: s.voter(who), UserName: s.label(who), Approve: approve, Reason: reason, At: s.now()}
+	a, claimed, err := s.store.Decide(ctx, id, d, d.At, Lease{Holder: s.replica, Until: d.At.Add(s.lease)})
 	if err != nil {
 		return Reply{}, err
 	}
 	if !approve {
-		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Denied %s: %s", id, a.Line), Text: "Denied by " + r.label(who) + reasonText(reason) + ". Nothing ran."}
-		r.notify(ctx, a, reply)
+		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Denied %s: %s", id, a.Line), Text: "Denied by " + s.label(who) + reasonText(reason) + ". Nothing ran."}
+		s.notify(ctx, a, reply)
 		return reply, nil
 	}
 	if !claimed {
@@ -342,9 +342,9 @@ func (r *Router) Decide(ctx context.Context, req Request, id string, approve boo
 			Lines: []string{"approval ID: " + id}}, nil
 	}
 	// The decision is audited before the execution it causes.
-	r.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, Reply{Status: StatusOK, Title: "approved; running"}, 0)
+	s.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, Reply{Status: StatusOK, Title: "approved; running"}, 0)
 	kind = "" // already written
-	return r.execute(ctx, req, a), nil
+	return s.execute(ctx, req, a), nil
 }
 
 func reasonText(reason string) string {
@@ -358,9 +358,9 @@ func reasonText(reason string) string {
 // its binding, as the requester, with the output reaching the approver.
 // While it runs, the claim's lease is renewed, so that the other replicas
 // know this one is alive.
-func (r *Router) execute(ctx context.Context, approver Request, a Approval) Reply {
-	start := r.now()
-	stopRenewing, lostEarly := r.keepLease(ctx, a.ID)
+func (s *ApprovalService) execute(ctx context.Context, approver Request, a Approval) Reply {
+	start := s.now()
+	stopRenewing, lostEarly := s.keepLease(ctx, a.ID)
 	name, _, _ := strings.Cut(a.Command, " ")
 	req := Request{
 		ID: NewID(), Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel,
@@ -370,19 +370,19 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 	reply := func() (reply Reply) {
 		defer func() {
 			if p := recover(); p != nil {
-				r.log.Error("approved command panicked", "approval", a.ID, "panic", p)
+				s.log.Error("approved command panicked", "approval", a.ID, "panic", p)
 				reply = ErrorReply(fmt.Errorf("panic: %v", p), req.ID)
 			}
 		}()
 		if lostEarly != nil {
 			return ErrorReply(Errorf(ECONFLICT, "%s; it had not started here, so nothing ran", ErrorMessage(lostEarly)), req.ID)
 		}
-		cmd, ok := r.commands[name]
+		cmd, ok := s.command(name)
 		if !ok {
 			return ErrorReply(Errorf(ENOTFOUND, "the approved command /%s no longer exists", name), req.ID)
 		}
-		if r.perms != nil {
-			if err := r.perms.Allowed(WhoOf(req), a.Command); err != nil {
+		if s.perms != nil {
+			if err := s.perms.Allowed(WhoOf(req), a.Command); err != nil {
 				return ErrorReply(Errorf(EDENIED, "the requester may no longer run %q: %s", a.Command, ErrorMessage(err)), req.ID)
 			}
 		}
@@ -397,26 +397,26 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 			}
 		}
 		if changes(cmd, a.Command) {
-			if err := r.startApproved(ctx, req, a); err != nil {
+			if err := s.startApproved(ctx, req, a); err != nil {
 				return ErrorReply(err, req.ID)
 			}
 		}
 		out, err := cmd.Run(ctx, req)
 		if err != nil {
 			if ErrorCode(err) == EINTERNAL {
-				r.log.Error("approved command failed", "approval", a.ID, "err", err)
+				s.log.Error("approved command failed", "approval", a.ID, "err", err)
 			}
 			return ErrorReply(err, req.ID)
 		}
 		return out
 	}()
 	lost := stopRenewing()
-	took := r.now().Sub(start)
+	took := s.now().Sub(start)
 	state := ApprovalDone
 	if reply.Status == StatusFailed || reply.Status == StatusUsage || reply.Status == StatusDenied {
 		state = ApprovalFailed
 	}
-	o := Outcome{State: state, Status: reply.Status.String(), Title: reply.Title, OutputSHA256: ReplyDigest(reply), Finished: r.now(), Duration: took}
+	o := Outcome{State: state, Status: reply.Status.String(), Title: reply.Title, OutputSHA256: ReplyDigest(reply), Finished: s.now(), Duration: took}
 	// The outcome is recorded even when the request's context has ended.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -424,8 +424,8 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 	// A claim lost before the start ran nothing: the request stays
 	// abandoned, with nothing to add.
 	if lostEarly == nil {
-		if err := r.store.Finish(fctx, a.ID, o); err != nil {
-			r.log.Error("recording approval outcome", "approval", a.ID, "err", err)
+		if err := s.store.Finish(fctx, a.ID, o); err != nil {
+			s.log.Error("recording approval outcome", "approval", a.ID, "err", err)
 			if lost || ErrorCode(err) == ECONFLICT {
 				// Another replica saw the lease lapse (this one could not
 				// renew it in time) and declared the request abandoned. The
@@ -434,12 +434,12 @@ func (r *Router) execute(ctx context.Context, approver Request, a Approval) Repl
 			}
 		}
 	}
-	r.audit(ctx, req, auditInfo{kind: AuditExecution, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, took)
-	reply.Text = joinLines("Approved by "+r.label(WhoOf(approver))+"; requested by "+r.label(requester(a))+" (approval "+a.ID+").", reply.Text)
+	s.audit(ctx, req, auditInfo{kind: AuditExecution, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, took)
+	reply.Text = joinLines("Approved by "+s.label(WhoOf(approver))+"; requested by "+s.label(requester(a))+" (approval "+a.ID+").", reply.Text)
 	if late != "" {
 		reply.Text = joinLines(reply.Text, late)
 	}
-	r.notify(ctx, a, reply)
+	s.notify(ctx, a, reply)
 	return reply
 }
 
@@ -450,9 +450,9 @@ func joinLines(a, b string) string {
 	return a + "\n" + b
 }
 
-func (r *Router) notify(ctx context.Context, a Approval, reply Reply) {
-	if r.notifier != nil {
-		r.notifier.NotifyOutcome(ctx, a, reply)
+func (s *ApprovalService) notify(ctx context.Context, a Approval, reply Reply) {
+	if s.notifier != nil {
+		s.notifier.NotifyOutcome(ctx, a, reply)
 	}
 }
 
@@ -465,26 +465,26 @@ func (r *Router) notify(ctx context.Context, a Approval, reply Reply) {
 // start. One lost later does not stop the action: cutting a half-done
 // restart short could leave things worse than letting it finish, and its
 // outcome is audited either way.
-func (r *Router) keepLease(ctx context.Context, id string) (stop func() (lost bool), err error) {
+func (s *ApprovalService) keepLease(ctx context.Context, id string) (stop func() (lost bool), err error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	every := max(r.lease/3, time.Millisecond)
+	every := max(s.lease/3, time.Millisecond)
 	renew := func() error {
-		now := r.now()
+		now := s.now()
 		rctx, rcancel := context.WithTimeout(ctx, every)
 		defer rcancel()
-		return r.store.RenewLease(rctx, id, Lease{Holder: r.replica, Until: now.Add(r.lease)}, now)
+		return s.store.RenewLease(rctx, id, Lease{Holder: s.replica, Until: now.Add(s.lease)}, now)
 	}
 	if err := renew(); ErrorCode(err) == ECONFLICT {
 		cancel()
 		return func() bool { return true }, err
 	} else if err != nil {
-		r.log.Warn("renewing the lease of an approved action", "approval", id, "replica", r.replica, "err", err)
+		s.log.Warn("renewing the lease of an approved action", "approval", id, "replica", s.replica, "err", err)
 	}
 	done := make(chan struct{})
 	var gone atomic.Bool
 	go func() {
 		defer close(done)
-		t := r.clock.NewTicker(every)
+		t := s.clock.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -498,12 +498,12 @@ func (r *Router) keepLease(ctx context.Context, id string) (stop func() (lost bo
 			case ctx.Err() != nil:
 				return
 			case ErrorCode(err) == ECONFLICT:
-				r.log.Error("lost the lease of a running approved action: it was declared abandoned; the action goes on and its outcome will be audited",
-					"approval", id, "replica", r.replica, "err", err)
+				s.log.Error("lost the lease of a running approved action: it was declared abandoned; the action goes on and its outcome will be audited",
+					"approval", id, "replica", s.replica, "err", err)
 				gone.Store(true)
 				return
 			default:
-				r.log.Warn("renewing the lease of a running approved action", "approval", id, "replica", r.replica, "err", err)
+				s.log.Warn("renewing the lease of a running approved action", "approval", id, "replica", s.replica, "err", err)
 			}
 		}
 	}()
@@ -521,16 +521,16 @@ func (r *Router) keepLease(ctx context.Context, id string) (stop func() (lost bo
 // that channel's unless all is asked, which only an approver may ask.
 // First it expires (and audits) pending requests whose time is up and
 // running ones whose replica stopped renewing its lease.
-func (r *Router) Approvals(ctx context.Context, req Request, all bool) ([]Approval, error) {
+func (s *ApprovalService) Approvals(ctx context.Context, req Request, all bool) ([]Approval, error) {
 	who := WhoOf(req)
-	if all && r.perms != nil && !r.perms.MayApproveAny(who) {
+	if all && s.perms != nil && !s.perms.MayApproveAny(who) {
 		return nil, Errorf(EDENIED, "/opsbot approvals all is for approvers: %s holds no approver role; /opsbot approvals lists your own requests here", who.Principal())
 	}
-	if r.store == nil {
+	if s.store == nil {
 		return nil, nil
 	}
-	r.ExpireApprovals(ctx)
-	list, err := r.store.ListApprovals(ctx, r.now().Add(-RecentApprovals))
+	s.ExpireApprovals(ctx)
+	list, err := s.store.ListApprovals(ctx, s.now().Add(-RecentApprovals))
 	if err != nil {
 		return nil, err
 	}
@@ -539,7 +539,7 @@ func (r *Router) Approvals(ctx context.Context, req Request, all bool) ([]Approv
 		if !all && req.Platform != "shell" && (a.Platform != req.Platform || a.Channel != req.Channel) {
 			continue // another channel's
 		}
-		if r.samePerson(who, requester(a)) || r.perms == nil || r.perms.MayApproveOn(who, a.Command, a.Hosts) == nil {
+		if s.samePerson(who, requester(a)) || s.perms == nil || s.perms.MayApproveOn(who, a.Command, a.Hosts) == nil {
 			out = append(out, a)
 		}
 	}
@@ -548,48 +548,48 @@ func (r *Router) Approvals(ctx context.Context, req Request, all bool) ([]Approv
 
 // PendingApprovals lists the requests waiting for a decision, first
 // expiring (and auditing) the ones whose time is up.
-func (r *Router) PendingApprovals(ctx context.Context) ([]Approval, error) {
-	if r.store == nil {
+func (s *ApprovalService) PendingApprovals(ctx context.Context) ([]Approval, error) {
+	if s.store == nil {
 		return nil, nil
 	}
-	r.ExpireApprovals(ctx)
-	return r.store.PendingApprovals(ctx, r.now())
+	s.ExpireApprovals(ctx)
+	return s.store.PendingApprovals(ctx, s.now())
 }
 
 // ExpireApprovals moves pending requests past their time to expired, and
 // running ones whose lease lapsed (their replica stopped) to failed as
 // abandoned; it audits and announces each. Every replica calls it on a
 // ticker; the store moves each request once, so each is announced once.
-func (r *Router) ExpireApprovals(ctx context.Context) {
-	if r.store == nil {
+func (s *ApprovalService) ExpireApprovals(ctx context.Context) {
+	if s.store == nil {
 		return
 	}
-	expired, err := r.store.ExpirePending(ctx, r.now())
+	expired, err := s.store.ExpirePending(ctx, s.now())
 	if err != nil {
-		r.log.Error("expiring approvals", "err", err)
+		s.log.Error("expiring approvals", "err", err)
 	}
 	for _, a := range expired {
 		req := Request{ID: a.RequestID, Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel, Line: a.Line}
 		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Expired %s: %s", a.ID, a.Line), Text: "Nobody approved it in time. Nothing ran."}
-		r.audit(ctx, req, auditInfo{kind: AuditExpired, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, 0)
-		r.notify(ctx, a, reply)
+		s.audit(ctx, req, auditInfo{kind: AuditExpired, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, 0)
+		s.notify(ctx, a, reply)
 	}
-	r.interruptLapsed(ctx)
-	abandoned, err := r.store.AbandonLapsed(ctx, r.now())
+	s.interruptLapsed(ctx)
+	abandoned, err := s.store.AbandonLapsed(ctx, s.now())
 	if err != nil {
-		r.log.Error("abandoning approvals whose lease lapsed", "err", err)
+		s.log.Error("abandoning approvals whose lease lapsed", "err", err)
 	}
 	for _, a := range abandoned {
-		r.log.Warn("approved action abandoned: its replica stopped renewing the lease", "approval", a.ID,
-			"line", a.Line, "holder", a.Lease.Holder, "lease_expired", a.Lease.Until, "by", r.replica)
+		s.log.Warn("approved action abandoned: its replica stopped renewing the lease", "approval", a.ID,
+			"line", a.Line, "holder", a.Lease.Holder, "lease_expired", a.Lease.Until, "by", s.replica)
 		req := Request{ID: a.RequestID, Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel, Line: a.Line}
-		title := AbandonedOutcome(a, r.now()).Title
+		title := AbandonedOutcome(a, s.now()).Title
 		if a.Outcome != nil {
 			title = a.Outcome.Title
 		}
-		r.audit(ctx, req, auditInfo{kind: AuditAbandoned, key: a.Command, hosts: a.Hosts, approvalID: a.ID},
+		s.audit(ctx, req, auditInfo{kind: AuditAbandoned, key: a.Command, hosts: a.Hosts, approvalID: a.ID},
 			Reply{Status: StatusFailed, Title: title}, 0)
-		r.notify(ctx, a, abandonedReply(a, r.now()))
+		s.notify(ctx, a, abandonedReply(a, s.now()))
 	}
 }
 

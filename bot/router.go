@@ -27,24 +27,16 @@ type Subcommander interface {
 // audit whatever happened. It turns every outcome (errors and panics
 // included) into a Reply.
 type Router struct {
-	commands map[string]Command
-	names    []string
-	users    *RateLimiter
-	log      *slog.Logger
-	perms    *Permissions
-	approval ApprovalPolicy
-	store    Store
-	notifier Notifier
-	obs      Observer
-	clock    Clock
-	now      func() time.Time // clock.Now
-	// replica names this process in the leases of the approved actions it
-	// runs; lease is how long such a claim holds unless renewed.
-	replica string
-	lease   time.Duration
-	// sweepPlatforms limits the interrupted actions this process records
-	// and announces to those asked from these platforms (nil: all).
-	sweepPlatforms []string
+	commands  map[string]Command
+	names     []string
+	users     *RateLimiter
+	log       *slog.Logger
+	perms     *Permissions
+	store     Store // the audit log
+	approvals *ApprovalService
+	obs       Observer
+	clock     Clock
+	now       func() time.Time // clock.Now
 
 	mu       sync.Mutex
 	running  map[string]running // by request ID, for /opsbot cancel
@@ -81,8 +73,7 @@ type RouterConfig struct {
 // NewRouter routes to the configured commands.
 func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
-		approval: cfg.Approval, store: cfg.Store, notifier: cfg.Notifier, obs: cfg.Observer, clock: cfg.Clock,
-		replica: NewReplicaID(), lease: DefaultLease, running: map[string]running{}}
+		store: cfg.Store, obs: cfg.Observer, clock: cfg.Clock, running: map[string]running{}}
 	if r.clock == nil {
 		r.clock = SystemClock{}
 	}
@@ -93,12 +84,7 @@ func NewRouter(cfg RouterConfig) *Router {
 	if r.obs == nil {
 		r.obs = NopObserver{}
 	}
-	if r.approval.Approvals < 1 {
-		r.approval.Approvals = 1
-	}
-	if r.approval.TTL.D <= 0 {
-		r.approval.TTL.D = DefaultApprovalTTL
-	}
+	r.approvals = newApprovalService(r, cfg)
 	for _, c := range cfg.Commands {
 		r.Add(c)
 	}
@@ -263,8 +249,8 @@ func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply
 			return ErrorReply(Errorf(ERATELIMIT, "rate limit: too many commands from you; retry in %s", roundUp(wait)), req.ID), info
 		}
 	}
-	if r.needsApproval(key) {
-		reply, ainfo, err := r.requestApproval(ctx, req, key, cmd)
+	if r.approvals.needsApproval(key) {
+		reply, ainfo, err := r.approvals.requestApproval(ctx, req, key, cmd)
 		ainfo.key = key
 		if err != nil {
 			if ainfo.kind == "" {
@@ -275,7 +261,7 @@ func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply
 		return reply, ainfo
 	}
 	if r.store != nil && changes(cmd, key) {
-		f, err := r.startAction(ctx, req, key, nil)
+		f, err := r.approvals.startAction(ctx, req, key, nil)
 		if err != nil {
 			return ErrorReply(err, req.ID), info
 		}
