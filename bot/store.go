@@ -91,9 +91,23 @@ type Store interface {
 	// takes only what it can announce).
 	InterruptLapsed(ctx context.Context, now time.Time, platforms []string) ([]AuditRecord, error)
 
+	Deliveries
+
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Deliveries recognises a chat platform's retries and replays across
+// replicas: Slack resends a slash command or a click that was not
+// answered in 3 s, possibly to another replica.
+type Deliveries interface {
+	// FirstDelivery records keys (a trigger ID, a digest of the body) until
+	// until, forgetting those recorded before now that have lapsed, and
+	// reports whether none of them was recorded already: true means handle
+	// it, false means it is a retry or a replay. Of replicas racing on one
+	// key, exactly one is told true.
+	FirstDelivery(ctx context.Context, keys []string, now, until time.Time) (bool, error)
 }
 
 // ECONFLICT is the code for a request in a state that does not allow what

@@ -80,7 +80,7 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 	if k, ok := a.handler.(interface{ Knows(string) bool }); ok && !k.Knows(strings.ToLower(name)) {
 		return nil, fmt.Errorf("unknown command %s: the app lists a command this bot does not have", cmd.Command)
 	}
-	if !a.seen.first(prefixed("trigger:", cmd.TriggerID), bodyKey("command", raw)) {
+	if !a.first(ctx, prefixed("trigger:", cmd.TriggerID), bodyKey("command", raw)) {
 		a.log.Info("duplicate slash command ignored", "user", cmd.UserID, "command", cmd.Command)
 		return nil, nil
 	}

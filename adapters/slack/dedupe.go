@@ -2,6 +2,7 @@ package slack
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"sync"
@@ -53,6 +54,31 @@ func (d *dedupe) first(keys ...string) bool {
 			continue
 		}
 		d.keys[k] = d.fifo.PushBack(entry{key: k, seen: now})
+	}
+	return fresh
+}
+
+// dedupeTTL is how long a delivery is remembered: Slack retries within
+// minutes, and a response_url lives 30.
+const dedupeTTL = 10 * time.Minute
+
+// first reports whether a delivery is new: neither this process nor,
+// with a shared store (Config.Deliveries), any replica handled one with
+// any of these keys within dedupeTTL. When the store cannot answer, the
+// delivery is handled (an approval still runs once: the store's
+// compare-and-set decides that) and the failure is logged.
+func (a *Adapter) first(ctx context.Context, keys ...string) bool {
+	if !a.seen.first(keys...) {
+		return false
+	}
+	if a.deliveries == nil {
+		return true
+	}
+	now := a.now()
+	fresh, err := a.deliveries.FirstDelivery(ctx, keys, now, now.Add(dedupeTTL))
+	if err != nil {
+		a.log.Warn("shared de-duplication failed: handling the delivery", "err", err)
+		return true
 	}
 	return fresh
 }

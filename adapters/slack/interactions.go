@@ -46,7 +46,7 @@ func (a *Adapter) interaction(ctx context.Context, cb slack.InteractionCallback,
 	if !strings.HasPrefix(act.Value, "/") {
 		return errors.New("button value is not a command line")
 	}
-	if !a.seen.first(prefixed("trigger:", cb.TriggerID), bodyKey("click", raw)) {
+	if !a.first(ctx, prefixed("trigger:", cb.TriggerID), bodyKey("click", raw)) {
 		a.log.Info("duplicate click ignored", "user", cb.User.ID, "line", act.Value)
 		return nil
 	}

@@ -32,8 +32,11 @@ type Config struct {
 	APIURL        string      // OPSBOT_SLACK_API_URL: tests point it at slacktest ("" = Slack's)
 	Handler       bot.Handler // the Router
 	Audit         bot.Auditor // the store: rejected requests are audited here
-	Log           *slog.Logger
-	Now           func() time.Time // nil = time.Now (tests fake the clock for the 5-minute window)
+	// Deliveries is the store too: retries and replays are recognised
+	// across replicas. nil: by this process only.
+	Deliveries bot.Deliveries
+	Log        *slog.Logger
+	Now        func() time.Time // nil = time.Now (tests fake the clock for the 5-minute window)
 }
 
 // Adapter serves Slack: HTTP endpoints, Socket Mode, and the Notifier the
@@ -50,9 +53,10 @@ type Adapter struct {
 	now      func() time.Time
 	// inflight counts the results being delivered after their
 	// acknowledgement, so that a shutdown can wait for them (Wait).
-	inflight sync.WaitGroup
-	seen     *dedupe // deliveries already handled
-	posted   *dedupe // "channel/ts" of messages posted with chat.postMessage
+	inflight   sync.WaitGroup
+	seen       *dedupe        // deliveries already handled here
+	deliveries bot.Deliveries // and by any replica; nil: here only
+	posted     *dedupe        // "channel/ts" of messages posted with chat.postMessage
 
 	// Tunables; tests shorten them.
 	inlineWait   time.Duration // how long a command may take to be answered in the HTTP response itself
@@ -122,7 +126,8 @@ func New(cfg Config) (*Adapter, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	a.seen = newDedupe(10*time.Minute, 20000, a.now)
+	a.seen = newDedupe(dedupeTTL, 20000, a.now)
+	a.deliveries = cfg.Deliveries
 	a.posted = newDedupe(24*time.Hour, 20000, a.now)
 	opts := []slack.Option{slack.OptionHTTPClient(a.http)}
 	if cfg.APIURL != "" {

@@ -177,3 +177,42 @@ func testActionConcurrentSweepsInterruptOnce(t *testing.T, open func(t *testing.
 		assert.Equal(t, []string{"started", "interrupted"}, kindsOf(t, setup, id))
 	}
 }
+
+func testDeliveriesFirstOnce(t *testing.T, open func(t *testing.T) bot.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	const racers = 10
+	stores := make([]bot.Store, racers)
+	for i := range stores {
+		stores[i] = open(t)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first int
+	)
+	for _, st := range stores {
+		wg.Go(func() {
+			ok, err := st.FirstDelivery(ctx, []string{"trigger:T1", "", "click:sha256:ab"}, now, now.Add(10*time.Minute))
+			assert.NoError(t, err)
+			if ok {
+				mu.Lock()
+				first++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, first, "one replica handles it; the others see a retry")
+
+	st := stores[0]
+	ok, err := st.FirstDelivery(ctx, []string{"trigger:T2", "click:sha256:ab"}, now, now.Add(10*time.Minute))
+	require.NoError(t, err)
+	assert.False(t, ok, "a replay with a new trigger but the same body is a replay")
+	ok, err = st.FirstDelivery(ctx, []string{"trigger:T2"}, now, now.Add(10*time.Minute))
+	require.NoError(t, err)
+	assert.False(t, ok, "every key was recorded, even of a duplicate")
+	ok, err = st.FirstDelivery(ctx, []string{"trigger:T1"}, now.Add(11*time.Minute), now.Add(21*time.Minute))
+	require.NoError(t, err)
+	assert.True(t, ok, "lapsed keys are forgotten")
+}

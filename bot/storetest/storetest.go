@@ -142,6 +142,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Action_LapsedIsInterruptedOnce", testActionLapsedIsInterruptedOnce},
 		{"Action_RenewedIsNotInterrupted", testActionRenewedIsNotInterrupted},
 		{"Action_ConcurrentSweepsInterruptOnce", testActionConcurrentSweepsInterruptOnce},
+		{"Deliveries_FirstOnceAcrossHandles", testDeliveriesFirstOnce},
 		{"ExactlyOnce_ConcurrentHandles", testExactlyOnceHandles},
 		{"ExactlyOnce_TwoNeededConcurrentHandles", testExactlyOnceTwoNeeded},
 		{"ExactlyOnce_AcrossProcesses", testExactlyOnceProcesses},

@@ -57,6 +57,7 @@ func slackPlatform(m *Main) (string, chatAdapter, error) {
 		APIURL:        e.SlackAPIURL,
 		Handler:       m.Handler,
 		Audit:         m.Store,
+		Deliveries:    m.Store,
 		Log:           errorCounting(m.Log.With("platform", "slack"), m.Metrics, "slack"),
 	})
 	if err != nil {
