@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/opsbot/opsbot/adapters/postgres"
+	"github.com/opsbot/opsbot/adapters/postgres/pgtest"
+	"github.com/opsbot/opsbot/bot"
 )
 
 // Audit before action, with real processes: `opsbot run '/apache reload'`
@@ -104,4 +109,81 @@ func TestInterrupted_KillNineBetweenStartAndOutcome(t *testing.T) {
 			assert.Contains(t, r["message"], "outcome unknown")
 		}
 	}
+}
+
+const interruptSlackPolicy = `
+roles:
+  oncall: {commands: [apache]}
+users:
+  "slack:U0ALICE01": [oncall]
+hosts:
+  local: {via: local, apache: {ctl: %s, status_url: "http://127.0.0.1:1/server-status?auto"}}
+`
+
+// The same with `opsbot serve` replicas on PostgreSQL: replica A is killed
+// mid-reload; B and C, started after, both sweep; the action is recorded
+// interrupted once and posted once, in the channel it was asked in.
+func TestInterrupted_KillNineServeReplicaOtherReplicasPostItOnce_PostgreSQL(t *testing.T) {
+	db := pgtest.Database(t)
+	api := newSlackAPI(t)
+	dir := t.TempDir()
+	ctl, mark := blockingCtl(t, dir)
+	cfg := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(interruptSlackPolicy, ctl)), 0o600))
+	bin := opsbotBinary(t)
+	env := func(addr string) []string {
+		return append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+db, "OPSBOT_HTTP_ADDR="+addr,
+			"OPSBOT_SLACK_SIGNING_SECRET="+slackSecret, "OPSBOT_SLACK_BOT_TOKEN=xoxb-test", "OPSBOT_SLACK_API_URL="+api.URL+"/",
+			"OPSBOT_LOG_LEVEL=info", "OPSBOT_APPROVAL_LEASE=1s")
+	}
+	addrA := freePort(t)
+	a := startBot(t, "replica A", bin, env(addrA), addrA)
+	code, body := slackClient{base: a.base, hook: api.URL}.slash(t, "U0ALICE01", "/apache reload local", "trig-reload")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Eventually(t, func() bool { _, err := os.Stat(mark); return err == nil }, 30*time.Second, 20*time.Millisecond, "apache2ctl started")
+	a.kill9(t)
+	killed := time.Now()
+
+	addrB, addrC := freePort(t), freePort(t)
+	startBot(t, "replica B", bin, env(addrB), addrB)
+	startBot(t, "replica C", bin, env(addrC), addrC)
+	posted := func() int {
+		n := 0
+		for _, msg := range api.sentTo("/chat.postMessage") {
+			if strings.Contains(msg, "Interrupted: /apache reload local") {
+				n++
+				assert.Contains(t, msg, "C1", "posted to the channel it came from")
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return posted() == 1 }, 30*time.Second, 50*time.Millisecond, "posted by B or C")
+	t.Logf("posted %s after the kill", time.Since(killed).Round(time.Millisecond))
+
+	st, err := postgres.Open(t.Context(), db)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	// Both replicas keep sweeping (every quarter lease): give them a few
+	// sweeps, then count what they recorded.
+	require.Eventually(t, func() bool {
+		recs, err := st.Audit(t.Context(), bot.AuditQuery{})
+		require.NoError(t, err)
+		sweeps := 0
+		for _, r := range recs {
+			if r.Kind == bot.AuditInterrupted {
+				sweeps++
+			}
+		}
+		return sweeps == 1 && time.Since(killed) > 3*time.Second
+	}, 30*time.Second, 100*time.Millisecond)
+	var kinds []string
+	recs, err := st.Audit(t.Context(), bot.AuditQuery{})
+	require.NoError(t, err)
+	for _, r := range recs {
+		if r.Line == "/apache reload local" {
+			kinds = append(kinds, r.Kind)
+		}
+	}
+	assert.Equal(t, []string{"started", "interrupted"}, kinds, "recorded once")
+	assert.Equal(t, 1, posted(), "posted once")
 }
