@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,7 +69,11 @@ func BenchmarkScanWAN(b *testing.B) {
 	header(w, "(h) scans across a WAN link: opsbot beside nmap -T4, exact sets per run")
 	sayln(w, "  link: tun devices in two namespaces and a relay (delay, jitter, random loss per direction, a bottleneck with a drop-tail queue)")
 	tbl := &Table{Header: []string{"scenario", "ports", "opsbot s", "nmap s", "nmap ÷ opsbot", "limit s", "opsbot ÷ limit", "opsbot exact", "nmap exact", "target"}}
+	only := os.Getenv("OPSBOT_BENCH_WAN") // a substring of the scenarios to run; all when empty
 	for _, sc := range scs {
+		if only != "" && !strings.Contains(sc.name, only) {
+			continue
+		}
 		bed := testbed.New(b, testbed.Options{Targets: []testbed.TargetOptions{{WAN: &sc.link}}})
 		tg := bed.Target(1)
 		for _, p := range sc.open {

@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 )
@@ -49,8 +51,9 @@ const (
 	epochFloor       = 25 * time.Millisecond  // intervals are at least this long
 	epochMinSamples  = 30                     // tries of an interval with a known fate, before it counts
 	congestionMargin = 0.15                   // loss this far above the floor (and twice it) is congestion
-	probeUpGain      = 1.05                   // the rate grows this much per calm interval
-	probeUpEvery     = 100 * time.Millisecond // and at most this often
+	cleanMargin      = 0.05                   // and a try sent at loss within this of the floor counts as evidence
+	probeUpGain      = 1.25                   // the rate grows this much per calm interval (BBR's probing gain)
+	probeUpEvery     = 200 * time.Millisecond // and at most this often
 	paceBurst        = 8                      // tries sent back to back at most when paced
 	stoppedAfter     = 2 * time.Second        // the shortest silence that can mean the target stopped answering
 	recentDecay      = 0.9                    // weight of an interval's loss counts per later interval
@@ -65,7 +68,8 @@ type epoch struct {
 	rttSum         time.Duration
 	rttN           int
 	evaluated      bool
-	congested      bool // its loss was well above the floor
+	congested      bool    // its loss was well above the floor
+	loss           float64 // measured loss, when it had enough samples; -1 otherwise
 }
 
 // NetReport is what the path did during a scan: the facts a reply states
@@ -111,11 +115,13 @@ type control struct {
 	rate     float64 // probes per second; 0 = not paced
 	nextSend time.Time
 
-	epochs   []*epoch
-	floor    float64 // lowest loss of an interval with enough samples; 1 until one
-	lastCut  time.Time
-	lastUp   time.Time
-	queueCut bool
+	epochs  []*epoch
+	floor   float64 // lowest loss of an interval with enough samples; 1 until one
+	lastCut time.Time
+	// recentDelivery: answers and seconds of the last evaluated intervals
+	recentDelivery [][2]float64
+	lastUp         time.Time
+	queueCut       bool
 
 	recentLost, recentAnswered float64
 
@@ -156,7 +162,7 @@ func (c *control) rtoLocked() time.Duration {
 
 func (c *control) epochLenLocked() time.Duration {
 	if !c.haveRTT {
-		return max(epochFloor, c.maxTO/4)
+		return 2 * epochFloor
 	}
 	return max(epochFloor, 2*c.srtt)
 }
@@ -300,11 +306,21 @@ func (c *control) evaluateLocked(now time.Time) {
 			continue
 		}
 		e.evaluated = true
+		e.loss = -1
 		n := e.answered + e.lost
 		if n < epochMinSamples {
 			continue
 		}
 		loss := float64(e.lost) / float64(n)
+		e.loss = loss
+		c.recentDelivery = append(c.recentDelivery, [2]float64{float64(e.answered), e.end.Sub(e.start).Seconds()})
+		if len(c.recentDelivery) > 4 {
+			c.recentDelivery = c.recentDelivery[1:]
+		}
+		if debugAdapt {
+			fmt.Fprintf(os.Stderr, "adapt: t=%v epoch %v+%v sent %d answered %d lost %d loss %.2f floor %.2f rate %.0f window %.0f srtt %v\n",
+				now.Sub(c.start).Round(time.Millisecond), e.start.Sub(c.start).Round(time.Millisecond), e.end.Sub(e.start).Round(time.Millisecond), e.sent, e.answered, e.lost, loss, c.floor, c.rate, c.window, c.srtt)
+		}
 		threshold := max(2*c.floor, c.floor+congestionMargin)
 		if c.floor >= 1 {
 			threshold = congestionMargin
@@ -320,16 +336,22 @@ func (c *control) evaluateLocked(now time.Time) {
 			if n := c.decidedAnswer + c.decidedSilent; n > 0 && c.decidedSilent > 0 {
 				f = max(float64(c.decidedAnswer)/float64(n), 0.05)
 			}
-			delivered := float64(e.answered) / dur / f
-			if c.rate <= 0 || delivered < c.rate {
-				c.rate = max(delivered, 10)
-				c.nextSend = now
-				// The window shrinks to what the rate needs: tries in flight
-				// for a timeout each, twice over, so that it never holds
-				// the rate back.
-				need := c.rate * c.rtoLocked().Seconds() * 2
-				c.window = min(c.window, max(need, initialWindow))
+			// What the last few intervals delivered together counts too:
+			// one interval alone can catch a lull, and a rate set below
+			// what the path carries costs time for the rest of the scan.
+			var ans, secs float64
+			for _, r := range c.recentDelivery {
+				ans += r[0]
+				secs += r[1]
 			}
+			delivered := max(float64(e.answered)/dur, ans/max(secs, 1e-3)) / f
+			c.rate = max(delivered, 10)
+			c.nextSend = now
+			// The window shrinks to what the rate needs: tries in flight
+			// for a timeout each, twice over, so that it never holds the
+			// rate back.
+			need := c.rate * c.rtoLocked().Seconds() * 2
+			c.window = min(c.window, max(need, initialWindow))
 			c.lastCut, c.lastUp = now, now
 			if e.rttN > 0 && c.minRTT > 0 {
 				avg := e.rttSum / time.Duration(e.rttN)
@@ -340,7 +362,7 @@ func (c *control) evaluateLocked(now time.Time) {
 		c.floor = min(c.floor, loss)
 		c.decayed(e)
 		// Look for more: a few percent per interval of at least probeUpEvery.
-		if c.rate > 0 && now.Sub(c.lastUp) >= max(probeUpEvery, e.end.Sub(e.start)) {
+		if c.rate > 0 && now.Sub(c.lastUp) >= max(probeUpEvery, e.end.Sub(e.start), 2*c.srtt) {
 			c.rate *= probeUpGain
 			c.lastUp = now
 		}
@@ -498,7 +520,13 @@ func (c *control) clean(e *epoch) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.evaluateLocked(c.now())
-	return e.evaluated && !e.congested
+	if !e.evaluated || e.congested {
+		return false
+	}
+	// Near the lowest loss seen: a try lost while the scan probed above
+	// the path's rate (losing more than usual, if not enough to call it
+	// congestion) does not count either.
+	return e.loss < 0 || c.floor >= 1 || e.loss <= max(2*c.floor, c.floor+cleanMargin)
 }
 
 // lossSeen reports whether any probe is known lost.
@@ -507,3 +535,5 @@ func (c *control) lossSeen() bool {
 	defer c.mu.Unlock()
 	return c.lost > 0
 }
+
+var debugAdapt = os.Getenv("OPSBOT_PROBE_DEBUG") != ""

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,9 +75,10 @@ type LinkStats struct {
 // wanLink is a running relay between two tun devices.
 type wanLink struct {
 	cfg        Link
-	probe, tgt *os.File
+	probe, tgt int       // tun descriptors, non-blocking
 	out, back  direction // probe→target, target→probe
 	wg         sync.WaitGroup
+	closed     atomic.Bool
 }
 
 type direction struct {
@@ -111,10 +112,10 @@ func (d *direction) snapshot() LinkStats {
 }
 
 // openTun creates a tun device named name in the namespace at nsPath and
-// returns its file, pollable by the runtime. The device lives as long as
-// the file is open.
-func openTun(nsPath, name string) (*os.File, error) {
-	var f *os.File
+// returns its non-blocking descriptor. The device lives as long as the
+// descriptor is open.
+func openTun(nsPath, name string) (int, error) {
+	f := -1
 	err := withNetns(nsPath, func() error {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		if err != nil {
@@ -130,7 +131,7 @@ func openTun(nsPath, name string) (*os.File, error) {
 			_ = unix.Close(fd)
 			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
 		}
-		f = os.NewFile(uintptr(fd), "tun:"+name)
+		f = fd
 		return nil
 	})
 	return f, err
@@ -145,7 +146,7 @@ func (b *Bed) startWAN(tg *Target, peer string, cfg Link) error {
 	}
 	tf, err := openTun(filepath.Join(netnsDir, tg.Netns), "eth0")
 	if err != nil {
-		_ = pf.Close()
+		_ = unix.Close(pf)
 		return err
 	}
 	seed := cfg.Seed
@@ -174,25 +175,44 @@ func (d *direction) init(loss float64, seed uint64) {
 }
 
 func (w *wanLink) close() error {
+	w.closed.Store(true)
 	for _, d := range []*direction{&w.out, &w.back} {
 		d.mu.Lock()
 		d.closed = true
 		d.cond.Broadcast()
 		d.mu.Unlock()
 	}
-	err := errors.Join(w.probe.Close(), w.tgt.Close())
-	w.wg.Wait()
-	return err
+	w.wg.Wait() // the readers look at closed every pollEvery
+	return errors.Join(unix.Close(w.probe), unix.Close(w.tgt))
+}
+
+// pollEvery bounds how long a reader takes to notice teardown.
+const pollEvery = 50 // ms
+
+// realtime gives the calling OS thread a real-time priority, so that the
+// relay reads each packet when it arrives and sends it when it is due, even
+// on a loaded machine: a reader woken late would see a burst the sender
+// never sent, and the modelled queue would drop it. Best effort: without
+// the privilege the relay runs at normal priority.
+func realtime() {
+	runtime.LockOSThread()
+	_ = unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}, 0)
 }
 
 // read takes packets from one device and schedules them for the other.
-func (w *wanLink) read(from *os.File, d *direction) {
+func (w *wanLink) read(from int, d *direction) {
 	defer w.wg.Done()
+	realtime() // the thread ends with the goroutine: never unlocked
 	buf := make([]byte, 65536)
-	for {
-		n, err := from.Read(buf)
-		if err != nil {
-			return // closed at teardown
+	fds := []unix.PollFd{{Fd: int32(from), Events: unix.POLLIN}}
+	for !w.closed.Load() {
+		n, err := unix.Read(from, buf)
+		if err != nil || n <= 0 {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) || err == nil {
+				_, _ = unix.Poll(fds, pollEvery)
+				continue
+			}
+			return
 		}
 		now := time.Now()
 		d.stats.packets.Add(1)
@@ -238,8 +258,9 @@ func (w *wanLink) read(from *os.File, d *direction) {
 }
 
 // write delivers scheduled packets when they fall due.
-func (w *wanLink) write(to *os.File, d *direction) {
+func (w *wanLink) write(to int, d *direction) {
 	defer w.wg.Done()
+	realtime()
 	for {
 		d.mu.Lock()
 		for len(d.pending) == 0 && !d.closed {
@@ -252,7 +273,8 @@ func (w *wanLink) write(to *os.File, d *direction) {
 		due := d.pending[0].due
 		if wait := time.Until(due); wait > 100*time.Microsecond {
 			d.mu.Unlock()
-			time.Sleep(wait)
+			ts := unix.NsecToTimespec(int64(min(wait, pollEvery*time.Millisecond)))
+			_ = unix.Nanosleep(&ts, nil) // on this thread: precise, whatever the runtime's timers do
 			continue
 		}
 		var batch []timedPacket
@@ -265,10 +287,7 @@ func (w *wanLink) write(to *os.File, d *direction) {
 		d.pending = d.pending[k:]
 		d.mu.Unlock()
 		for _, p := range batch {
-			if _, err := to.Write(p.data); err != nil {
-				if errors.Is(err, os.ErrClosed) {
-					return
-				}
+			if _, err := unix.Write(to, p.data); err != nil {
 				continue // the kernel refused one packet (no route yet): lost
 			}
 			d.stats.delivered.Add(1)
