@@ -82,7 +82,7 @@ func TestReady_SocketModeNamesTheConnectionTrouble(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); assert.NoError(t, <-done, "Run returns nil when asked to stop") }()
 	var rerr error
 	eventually(t, func() bool {
 		rerr = a.Ready(t.Context())
