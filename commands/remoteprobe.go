@@ -63,6 +63,9 @@ type probeResult struct {
 	Bytes     int    `json:"bytes,omitempty"`
 	ICMPFrom  string `json:"icmp_from,omitempty"`
 	Witnessed bool   `json:"witnessed,omitempty"`
+	// Doubtful: filtered by the tries made, but the path lost too much (or
+	// the target went quiet) to be sure. Older copies never set it.
+	Doubtful bool `json:"doubtful,omitempty"`
 }
 
 var (
@@ -91,6 +94,7 @@ func toWire(r probe.Result) probeResult {
 	w := probeResult{
 		Port: r.Target.Port(), State: wireStates[r.State], Reason: wireReasons[r.Reason],
 		RTTus: r.RTT.Microseconds(), Tries: r.Tries, Service: r.Service, Bytes: r.Bytes, Witnessed: r.Witnessed,
+		Doubtful: r.Doubtful,
 	}
 	if r.ICMPFrom.IsValid() {
 		w.ICMPFrom = r.ICMPFrom.String()
@@ -189,6 +193,18 @@ func ProbeMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 1
 		}
 		rep.RateLimited, rep.Canceled = res.RateLimited, res.Canceled
+		for _, r := range res.Results {
+			rep.Results = append(rep.Results, toWire(r))
+		}
+	} else if len(ports) > 1 {
+		// Several ports: the scan engine, as a local /portcheck of
+		// several ports uses, measuring the path and retrying its losses.
+		res, err := probe.Scan(ctx, probe.ScanSpec{Target: addr, Proto: proto, Ports: ports, Timeout: timeout}, nil)
+		if err != nil && !res.Canceled {
+			fmt.Fprintf(stderr, "opsbot probe: check of %s failed: %v\n", addr, err)
+			return 1
+		}
+		rep.Canceled = res.Canceled
 		for _, r := range res.Results {
 			rep.Results = append(rep.Results, toWire(r))
 		}
@@ -322,7 +338,7 @@ func decodeReport(data []byte, addr netip.Addr, proto probe.Proto, asked []uint1
 		r := probe.Result{
 			Target: netip.AddrPortFrom(addr, w.Port), Proto: proto, State: st, Reason: rs,
 			RTT: time.Duration(w.RTTus) * time.Microsecond, Tries: w.Tries, Service: truncateRunes(w.Service, 20),
-			Bytes: w.Bytes, Witnessed: w.Witnessed,
+			Bytes: w.Bytes, Witnessed: w.Witnessed, Doubtful: w.Doubtful,
 		}
 		if w.ICMPFrom != "" {
 			a, err := netip.ParseAddr(w.ICMPFrom)

@@ -508,11 +508,17 @@ func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []va
 		if r.limited {
 			notes = append(notes, r.host.Name+": the target rate-limits ICMP errors; opsbot paced its probes so that closed ports read closed.")
 		}
-		var unconfirmed []uint16
+		var unconfirmed, doubtful []uint16
 		for _, c := range r.cells {
 			if c.res.State == probe.OpenFiltered && !c.res.Witnessed && (r.tool == toolOpsbot || r.tool == toolSelf) {
 				unconfirmed = append(unconfirmed, c.res.Target.Port())
 			}
+			if c.res.State == probe.Filtered && c.res.Doubtful {
+				doubtful = append(doubtful, c.res.Target.Port())
+			}
+		}
+		if len(doubtful) > 0 {
+			notes = append(notes, r.host.Name+": unconfirmed, no answer after every try (the path lost too many probes, or the target stopped answering): "+portRanges(doubtful))
 		}
 		if len(unconfirmed) > 0 && len(unconfirmed) <= 50 {
 			notes = append(notes, r.host.Name+": unconfirmed (silent, and the host's ICMP rate limit or a firewall kept opsbot from telling closed from open|filtered): "+portRanges(unconfirmed))

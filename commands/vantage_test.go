@@ -451,3 +451,18 @@ func TestFrom_PrepareBindsTheVantageHostsAndTheAddress(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Probes 10 udp ports of 10.0.0.5 from web01.", prep.Impact)
 }
+
+// A vantage's "unconfirmed" crosses the wire: a port its scan could not be
+// sure of must not read as a plain filtered on the bot.
+func TestDecodeReport_DoubtfulSurvivesTheWire(t *testing.T) {
+	addr := netip.MustParseAddr("10.0.0.5")
+	r := probe.Result{Target: netip.AddrPortFrom(addr, 81), Proto: probe.TCP, State: probe.Filtered, Reason: probe.Timeout, Tries: 9, Doubtful: true}
+	b, err := json.Marshal(probeReport{Format: probeFormat, Address: "10.0.0.5", Proto: "tcp", Mode: "scan", Results: []probeResult{toWire(r)}})
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"doubtful":true`)
+	_, got, err := decodeReport(b, addr, probe.TCP, []uint16{81})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.True(t, got[0].Doubtful)
+	assert.Equal(t, probe.Filtered, got[0].State)
+}
