@@ -108,3 +108,48 @@ func TestListen_ReportsEachConnectionAndCloses(t *testing.T) {
 	assert.Contains(t, all, "Listening on tcp port "+ln)
 	assert.Regexp(t, `connection from 127\.0\.0\.1:\d+, 5 bytes: hello`, all)
 }
+
+func TestScanReply_SaysWhatTheNetworkDid(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.9")
+	tcp := func(p uint16, st probe.State, rs probe.Reason, doubtful bool) probe.Result {
+		return probe.Result{Target: netip.AddrPortFrom(a, p), Proto: probe.TCP, State: st, Reason: rs, Tries: 3, Doubtful: doubtful}
+	}
+	ta := targetArgs{proto: probe.TCP, spec: "80-84", ports: []uint16{80, 81, 82, 83, 84}}
+	for _, tc := range []struct {
+		name   string
+		net    probe.NetReport
+		want   []string
+		absent []string
+	}{
+		{"loss_and_round_trip", probe.NetReport{RTT: 52 * time.Millisecond, Retried: 212, Loss: 0.031},
+			[]string{"About 3% of probes were lost on the way; 212 retried", "Round trip 52 ms"}, []string{"paced"}},
+		{"rate_limit", probe.NetReport{RTT: 2 * time.Millisecond, Paced: 298.6},
+			[]string{"limits new connections to about 299/s: paced"}, []string{"Round trip", "were lost"}},
+		{"slow_link", probe.NetReport{Paced: 4100, Queue: true},
+			[]string{"The path is slower than the scan", "paced to about 4100 probes/s"}, nil},
+		{"clean_lan", probe.NetReport{RTT: 300 * time.Microsecond}, nil, []string{"paced", "were lost", "Round trip"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := probe.ScanResult{Duration: time.Second, Net: tc.net, Results: []probe.Result{
+				tcp(80, probe.Open, probe.Handshake, false),
+				tcp(81, probe.Closed, probe.Refused, false),
+				tcp(82, probe.Filtered, probe.Timeout, false),
+				tcp(83, probe.Filtered, probe.Timeout, true),
+				tcp(84, probe.Filtered, probe.Timeout, true),
+			}}
+			r := scanReply("10.0.0.9 tcp 80-84", bot.Target{Addrs: []netip.Addr{a}}, a, ta, res)
+			assert.Equal(t, bot.Field{Name: "ports", Value: "1 open, 1 closed, 3 filtered (2 unconfirmed)"}, r.Fields[0])
+			assert.Contains(t, r.Text, "filtered: 82")
+			assert.Contains(t, r.Text, "unconfirmed, no answer after every try (the path lost too many probes to be sure no answer was lost too): 83-84")
+			for _, w := range tc.want {
+				assert.Contains(t, r.Text, w)
+			}
+			for _, w := range tc.absent {
+				assert.NotContains(t, r.Text, w)
+			}
+		})
+	}
+	res := probe.ScanResult{Net: probe.NetReport{Stopped: true}, Results: []probe.Result{tcp(83, probe.Filtered, probe.Timeout, true)}}
+	r := scanReply("10.0.0.9 tcp 83", bot.Target{Addrs: []netip.Addr{a}}, a, targetArgs{proto: probe.TCP, ports: []uint16{83}}, res)
+	assert.Contains(t, r.Text, "(the target stopped answering during the scan): 83")
+}
