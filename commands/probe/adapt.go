@@ -118,7 +118,8 @@ type control struct {
 	epochs  []*epoch
 	floor   float64 // lowest loss of an interval with enough samples; 1 until one
 	lastCut time.Time
-	// recentDelivery: answers and seconds of the last evaluated intervals
+	// recentDelivery: answers and seconds of the last interval, if it was
+	// saturated (congested)
 	recentDelivery [][2]float64
 	lastUp         time.Time
 	queueCut       bool
@@ -313,10 +314,6 @@ func (c *control) evaluateLocked(now time.Time) {
 		}
 		loss := float64(e.lost) / float64(n)
 		e.loss = loss
-		c.recentDelivery = append(c.recentDelivery, [2]float64{float64(e.answered), e.end.Sub(e.start).Seconds()})
-		if len(c.recentDelivery) > 4 {
-			c.recentDelivery = c.recentDelivery[1:]
-		}
 		if debugAdapt {
 			fmt.Fprintf(os.Stderr, "adapt: t=%v epoch %v+%v sent %d answered %d lost %d loss %.2f floor %.2f rate %.0f window %.0f srtt %v\n",
 				now.Sub(c.start).Round(time.Millisecond), e.start.Sub(c.start).Round(time.Millisecond), e.end.Sub(e.start).Round(time.Millisecond), e.sent, e.answered, e.lost, loss, c.floor, c.rate, c.window, c.srtt)
@@ -336,15 +333,18 @@ func (c *control) evaluateLocked(now time.Time) {
 			if n := c.decidedAnswer + c.decidedSilent; n > 0 && c.decidedSilent > 0 {
 				f = max(float64(c.decidedAnswer)/float64(n), 0.05)
 			}
-			// What the last few intervals delivered together counts too:
-			// one interval alone can catch a lull, and a rate set below
-			// what the path carries costs time for the rest of the scan.
-			var ans, secs float64
-			for _, r := range c.recentDelivery {
-				ans += r[0]
-				secs += r[1]
+			// What a saturated interval delivered is what the path
+			// carries now. The interval before it, if also saturated,
+			// counts too: one interval alone can catch a lull, and a rate
+			// set below what the path carries costs time for the rest of
+			// the scan.
+			delivered := float64(e.answered) / dur
+			if len(c.recentDelivery) > 0 {
+				r := c.recentDelivery[len(c.recentDelivery)-1]
+				delivered = max(delivered, (r[0]+float64(e.answered))/(r[1]+dur))
 			}
-			delivered := max(float64(e.answered)/dur, ans/max(secs, 1e-3)) / f
+			c.recentDelivery = append(c.recentDelivery[:0], [2]float64{float64(e.answered), dur})
+			delivered /= f
 			c.rate = max(delivered, 10)
 			c.nextSend = now
 			// The window shrinks to what the rate needs: tries in flight
@@ -360,6 +360,7 @@ func (c *control) evaluateLocked(now time.Time) {
 			continue
 		}
 		c.floor = min(c.floor, loss)
+		c.recentDelivery = c.recentDelivery[:0] // only back-to-back saturated intervals pool
 		c.decayed(e)
 		// Look for more: a few percent per interval of at least probeUpEvery.
 		if c.rate > 0 && now.Sub(c.lastUp) >= max(probeUpEvery, e.end.Sub(e.start), 2*c.srtt) {
@@ -420,56 +421,51 @@ func (c *control) lossUpperLocked() float64 {
 }
 
 // sure reports whether tries unanswered tries make a port filtered beyond
-// reasonable doubt, given the loss measured, and whether the target seems
-// to have stopped answering altogether (then nothing is sure).
-func (c *control) sure(tries int) (ok, stopped bool) {
+// reasonable doubt, given the loss measured.
+func (c *control) sure(tries int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.decidedSilent++
-	if c.stoppedLocked() {
-		c.stopped = true
-		return false, true
-	}
 	p := c.lossUpperLocked()
-	return math.Pow(p, float64(tries))*float64(c.ports) <= 10*wrongPerScan, false
+	return math.Pow(p, float64(tries))*float64(c.ports) <= 10*wrongPerScan
 }
 
-// gone reports whether the target seems to have stopped answering: then a
-// silent port is unknown, and more tries would only prolong the scan.
-func (c *control) gone() bool {
+// answeredAny reports whether the target ever answered.
+func (c *control) answeredAny() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stoppedLocked() {
-		c.stopped = true
-	}
-	return c.stopped && c.sentSinceAnswer > 0
+	return !c.lastAnswer.IsZero()
 }
 
-// quiet reports whether the target, which answers often, has been silent
-// for several of its usual gaps: it may be going away, and a silent port
-// must not be called filtered on tries made meanwhile.
-func (c *control) quiet() bool {
+// answeredSince reports whether an answer came after t.
+func (c *control) answeredSince(t time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.decidedAnswer < 10 || c.lastAnswer.IsZero() {
-		return false
-	}
-	meanGap := c.lastAnswer.Sub(c.start) / time.Duration(c.answered)
-	return c.now().Sub(c.lastAnswer) > max(5*meanGap, 3*c.rtoLocked())
+	return c.lastAnswer.After(t)
 }
 
-// stoppedLocked: the target has answered, and has now been silent far
-// longer than the gaps between its answers so far make likely: twenty
-// times the mean gap, and at least stoppedAfter. Time, not a count of
-// tries: the tries to silent ports come in bursts (their timeouts end
-// together), so a run of them says little.
-func (c *control) stoppedLocked() bool {
-	if c.decidedAnswer < 10 || c.lastAnswer.IsZero() {
-		return false
+// silentLonger reports whether the target has not answered for far
+// longer than its round trip: stoppedAfter at least.
+func (c *control) silentLonger() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.lastAnswer.IsZero() && c.now().Sub(c.lastAnswer) > max(stoppedAfter, 10*c.srtt)
+}
+
+// silentFor is how long since the target's last answer (0 before any).
+func (c *control) silentFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastAnswer.IsZero() {
+		return 0
 	}
-	now := c.now()
-	meanGap := c.lastAnswer.Sub(c.start) / time.Duration(c.answered)
-	return now.Sub(c.lastAnswer) > max(20*meanGap, stoppedAfter, 10*c.srtt)
+	return c.now().Sub(c.lastAnswer)
+}
+
+func (c *control) markStopped() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
 }
 
 func (c *control) report() NetReport {

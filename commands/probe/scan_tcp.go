@@ -47,6 +47,8 @@ type tcpScan struct {
 	pingDue    bool
 	pinging    bool
 	lastPing   time.Time
+	unanswered int     // pings unanswered since the last answer
+	parked     []int32 // silent ports waiting for the target to show it is alive
 }
 
 // tcpPort is what the engine knows of one port while it runs.
@@ -54,6 +56,8 @@ type tcpPort struct {
 	tries   uint8
 	queued  bool       // a retry waits in retryq
 	decided bool       //
+	parked  bool       // in tcpScan.parked
+	sent    time.Time  // when the last try went out
 	open    []*os.File // sockets of tries still listening
 	epochs  [maxTriesAll]*epoch
 }
@@ -158,7 +162,19 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
 			return i, true, true
 		}
 		undecided := ts.undecided
+		var release []int32
+		if ts.goneLocked() {
+			release, ts.parked = ts.parked, nil
+			for _, i := range release {
+				ts.port[i].parked = false
+			}
+		} else if len(ts.parked) > 0 && ts.responsive >= 0 && !ts.pinging && !ts.pingDue && time.Since(ts.lastPing) > ts.ctl.rto() {
+			ts.pingDue = true
+		}
 		ts.mu.Unlock()
+		for _, i := range release {
+			ts.settle(int(i))
+		}
 		if k := ts.next.Add(1) - 1; k < int64(len(ts.order)) {
 			return int(ts.order[k]), false, true
 		}
@@ -242,6 +258,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bo
 			}
 			try := int(min(p.tries, maxTriesAll-1)) + 1
 			p.tries = uint8(try)
+			p.sent = start
 			p.epochs[try-1] = e
 			if st != 0 {
 				ts.mu.Unlock()
@@ -324,6 +341,7 @@ func (ts *tcpScan) serve(ctx context.Context, p pendingConn) {
 	if p.ping {
 		ts.mu.Lock()
 		ts.pinging = false
+		ts.unanswered++
 		ts.mu.Unlock()
 		return
 	}
@@ -371,12 +389,9 @@ func slicesDelete(open []*os.File, f *os.File) []*os.File {
 // retry queues port i for another try if it has tries left.
 func (ts *tcpScan) retry(i int) {
 	n := ts.ctl.tries()
-	if ts.ctl.gone() {
-		return // unknown: giveUp says so
-	}
 	ts.mu.Lock()
 	p := &ts.port[i]
-	if p.decided || p.queued || int(p.tries) >= n {
+	if p.decided || p.queued || int(p.tries) >= n || ts.goneLocked() {
 		ts.mu.Unlock()
 		return
 	}
@@ -386,35 +401,47 @@ func (ts *tcpScan) retry(i int) {
 	ts.poke()
 }
 
-// giveUp is called when the last socket of a try stops listening: if no
-// other try of the port is under way, the port is filtered, or gets
-// another try if the loss measured since asks for more.
+// giveUp is called when the socket of a try stops listening.
 func (ts *tcpScan) giveUp(p pendingConn) {
+	ts.mu.Lock()
+	ts.port[p.i].open = slicesDelete(ts.port[p.i].open, p.f)
+	ts.mu.Unlock()
+	ts.settle(p.i)
+}
+
+// settle decides a silent port with no try under way: another try, if
+// the loss measured asks for more; a wait, if the target has not answered
+// anything since the port's last try (a target that went away is silent
+// everywhere, a firewall only where it drops); or filtered.
+func (ts *tcpScan) settle(i int) {
 	n := ts.ctl.tries()
 	ts.mu.Lock()
-	port := &ts.port[p.i]
-	port.open = slicesDelete(port.open, p.f)
-	if port.decided || port.queued || len(port.open) > 0 {
+	port := &ts.port[i]
+	if port.decided || port.queued || port.parked || len(port.open) > 0 {
 		ts.mu.Unlock()
 		return
 	}
-	gone := ts.ctl.gone()
+	gone := ts.goneLocked()
 	clean := 0
 	for _, e := range port.epochs[:port.tries] {
 		if e != nil && ts.ctl.clean(e) {
 			clean++
 		}
 	}
-	// Only tries sent while the path was not congested count; while a
-	// target that answers often is quiet, silence proves nothing: try again
-	// until it answers something or counts as gone.
-	quiet := ts.ctl.quiet()
-	if quiet && ts.responsive >= 0 && !ts.pinging && !ts.pingDue && time.Since(ts.lastPing) > ts.ctl.rto() {
-		ts.pingDue = true
-	}
-	if (clean < n || quiet) && !gone && int(port.tries) < maxTriesAll {
+	// Only tries sent while the path was not congested count.
+	if clean < n && !gone && int(port.tries) < maxTriesAll {
 		port.queued = true
-		ts.retryq = append(ts.retryq, int32(p.i))
+		ts.retryq = append(ts.retryq, int32(i))
+		ts.mu.Unlock()
+		ts.poke()
+		return
+	}
+	if !gone && ts.ctl.answeredAny() && !ts.ctl.answeredSince(port.sent) {
+		port.parked = true
+		ts.parked = append(ts.parked, int32(i))
+		if ts.responsive >= 0 && !ts.pinging && !ts.pingDue {
+			ts.pingDue = true
+		}
 		ts.mu.Unlock()
 		ts.poke()
 		return
@@ -424,11 +451,48 @@ func (ts *tcpScan) giveUp(p pendingConn) {
 	last := ts.undecided == 0
 	tries := int(port.tries)
 	ts.mu.Unlock()
-	sure, _ := ts.ctl.sure(clean)
-	ts.results[p.i].Doubtful = !sure || clean < n
-	ts.finish(p.i, Filtered, Timeout, 0, tries)
+	sure := ts.ctl.sure(clean)
+	ts.results[i].Doubtful = gone || !sure || clean < n
+	ts.finish(i, Filtered, Timeout, 0, tries)
 	if last {
 		ts.poke()
+	}
+}
+
+// goneLocked reports whether the target stopped answering: silent ports
+// wait for it, it has been silent far longer than its round trip, and
+// pings of a port that answered before went unanswered too. Its silent
+// ports are then unknown, not filtered.
+func (ts *tcpScan) goneLocked() bool {
+	ts.maybePingLocked()
+	if !ts.ctl.silentLonger() || (ts.responsive >= 0 && ts.unanswered < 3) {
+		return false
+	}
+	ts.ctl.markStopped()
+	return true
+}
+
+// maybePingLocked asks for a liveness probe when the target has been
+// silent for a few round trips and none is under way.
+func (ts *tcpScan) maybePingLocked() {
+	if ts.responsive >= 0 && !ts.pinging && !ts.pingDue && ts.undecided > 0 &&
+		time.Since(ts.lastPing) > ts.ctl.rto() && ts.ctl.silentFor() > 2*ts.ctl.rto() {
+		ts.pingDue = true
+	}
+}
+
+// wake settles the parked ports after an answer: the target is there.
+func (ts *tcpScan) wake() {
+	ts.mu.Lock()
+	ts.unanswered = 0
+	release := ts.parked
+	ts.parked = nil
+	for _, i := range release {
+		ts.port[i].parked = false
+	}
+	ts.mu.Unlock()
+	for _, i := range release {
+		ts.settle(int(i))
 	}
 }
 
@@ -440,8 +504,10 @@ func (ts *tcpScan) answered(p pendingConn, st State, rs Reason, at time.Time) {
 		ts.pinging = false
 		ts.mu.Unlock()
 		ts.ctl.answer(p.e, at.Sub(p.sent), nil)
+		ts.wake()
 		return
 	}
+	defer ts.wake()
 	ts.mu.Lock()
 	port := &ts.port[p.i]
 	if st == Closed || st == Open {
