@@ -53,6 +53,7 @@ fuzz: ## each fuzz target briefly (FUZZTIME=20000x inputs; 30s works too)
 	go test -run='^$$' -fuzz='^FuzzParseMonitor$$' -fuzztime=$(FUZZTIME) ./commands/relayd
 	go test -run='^$$' -fuzz='^FuzzParseCheck$$' -fuzztime=$(FUZZTIME) ./commands/relayd
 	go test -run='^$$' -fuzz='^FuzzClassify$$' -fuzztime=$(FUZZTIME) ./commands/relayd
+	go test -run='^$$' -fuzz='^FuzzReadConf$$' -fuzztime=$(FUZZTIME) ./commands/relayd
 
 bench: build ## opsbot beside nmap and nc, as ratios from one run (root)
 	go test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout=30m ./bench
