@@ -313,10 +313,14 @@ func TestRun_NormalExitLeavesNoWatchdogAndKillsNothing(t *testing.T) {
 }
 
 // Eight commands at once with a limit of two: a remote counter (under
-// flock) of the commands running at the same time never passes two.
+// flock) of the commands running at the same time never passes two, and
+// reaches it. Each command runs long enough (1 s) that two of them
+// overlap even when a session takes a second to start (a login shell that
+// runs pyenv init on a loaded machine does).
 func TestRun_PerHostConcurrencyIsBounded(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *sshrun.Config) { c.PerHostConcurrency = 2 })
+	f.host.Timeout = time.Minute // four rounds of two, each a session start plus the sleep
 	dir := t.TempDir()
 	count, peak, lock := filepath.Join(dir, "count"), filepath.Join(dir, "peak"), filepath.Join(dir, "lock")
 	require.NoError(t, os.WriteFile(count, []byte("0\n"), 0o600))
@@ -326,7 +330,7 @@ func TestRun_PerHostConcurrencyIsBounded(t *testing.T) {
 exec 9>"$lock"
 flock 9; n=$(( $(cat "$count") + 1 )); echo $n >"$count"
 [ $n -gt $(cat "$peak") ] && echo $n >"$peak"; flock -u 9
-sleep 0.3
+sleep 1
 flock 9; echo $(( $(cat "$count") - 1 )) >"$count"; flock -u 9`
 
 	var wg sync.WaitGroup
