@@ -165,7 +165,13 @@ func (c *control) epochLenLocked() time.Duration {
 	if !c.haveRTT {
 		return 2 * epochFloor
 	}
-	return max(epochFloor, 2*c.srtt)
+	d := max(epochFloor, 2*c.srtt)
+	if c.rate > 0 {
+		// Long enough to hold the samples an interval needs to be judged:
+		// a paced scan must not slip its tries through unjudged.
+		d = max(d, time.Duration(1.5*epochMinSamples/c.rate*float64(time.Second)))
+	}
+	return d
 }
 
 // acquire waits until one more try may go out: the window has room and,

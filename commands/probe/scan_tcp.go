@@ -145,21 +145,21 @@ func (ts *tcpScan) poke() {
 // take gives the next port to try: a queued retry first, then a port not
 // yet tried. It waits while every remaining port is in flight, and
 // returns false when every port is decided or ctx ends.
-func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
+func (ts *tcpScan) take(ctx context.Context) (i int, retry, ping, ok bool) {
 	for {
 		ts.mu.Lock()
 		if ts.pingDue && ts.undecided > 0 {
 			ts.pingDue, ts.pinging, ts.lastPing = false, true, time.Now()
 			i = ts.responsive
 			ts.mu.Unlock()
-			return i, true, true
+			return i, true, true, true
 		}
 		if len(ts.retryq) > 0 {
 			i = int(ts.retryq[0])
 			ts.retryq = ts.retryq[1:]
 			ts.port[i].queued = false
 			ts.mu.Unlock()
-			return i, true, true
+			return i, true, false, true
 		}
 		undecided := ts.undecided
 		var release []int32
@@ -176,12 +176,12 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
 			ts.settle(int(i))
 		}
 		if k := ts.next.Add(1) - 1; k < int64(len(ts.order)) {
-			return int(ts.order[k]), false, true
+			return int(ts.order[k]), false, false, true
 		}
 		ts.next.Add(-1) // keep it from growing without bound while idle
 		if undecided == 0 {
 			ts.poke() // wake the other connectors too
-			return 0, false, false
+			return 0, false, false, false
 		}
 		t := time.NewTimer(10 * time.Millisecond)
 		select {
@@ -191,7 +191,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
 		}
 		t.Stop()
 		if ctx.Err() != nil {
-			return 0, false, false
+			return 0, false, false, false
 		}
 	}
 }
@@ -199,7 +199,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ok bool) {
 func (ts *tcpScan) connector(ctx context.Context) {
 	t := ts.target.clone() // at() writes the port into it
 	for ctx.Err() == nil {
-		i, retry, ok := ts.take(ctx)
+		i, retry, ping, ok := ts.take(ctx)
 		if !ok {
 			return
 		}
@@ -216,7 +216,7 @@ func (ts *tcpScan) connector(ctx context.Context) {
 			ts.ctl.release()
 			return
 		}
-		if !ts.probe(ctx, t, i, e) {
+		if !ts.probe(ctx, t, i, e, ping) {
 			return
 		}
 	}
@@ -224,7 +224,7 @@ func (ts *tcpScan) connector(ctx context.Context) {
 
 // probe sends one try to port i and either decides the port or hands the
 // socket to a waiter. It returns false if the scan must stop.
-func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bool {
+func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, isPing bool) bool {
 	sa := t.at(ts.ports[i])
 	var firstErr time.Time
 	backoff := time.Millisecond
@@ -234,7 +234,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch) bo
 		if err == nil {
 			ts.mu.Lock()
 			p := &ts.port[i]
-			if p.decided && ts.pinging && i == ts.responsive {
+			if isPing {
 				ts.mu.Unlock()
 				ping := pendingConn{i: i, try: 1, sent: start, e: e, ping: true}
 				if st != 0 {

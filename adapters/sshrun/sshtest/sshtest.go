@@ -115,6 +115,7 @@ func Start(t testing.TB) *Server {
 		"PermitRootLogin prohibit-password",
 		"MaxSessions 16",
 		"LogLevel VERBOSE",
+		noDotfiles,
 		"",
 	}, "\n")))
 	s.start(t)
@@ -416,17 +417,28 @@ func StartWith(t testing.TB, opts Options) *Server {
 		"MaxSessions 16",
 		"LogLevel VERBOSE",
 	}
+	// sshd keeps only the first SetEnv line: every variable goes on one.
+	setenv := noDotfiles
 	for _, e := range opts.Env {
 		if strings.ContainsAny(e, "\n\"") || !strings.Contains(e, "=") {
 			t.Fatalf("sshtest: Env entry %q: want NAME=VALUE on one line, without double quotes", e)
 		}
-		config = append(config, `SetEnv "`+e+`"`)
+		setenv += ` "` + e + `"`
 	}
+	config = append(config, setenv)
 	writeFile(t, s.config, []byte(strings.Join(append(config, ""), "\n")))
 	s.start(t)
 	t.Cleanup(func() { s.stop() })
 	return s
 }
+
+// noDotfiles keeps the login shell of the test's user (root, bash) from
+// reading ~/.bashrc: bash reads it for a command run by sshd only as a
+// top-level shell (SHLVL below 2), and a machine's root dotfiles (a pyenv
+// init costs 0.5-2 s a session here, 60 s behind a stale lock) must not
+// set the pace of the tests. Deployments are unaffected: this is the
+// private test sshd's config.
+const noDotfiles = "SetEnv SHLVL=1"
 
 // command is how start runs sshd: directly, or through ip netns exec with
 // the hidden executables bound over first (a fixed script; the paths are
