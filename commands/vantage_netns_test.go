@@ -180,7 +180,14 @@ func TestVantage_TCPMatrixShowsTheFirewallWithEveryTool(t *testing.T) {
 			assert.Contains(t, r.Text, tc.two+": ")
 			assert.Contains(t, r.Text, tc.note)
 			assert.Contains(t, r.Text, "Checked "+target+" from "+tc.group+" ("+tc.one+", "+tc.two+").")
-			assert.Contains(t, strings.Join(r.Lines, "\n"), "from "+tc.two+": "+target+" 80 port [tcp/http] filtered: no answer in 1")
+			// opsbot on a vantage checks several ports with the scan
+			// engine, which says how many tries went unanswered; nc and
+			// bash wait the timeout once.
+			silence := "filtered: no answer in 1"
+			if tc.tool == "opsbot" {
+				silence = "filtered: no answer to "
+			}
+			assert.Contains(t, strings.Join(r.Lines, "\n"), "from "+tc.two+": "+target+" 80 port [tcp/http] "+silence)
 		})
 	}
 	t.Run("a_name_is_resolved_on_the_bot", func(t *testing.T) {
