@@ -103,6 +103,7 @@ type control struct {
 	maxTO   time.Duration // the longest a try waits (ScanSpec.Timeout)
 	ports   int
 	freed   chan struct{} // a slot in the window was freed
+	waiting int           // acquirers waiting on freed
 	haveRTT bool
 	srtt    time.Duration
 	rttvar  time.Duration
@@ -207,11 +208,15 @@ func (c *control) acquire(ctx context.Context, retry bool) (*epoch, error) {
 			c.mu.Unlock()
 			sleepCtx(ctx, wait)
 		} else {
+			c.waiting++
 			c.mu.Unlock()
 			select {
 			case <-c.freed:
 			case <-ctx.Done():
 			}
+			c.mu.Lock()
+			c.waiting--
+			c.mu.Unlock()
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -224,10 +229,13 @@ func (c *control) acquire(ctx context.Context, retry bool) (*epoch, error) {
 func (c *control) release() {
 	c.mu.Lock()
 	c.inflight--
+	waiting := c.waiting > 0
 	c.mu.Unlock()
-	select {
-	case c.freed <- struct{}{}:
-	default:
+	if waiting { // the loopback path decides every try at once: no one waits
+		select {
+		case c.freed <- struct{}{}:
+		default:
+		}
 	}
 }
 

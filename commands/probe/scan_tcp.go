@@ -49,6 +49,9 @@ type tcpScan struct {
 	lastPing   time.Time
 	unanswered int     // pings unanswered since the last answer
 	parked     []int32 // silent ports waiting for the target to show it is alive
+	// quietWake: parked is empty and unanswered is 0, so an answer has
+	// nothing to wake; read without the lock on every answer.
+	quietWake atomic.Bool
 }
 
 // tcpPort is what the engine knows of one port while it runs.
@@ -116,6 +119,7 @@ func (s *scan) runTCP(parent context.Context) error {
 	// Ports that are often open go first: their answers give the first
 	// round-trip samples even behind a firewall that drops the rest.
 	ts.order = probeOrder(s.ports)
+	ts.quietWake.Store(true)
 
 	connectors := min(runtime.GOMAXPROCS(0), s.spec.Concurrency, len(s.ports))
 	var wg sync.WaitGroup
@@ -165,6 +169,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ping, ok bool) {
 		var release []int32
 		if ts.goneLocked() {
 			release, ts.parked = ts.parked, nil
+			ts.quietWake.Store(ts.unanswered == 0)
 			for _, i := range release {
 				ts.port[i].parked = false
 			}
@@ -342,6 +347,7 @@ func (ts *tcpScan) serve(ctx context.Context, p pendingConn) {
 		ts.mu.Lock()
 		ts.pinging = false
 		ts.unanswered++
+		ts.quietWake.Store(false)
 		ts.mu.Unlock()
 		return
 	}
@@ -439,6 +445,7 @@ func (ts *tcpScan) settle(i int) {
 	if !gone && ts.ctl.answeredAny() && !ts.ctl.answeredSince(port.sent) {
 		port.parked = true
 		ts.parked = append(ts.parked, int32(i))
+		ts.quietWake.Store(false)
 		if ts.responsive >= 0 && !ts.pinging && !ts.pingDue {
 			ts.pingDue = true
 		}
@@ -483,10 +490,14 @@ func (ts *tcpScan) maybePingLocked() {
 
 // wake settles the parked ports after an answer: the target is there.
 func (ts *tcpScan) wake() {
+	if ts.quietWake.Load() {
+		return // nothing parked, no ping unanswered: the common case
+	}
 	ts.mu.Lock()
 	ts.unanswered = 0
 	release := ts.parked
 	ts.parked = nil
+	ts.quietWake.Store(true)
 	for _, i := range release {
 		ts.port[i].parked = false
 	}
