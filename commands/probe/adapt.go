@@ -2,9 +2,7 @@ package probe
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"os"
 	"sync"
 	"time"
 )
@@ -29,8 +27,8 @@ import (
 //   - The rate the path carries. Tries are counted by the interval they
 //     were sent in. When the loss of an interval rises well above the
 //     lowest loss seen (random loss does not depend on the rate; a full
-//     queue or a SYN limit does), the send rate falls to what that
-//     interval delivered, and then grows by a few percent per interval to
+//     queue or a SYN limit does), the send rate falls to what the
+//     saturated path delivered, and then grows by a quarter every 200 ms to
 //     look for more. Sending a little above a rate limit costs nothing at
 //     the bottleneck, which passes its rate either way; sending below it
 //     wastes time, so the rate is set from what was delivered, never
@@ -129,7 +127,6 @@ type control struct {
 
 	sent, retried, answered, lost int
 	lastAnswer                    time.Time
-	sentSinceAnswer               int
 	decidedAnswer, decidedSilent  int
 	stopped                       bool
 }
@@ -197,7 +194,6 @@ func (c *control) acquire(ctx context.Context, retry bool) (*epoch, error) {
 				e := c.epochLocked(now)
 				e.sent++
 				c.sent++
-				c.sentSinceAnswer++
 				if retry {
 					c.retried++
 				}
@@ -274,7 +270,6 @@ func (c *control) answer(e *epoch, rtt time.Duration, lost []*epoch) {
 		c.lost++
 	}
 	c.lastAnswer = now
-	c.sentSinceAnswer = 0
 	c.decidedAnswer++
 	// Slow start: one more try in flight per answer, up to the limit.
 	if c.window < float64(c.maxWin) {
@@ -328,10 +323,7 @@ func (c *control) evaluateLocked(now time.Time) {
 		}
 		loss := float64(e.lost) / float64(n)
 		e.loss = loss
-		if debugAdapt {
-			fmt.Fprintf(os.Stderr, "adapt: t=%v epoch %v+%v sent %d answered %d lost %d loss %.2f floor %.2f rate %.0f window %.0f srtt %v\n",
-				now.Sub(c.start).Round(time.Millisecond), e.start.Sub(c.start).Round(time.Millisecond), e.end.Sub(e.start).Round(time.Millisecond), e.sent, e.answered, e.lost, loss, c.floor, c.rate, c.window, c.srtt)
-		}
+
 		threshold := max(2*c.floor, c.floor+congestionMargin)
 		if c.floor >= 1 {
 			threshold = congestionMargin
@@ -376,7 +368,7 @@ func (c *control) evaluateLocked(now time.Time) {
 		c.floor = min(c.floor, loss)
 		c.recentDelivery = c.recentDelivery[:0] // only back-to-back saturated intervals pool
 		c.decayed(e)
-		// Look for more: a few percent per interval of at least probeUpEvery.
+		// Look for more: probeUpGain at most every probeUpEvery (and two round trips).
 		if c.rate > 0 && now.Sub(c.lastUp) >= max(probeUpEvery, e.end.Sub(e.start), 2*c.srtt) {
 			c.rate *= probeUpGain
 			c.lastUp = now
@@ -545,5 +537,3 @@ func (c *control) lossSeen() bool {
 	defer c.mu.Unlock()
 	return c.lost > 0
 }
-
-var debugAdapt = os.Getenv("OPSBOT_PROBE_DEBUG") != ""

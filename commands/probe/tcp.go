@@ -121,38 +121,6 @@ func tcpConnected(fd int) (State, Reason) {
 	return Open, Handshake
 }
 
-// tcpWait waits through Go's netpoller for the connect on fd to finish, and
-// closes fd. done is false if ctx ended before any answer or the deadline.
-func tcpWait(ctx context.Context, fd int, deadline time.Time) (st State, rs Reason, at time.Time, done bool) {
-	f := os.NewFile(uintptr(fd), "tcp-probe")
-	defer func() { _ = f.Close() }() // closes fd
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return Filtered, Timeout, time.Now(), true
-	}
-	if err := f.SetWriteDeadline(deadline); err != nil {
-		// Not pollable (cannot happen for a socket); fall back to one look.
-		st, rs, done = tcpPoll(fd)
-		return st, rs, time.Now(), done
-	}
-	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	// The error from Write only says the wait ended (deadline or the
-	// AfterFunc above); what ended it is read from ctx.
-	_ = rc.Write(func(s uintptr) bool {
-		st, rs, done = tcpPoll(int(s))
-		return done
-	})
-	at = time.Now()
-	switch {
-	case done:
-		return st, rs, at, true
-	case ctx.Err() != nil:
-		return 0, 0, at, false
-	}
-	return Filtered, Timeout, at, true
-}
-
 // fileWait waits through the netpoller for the connect on f to finish,
 // until sent+timeout, and leaves f open. If current is not nil, the wait
 // also ends once sent plus what current gives has passed: a try sent
@@ -245,8 +213,10 @@ func checkTCP(ctx context.Context, target netip.AddrPort, timeout time.Duration,
 			res.State, res.Reason, res.RTT = st, rs, time.Since(start)
 			return res
 		}
-		st, rs, at, done := tcpWait(ctx, fd, deadline)
-		if !done || rs == Timeout {
+		f := os.NewFile(uintptr(fd), "tcp-probe")
+		st, rs, at, done := fileWait(ctx, f, start, deadline.Sub(start), nil)
+		_ = f.Close()
+		if !done {
 			return res // Filtered/Timeout: what is known when time or ctx ran out
 		}
 		res.State, res.Reason, res.RTT = st, rs, at.Sub(start)
