@@ -150,19 +150,19 @@ func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []ui
 	}
 	if len(ports) > 1 && c.scan != nil {
 		for j, a := range addrs {
-			res, err := c.scan(ctx, probe.ScanSpec{Target: a, Proto: proto, Ports: ports, Timeout: timeout}, nil)
+			// A scan stopped by a local error (no descriptors) keeps what
+			// it decided; its error says nothing about the other ports.
+			res, _ := c.scan(ctx, probe.ScanSpec{Target: a, Proto: proto, Ports: ports, Timeout: timeout}, nil)
 			byPort := map[uint16]probe.Result{}
 			for _, r := range res.Results {
 				byPort[r.Target.Port()] = r
 			}
 			for i, p := range ports {
 				r, ok := byPort[p]
-				if !ok || err != nil {
-					// Canceled or stopped by a local error: what is known.
-					r = probe.Result{Target: netip.AddrPortFrom(a, p), Proto: proto, State: probe.Filtered, Reason: probe.Timeout}
-					if proto == probe.UDP {
-						r.State, r.Reason = probe.OpenFiltered, probe.Silence
-					}
+				if !ok {
+					// Undecided: check it alone, which reports a local
+					// error as such and, once ctx has ended, what is known.
+					r = c.check(ctx, netip.AddrPortFrom(a, p), proto, probe.Options{Timeout: timeout})
 				}
 				out[i][j] = r
 			}

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -254,4 +255,27 @@ func FuzzCommandArgs(f *testing.F) {
 			t.Fatalf("timeout %s out of bounds", ta.timeout)
 		}
 	})
+}
+
+// A scan of several ports that stops on a local error keeps what it
+// decided, and the ports it did not decide are checked one by one: a
+// local error is never shown as a port's state.
+func TestPortcheck_ScanStoppedByALocalErrorChecksTheRest(t *testing.T) {
+	p := bot.DefaultPolicy()
+	targets, err := bot.NewTargets(p.Targets, &recordingResolver{names: map[string][]netip.Addr{}}, nil)
+	require.NoError(t, err)
+	nr := &netRecorder{}
+	pc := NewPortcheck(targets, p.Limits.PortcheckPorts)
+	pc.check = nr.check
+	r := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{pc}})
+	pc.scan = func(_ context.Context, spec probe.ScanSpec, _ func(probe.Progress)) (probe.ScanResult, error) {
+		first := netip.AddrPortFrom(spec.Target, spec.Ports[0])
+		return probe.ScanResult{Results: []probe.Result{{Target: first, Proto: spec.Proto, State: probe.Closed, Reason: probe.Refused}}},
+			errors.New("socket: too many open files")
+	}
+	reply := r.Handle(context.Background(), bot.Request{Line: "/portcheck 127.0.0.1 81,82"})
+	assert.Equal(t, []string{"tcp 127.0.0.1:82"}, nr.probes, "only the undecided port is checked again")
+	text := strings.Join(reply.Lines, "\n") + reply.Text
+	assert.Contains(t, text, "127.0.0.1 81 port [tcp/*] closed")
+	assert.Contains(t, text, "Connection to 127.0.0.1 82 port [tcp/*] succeeded!")
 }
