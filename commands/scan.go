@@ -295,6 +295,9 @@ func scanReply(title string, tg bot.Target, addr netip.Addr, ta targetArgs, res 
 		}
 		notes = append(notes, fmt.Sprintf("unconfirmed, no answer after every try (%s): %s", why, portRanges(doubtful)))
 	}
+	if ta.proto == probe.TCP && !res.Canceled && len(res.Results) > 0 && res.Count(probe.Filtered) == len(res.Results) && res.Net.Answered == 0 {
+		notes = append(notes, "Nothing answered at all, on any port: the host is down or unreachable, or a firewall drops everything. Filtered here means only that nothing came back.")
+	}
 	notes = append(notes, networkNotes(res.Net)...)
 	reply.Text = strings.Join(notes, "\n")
 	return reply

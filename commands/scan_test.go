@@ -153,3 +153,19 @@ func TestScanReply_SaysWhatTheNetworkDid(t *testing.T) {
 	r := scanReply("10.0.0.9 tcp 83", bot.Target{Addrs: []netip.Addr{a}}, a, targetArgs{proto: probe.TCP, ports: []uint16{83}}, res)
 	assert.Contains(t, r.Text, "(the target stopped answering during the scan): 83")
 }
+
+func TestScanReply_NothingAnsweredSaysSo(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.9")
+	ta := targetArgs{proto: probe.TCP, spec: "80-81", ports: []uint16{80, 81}}
+	silent := func(p uint16) probe.Result {
+		return probe.Result{Target: netip.AddrPortFrom(a, p), Proto: probe.TCP, State: probe.Filtered, Reason: probe.Timeout, Tries: 6}
+	}
+	res := probe.ScanResult{Results: []probe.Result{silent(80), silent(81)}}
+	r := scanReply("10.0.0.9 tcp 80-81", bot.Target{Addrs: []netip.Addr{a}}, a, ta, res)
+	assert.Contains(t, r.Text, "Nothing answered at all, on any port")
+
+	res.Results[0].State, res.Results[0].Reason = probe.Closed, probe.Refused
+	res.Net.Answered = 1
+	r = scanReply("10.0.0.9 tcp 80-81", bot.Target{Addrs: []netip.Addr{a}}, a, ta, res)
+	assert.NotContains(t, r.Text, "Nothing answered")
+}
