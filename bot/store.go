@@ -92,6 +92,7 @@ type Store interface {
 	InterruptLapsed(ctx context.Context, now time.Time, platforms []string) ([]AuditRecord, error)
 
 	Deliveries
+	CommandTokens
 
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error

@@ -143,6 +143,8 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Action_RenewedIsNotInterrupted", testActionRenewedIsNotInterrupted},
 		{"Action_ConcurrentSweepsInterruptOnce", testActionConcurrentSweepsInterruptOnce},
 		{"Deliveries_FirstOnceAcrossHandles", testDeliveriesFirstOnce},
+		{"CommandTokens_SavedListedReplacedDeleted", testCommandTokens},
+		{"CommandTokens_RejectBadInput", testCommandTokensRejectBadInput},
 		{"ExactlyOnce_ConcurrentHandles", testExactlyOnceHandles},
 		{"ExactlyOnce_TwoNeededConcurrentHandles", testExactlyOnceTwoNeeded},
 		{"ExactlyOnce_AcrossProcesses", testExactlyOnceProcesses},
