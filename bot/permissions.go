@@ -59,14 +59,15 @@ func (p *Permissions) SamePerson(a, b Who) bool {
 }
 
 // Who is the asker as policy sees them: the platform's user ID, and for
-// platforms where policy may name people by username (Mattermost), that too.
+// platforms where policy may name people by username (Mattermost), that
+// too; the channel by ID and, where the platform sends it, by name.
 type Who struct {
-	Platform, User, UserName, Channel string
+	Platform, User, UserName, Channel, ChannelName string
 }
 
 // WhoOf takes the asker from a request.
 func WhoOf(r Request) Who {
-	return Who{Platform: r.Platform, User: r.User, UserName: r.UserName, Channel: r.Channel}
+	return Who{Platform: r.Platform, User: r.User, UserName: r.UserName, Channel: r.Channel, ChannelName: r.ChannelName}
 }
 
 // Principal is "platform:user".
@@ -81,7 +82,7 @@ func (p *Permissions) Roles(w Who) []string {
 	var out []string
 	for _, key := range p.keys(w) {
 		for _, r := range p.users[key] {
-			if !seen[r] && p.inChannel(r, w.Channel) {
+			if !seen[r] && p.inChannel(r, w) {
 				seen[r] = true
 				out = append(out, r)
 			}
@@ -91,21 +92,35 @@ func (p *Permissions) Roles(w Who) []string {
 	return out
 }
 
+// keys are the policy names of w: "platform:ID", and on platforms whose
+// usernames are unique and current (Mattermost), "platform:username".
+// Slack's usernames are deprecated and not unique: Slack grants by ID only.
 func (p *Permissions) keys(w Who) []string {
 	keys := []string{w.Principal()}
-	if w.UserName != "" && w.UserName != w.User {
+	if w.Platform != "slack" && w.UserName != "" && w.UserName != w.User {
 		keys = append(keys, w.Platform+":"+w.UserName)
 	}
 	return keys
 }
 
-func (p *Permissions) inChannel(role, channel string) bool {
+// inChannel reports whether role applies in w's channel. An entry "#ops"
+// is a channel name; any other entry matches the channel's ID (C024BE91L on
+// Slack, a 26-character ID on Mattermost) or its name.
+func (p *Permissions) inChannel(role string, w Who) bool {
 	r := p.roles[role]
 	if len(r.Channels) == 0 {
 		return true
 	}
+	name := strings.TrimPrefix(w.ChannelName, "#")
 	for _, c := range r.Channels {
-		if strings.EqualFold(strings.TrimPrefix(c, "#"), strings.TrimPrefix(channel, "#")) {
+		c = strings.TrimSpace(c)
+		if n, isName := strings.CutPrefix(c, "#"); isName {
+			if name != "" && strings.EqualFold(n, name) {
+				return true
+			}
+			continue
+		}
+		if c == w.Channel || name != "" && strings.EqualFold(c, name) {
 			return true
 		}
 	}

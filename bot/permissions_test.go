@@ -59,12 +59,57 @@ func TestPermissions_PlatformsAreSeparate(t *testing.T) {
 
 func TestPermissions_ChannelLimitedRole(t *testing.T) {
 	perms := testPerms(t)
-	in := Who{Platform: "slack", User: "U024BE7LH", Channel: "inc-web"}
-	out := Who{Platform: "slack", User: "U024BE7LH", Channel: "general"}
+	in := Who{Platform: "slack", User: "U024BE7LH", Channel: "C0INCWEB1", ChannelName: "inc-web"}
+	out := Who{Platform: "slack", User: "U024BE7LH", Channel: "C0GENERAL", ChannelName: "general"}
 	assert.NoError(t, perms.Allowed(in, "apache restart"))
 	assert.Error(t, perms.Allowed(out, "apache restart"))
 	assert.Equal(t, []string{"incident", "oncall"}, perms.Roles(in))
 	assert.Equal(t, []string{"oncall"}, perms.Roles(out))
+}
+
+func TestPermissions_ChannelsByNameOrIDOnBothPlatforms(t *testing.T) {
+	p, err := ParsePolicy([]byte(`
+roles:
+  byname: {commands: [scan], channels: ["#Ops"]}
+  byid:   {commands: [listen], channels: [C024BE91L, "4xp9fdt7pbgium38k5k6w95oic"]}
+  bare:   {commands: [portcheck], channels: [incident-42]}
+users:
+  "slack:U024BE7LH": [byname, byid, bare]
+  "mattermost:carol": [byname, byid, bare]
+`))
+	require.NoError(t, err)
+	perms := NewPermissions(p)
+	for _, tc := range []struct {
+		who  Who
+		want []string
+	}{
+		{Who{Platform: "slack", User: "U024BE7LH", Channel: "C0OPS0001", ChannelName: "ops"}, []string{"byname"}},
+		{Who{Platform: "slack", User: "U024BE7LH", Channel: "C024BE91L", ChannelName: "general"}, []string{"byid"}},
+		{Who{Platform: "slack", User: "U024BE7LH", Channel: "C0INC0042", ChannelName: "incident-42"}, []string{"bare"}},
+		{Who{Platform: "mattermost", User: "x8k2", UserName: "carol", Channel: "4xp9fdt7pbgium38k5k6w95oic", ChannelName: "town-square"}, []string{"byid"}},
+		{Who{Platform: "mattermost", User: "x8k2", UserName: "carol", Channel: "c5m3", ChannelName: "ops"}, []string{"byname"}},
+		// A channel whose ID reads like a name is not that name: "#ops"
+		// matches names only.
+		{Who{Platform: "slack", User: "U024BE7LH", Channel: "ops"}, nil},
+	} {
+		got := perms.Roles(tc.who)
+		if tc.want == nil {
+			assert.Empty(t, got, "%+v", tc.who)
+			continue
+		}
+		assert.Equal(t, tc.want, got, "%+v", tc.who)
+	}
+}
+
+func TestPermissions_SlackUsernamesGrantNothing(t *testing.T) {
+	p, err := ParsePolicy([]byte("roles:\n  r: {commands: [scan]}\nusers:\n  \"slack:U024BE7LH\": [r]\n  \"mattermost:carol\": [r]\n"))
+	require.NoError(t, err)
+	perms := NewPermissions(p)
+	assert.NoError(t, perms.Allowed(Who{Platform: "slack", User: "U024BE7LH", UserName: "bob"}, "scan"))
+	// Another account that took the name "U024BE7LH"... is still not
+	// that ID; and a Slack username never stands for its owner.
+	assert.Error(t, perms.Allowed(Who{Platform: "slack", User: "U0OTHER01", UserName: "U024BE7LH"}, "scan"))
+	assert.NoError(t, perms.Allowed(Who{Platform: "mattermost", User: "x8k2", UserName: "carol"}, "scan"), "Mattermost usernames are unique")
 }
 
 func TestPermissions_Approvers(t *testing.T) {

@@ -308,6 +308,8 @@ func (p *Policy) validate() []problem {
 	for user, roles := range p.Users {
 		if !strings.Contains(user, ":") {
 			bad("users: %q must be platform:user (shell:alice, slack:U024BE7LH, mattermost:carol)", user)
+		} else if msg := slackIdentity("users", user); msg != "" {
+			bad("%s", msg)
 		}
 		for _, r := range roles {
 			if _, ok := p.Roles[r]; !ok {
@@ -323,6 +325,8 @@ func (p *Policy) validate() []problem {
 		for _, id := range p.People[person] {
 			if !strings.Contains(id, ":") {
 				bad("people: %q has %q, which must be platform:user (slack:U024BE7LH, mattermost:carol, shell:carol)", person, id)
+			} else if msg := slackIdentity("people", id); msg != "" {
+				bad("%s", msg)
 			}
 			if prev, ok := owner[id]; ok && prev != person {
 				bad("people: %q is listed for both %q and %q: an identity belongs to one person", id, prev, person)
@@ -338,6 +342,33 @@ func (p *Policy) validate() []problem {
 		bad("approval.approvals must be at least 1")
 	}
 	return problems
+}
+
+// slackIdentity refuses a Slack identity that is not a user ID: Slack's
+// usernames are deprecated and not unique (two people may hold one, and
+// a user may change theirs), so a grant by name could reach anyone. It
+// returns "" for a user ID (U024BE7LH, or W... on Enterprise Grid) and for
+// other platforms.
+func slackIdentity(key, id string) string {
+	name, ok := strings.CutPrefix(id, "slack:")
+	if !ok || slackUserID(name) {
+		return ""
+	}
+	return fmt.Sprintf("%s: %q is not a Slack user ID: Slack grants by user ID only (slack:U024BE7LH; in Slack, a profile's \"Copy member ID\"), because Slack usernames are deprecated and not unique", key, id)
+}
+
+// slackUserID reports whether s reads as a Slack user ID: U or W, then
+// upper-case letters and digits.
+func slackUserID(s string) bool {
+	if len(s) < 3 || len(s) > 32 || s[0] != 'U' && s[0] != 'W' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // pathOf takes the YAML path from the start of a validation message

@@ -84,3 +84,22 @@ func TestParsePolicy_ExplicitZeroIsNotTheDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, p.Targets.Allow, "an explicit empty allow list allows nothing")
 }
+
+func TestPolicy_SlackGrantsByUserIDOnly(t *testing.T) {
+	for _, doc := range []string{
+		"roles:\n  r: {commands: [scan]}\nusers:\n  \"slack:alice\": [r]\n",
+		"people:\n  alice: [\"slack:alice\", \"mattermost:alice\"]\n",
+		"roles:\n  r: {commands: [scan]}\nusers:\n  \"slack:u024be7lh\": [r]\n",
+	} {
+		_, err := ParsePolicy([]byte(doc))
+		require.Error(t, err, doc)
+		assert.Equal(t, ECONFIG, ErrorCode(err))
+		assert.Contains(t, ErrorMessage(err), "is not a Slack user ID: Slack grants by user ID only (slack:U024BE7LH", doc)
+	}
+	for _, doc := range []string{
+		"roles:\n  r: {commands: [scan]}\nusers:\n  \"slack:U024BE7LH\": [r]\n  \"slack:W012A3CDE\": [r]\n  \"mattermost:alice\": [r]\n",
+	} {
+		_, err := ParsePolicy([]byte(doc))
+		assert.NoError(t, err, doc)
+	}
+}

@@ -8,9 +8,12 @@ type Request struct {
 	Platform string // "shell", "slack", "mattermost"
 	User     string // the platform's user ID ("alice" in the terminal)
 	UserName string // display name, for messages
-	Channel  string
-	Line     string // the command line as typed, e.g. "/portcheck 10.0.0.1 80"
-	Time     time.Time
+	Channel  string // the platform's channel ID
+	// ChannelName is the channel's name as the platform sends it ("ops",
+	// no "#"), "" where it sends none: roles' channels: may name either.
+	ChannelName string
+	Line        string // the command line as typed, e.g. "/portcheck 10.0.0.1 80"
+	Time        time.Time
 	// SelfAsserted marks an identity nobody verified: `opsbot run --as
 	// NAME` says who it is, where a chat platform proves it. The audit
 	// records it so.

@@ -57,8 +57,11 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 		User:     in.UserId,
 		UserName: who.name, // from the server, not the callback's unsigned user_name
 		Channel:  in.ChannelId,
-		Line:     act.Line,
-		Time:     a.now(),
+		// As trusted as user_id: the server fills both; the signed
+		// context binds the channel ID, checked above.
+		ChannelName: in.ChannelName,
+		Line:        act.Line,
+		Time:        a.now(),
 	}
 	actionURL := a.actionURL(r)
 	st := a.newStream(in.ChannelId, req.ID, actionURL, in.PostId)

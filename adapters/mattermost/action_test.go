@@ -51,6 +51,7 @@ func TestAction_ValidClickBySecondUserRunsApproveAndUpdatesThePost(t *testing.T)
 	assert.Equal(t, "uDave000000000000000000000", got.User)
 	assert.Equal(t, "dave", got.UserName, "the name comes from the server, not the callback")
 	assert.Equal(t, testChannel, got.Channel)
+	assert.Equal(t, "incident-42", got.ChannelName, "roles may name the channel")
 
 	require.NotNil(t, resp.Update)
 	atts2 := resp.Update.Attachments()

@@ -46,8 +46,11 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 		User:     user,
 		UserName: f.Get("user_name"),
 		Channel:  channel,
-		Line:     strings.TrimSpace(command + " " + f.Get("text")),
-		Time:     a.now(),
+		// The channel's name (its handle, "town-square"), for roles
+		// limited to channels by name.
+		ChannelName: f.Get("channel_name"),
+		Line:        strings.TrimSpace(command + " " + f.Get("text")),
+		Time:        a.now(),
 	}
 	actionURL := a.actionURL(r)
 	st := a.newStream(channel, req.ID, actionURL, "")

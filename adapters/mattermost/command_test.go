@@ -41,6 +41,7 @@ func TestCommand_ValidTokenAnswersInline(t *testing.T) {
 	assert.Equal(t, "uCarol00000000000000000000", reqs[0].User)
 	assert.Equal(t, "carol", reqs[0].UserName)
 	assert.Equal(t, testChannel, reqs[0].Channel)
+	assert.Equal(t, "incident-42", reqs[0].ChannelName, "roles may name the channel")
 	assert.Equal(t, "/portcheck 127.0.0.1 8080", reqs[0].Line)
 	assert.Empty(t, f.srv.recorded(http.MethodPost, "/api/v4/posts"), "a fast answer is inline, not a bot post")
 }

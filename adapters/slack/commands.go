@@ -101,7 +101,7 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 		defer cancel()
 		reply := a.handler.Handle(rctx, bot.Request{
 			ID: d.reqID, Platform: "slack", User: cmd.UserID, UserName: cmd.UserName,
-			Channel: cmd.ChannelID, Line: line, Time: a.now(), Stream: st,
+			Channel: cmd.ChannelID, ChannelName: cmd.ChannelName, Line: line, Time: a.now(), Stream: st,
 		})
 		done <- result{reply, st.close()}
 	}()

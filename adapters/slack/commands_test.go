@@ -42,6 +42,7 @@ func TestCommand_FastReplyIsTheHTTPResponse(t *testing.T) {
 	assert.Equal(t, "U024BE7LH", r.User)
 	assert.Equal(t, "u024be7lh-name", r.UserName)
 	assert.Equal(t, "C2147483705", r.Channel)
+	assert.Equal(t, "incident-42", r.ChannelName, "roles may name the channel")
 	assert.Equal(t, "/portcheck -zv 10.0.0.1 80", r.Line)
 	assert.Regexp(t, hexID, r.ID)
 	assert.NotNil(t, r.Stream)

@@ -93,7 +93,7 @@ func (a *Adapter) click(ctx context.Context, cb slack.InteractionCallback, act s
 	defer cancel()
 	reply := a.handler.Handle(rctx, bot.Request{
 		ID: d.reqID, Platform: "slack", User: cb.User.ID, UserName: name,
-		Channel: channel, Line: act.Value, Time: a.now(), Stream: st,
+		Channel: channel, ChannelName: cb.Channel.Name, Line: act.Value, Time: a.now(), Stream: st,
 	})
 	if ts := st.close(); ts != "" {
 		if err := st.finish(ts, withDropped(Render(reply), st.droppedPosts())); err != nil {

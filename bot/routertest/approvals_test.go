@@ -42,9 +42,9 @@ roles:
   dev:      {commands: [deploy]}
   approver: {approve: [deploy]}
 users:
-  "slack:alice": [dev]
-  "slack:carol": [approver]
-  "slack:erin":  [approver]
+  "chat:alice": [dev]
+  "chat:carol": [approver]
+  "chat:erin":  [approver]
 approval:
   required: [deploy]
   approvals: %d
@@ -65,7 +65,7 @@ var idLine = regexp.MustCompile(`^approval ID: ([0-9a-f]{12})$`)
 
 func ask(t *testing.T, r *bot.Router, user, line string) bot.Reply {
 	t.Helper()
-	return r.Handle(context.Background(), bot.Request{Platform: "slack", User: user, Channel: "inc", Line: line})
+	return r.Handle(context.Background(), bot.Request{Platform: "chat", User: user, Channel: "inc", Line: line})
 }
 
 func pendingID(t *testing.T, reply bot.Reply) string {
@@ -108,7 +108,7 @@ func TestApprovals_DenyWithReason(t *testing.T) {
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
 	denied := ask(t, r, "carol", "/opsbot deny "+id+" not during the sale")
 	assert.Equal(t, bot.StatusNegative, denied.Status)
-	assert.Contains(t, denied.Text, "Denied by slack:carol: not during the sale. Nothing ran.")
+	assert.Contains(t, denied.Text, "Denied by chat:carol: not during the sale. Nothing ran.")
 	late := ask(t, r, "erin", "/opsbot approve "+id)
 	assert.Equal(t, 1, late.Status.ExitCode())
 	assert.Contains(t, late.Title, "denied")

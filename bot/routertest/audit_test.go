@@ -89,7 +89,7 @@ func newAuditRig(st bot.Store) *auditRig {
 }
 
 func (g *auditRig) ask(line string) bot.Reply {
-	return g.r.Handle(context.Background(), bot.Request{Platform: "slack", User: "alice", Channel: "inc", Line: line})
+	return g.r.Handle(context.Background(), bot.Request{Platform: "chat", User: "alice", Channel: "inc", Line: line})
 }
 
 // refused checks that a change was refused for want of an audit record,
@@ -219,7 +219,7 @@ func TestAuditBeforeAction_LapsedStartIsRecordedInterruptedOnceAndAnnounced(t *t
 	st := openStore(t)
 	started := time.Now().Add(-time.Hour)
 	_, err := st.BeginAction(context.Background(), bot.AuditRecord{Time: started, Kind: bot.AuditStarted, RequestID: "0123456789ab",
-		Platform: "slack", User: "alice", Channel: "inc", Line: "/restart web01", Command: "restart"},
+		Platform: "chat", User: "alice", Channel: "inc", Line: "/restart web01", Command: "restart"},
 		bot.Lease{Holder: "replica-dead/42/abcdef", Until: started.Add(time.Minute)})
 	require.NoError(t, err)
 	g := newAuditRig(st)

@@ -96,8 +96,8 @@ roles:
   dev:      {commands: [portcheck, scan]}
   approver: {approve: [portcheck, scan]}
 users:
-  "slack:alice": [dev]
-  "slack:carol": [approver]
+  "chat:alice": [dev]
+  "chat:carol": [approver]
 approval:
   required: [portcheck, scan]
 hosts:

@@ -116,7 +116,7 @@ func TestLease_RunningActionRenewsItsLease(t *testing.T) {
 
 	done := make(chan bot.Reply, 1)
 	go func() {
-		done <- r.Handle(context.Background(), bot.Request{Platform: "slack", User: "carol", Channel: "inc", Line: "/opsbot approve " + id})
+		done <- r.Handle(context.Background(), bot.Request{Platform: "chat", User: "carol", Channel: "inc", Line: "/opsbot approve " + id})
 	}()
 	<-cmd.started
 	claimed, err := st.Approval(context.Background(), id)
@@ -160,13 +160,13 @@ func TestLease_DeadReplicasActionIsAbandonedAuditedAndAnnounced(t *testing.T) {
 
 	// Another replica claims it and dies at once: its lease is never renewed.
 	now := clock.Now()
-	_, claimed, err := st.Decide(context.Background(), id, bot.Decision{Principal: "slack:carol", UserName: "carol", Approve: true, At: now}, now,
+	_, claimed, err := st.Decide(context.Background(), id, bot.Decision{Principal: "chat:carol", UserName: "carol", Approve: true, At: now}, now,
 		bot.Lease{Holder: "replica-dead/4242/abcdef", Until: now.Add(100 * time.Millisecond)})
 	require.NoError(t, err)
 	require.True(t, claimed)
 	clock.Advance(200 * time.Millisecond)
 
-	list, err := r.Approvals(context.Background(), bot.Request{Platform: "slack", User: "erin", Channel: "inc"}, false)
+	list, err := r.Approvals(context.Background(), bot.Request{Platform: "chat", User: "erin", Channel: "inc"}, false)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	a := list[0]
@@ -217,7 +217,7 @@ func TestLease_OutcomeAfterAbandonmentIsStillAudited(t *testing.T) {
 	id := pendingID(t, ask(t, r, "alice", "/deploy web01"))
 	done := make(chan bot.Reply, 1)
 	go func() {
-		done <- r.Handle(context.Background(), bot.Request{Platform: "slack", User: "carol", Channel: "inc", Line: "/opsbot approve " + id})
+		done <- r.Handle(context.Background(), bot.Request{Platform: "chat", User: "carol", Channel: "inc", Line: "/opsbot approve " + id})
 	}()
 	<-cmd.started
 	require.Eventually(t, func() bool { return clock.Tickers() == 1 }, 10*time.Second, time.Millisecond, "the renewer runs")

@@ -36,16 +36,16 @@ roles:
   approver:    {approve: [deploy]}
   webapprover: {approve: [deploy], hosts: [web]}
 users:
-  "slack:alice":      [dev]
+  "chat:alice":      [dev]
   "mattermost:alice": [approver]
-  "slack:bob":        [dev]
-  "slack:carol":      [approver]
+  "chat:bob":        [dev]
+  "chat:carol":      [approver]
   "mattermost:carol": [approver]
-  "slack:erin":       [approver]
-  "slack:wendy":      [webapprover]
+  "chat:erin":       [approver]
+  "chat:wendy":      [webapprover]
 people:
-  alice: ["slack:alice", "mattermost:alice", "shell:alice"]
-  carol: ["slack:carol", "mattermost:carol"]
+  alice: ["chat:alice", "mattermost:alice", "shell:alice"]
+  carol: ["chat:carol", "mattermost:carol"]
 approval:
   required: [deploy]
   approvals: %d
@@ -74,13 +74,13 @@ func as(t *testing.T, r *bot.Router, platform, user, channel, line string) bot.R
 
 func TestPeople_RequestersOtherIdentityMayNotApprove(t *testing.T) {
 	r, cmd, st := peopleRouter(t, 1)
-	prompt := as(t, r, "slack", "alice", "inc", "/deploy web01")
+	prompt := as(t, r, "chat", "alice", "inc", "/deploy web01")
 	id := pendingID(t, prompt)
-	assert.Contains(t, prompt.Fields, bot.Field{Name: "requested by", Value: "alice (slack:alice)"}, "the prompt names the person")
+	assert.Contains(t, prompt.Fields, bot.Field{Name: "requested by", Value: "alice (chat:alice)"}, "the prompt names the person")
 
 	out := as(t, r, "mattermost", "alice", "town-square", "/opsbot approve "+id)
 	assert.Equal(t, bot.StatusDenied, out.Status)
-	assert.Contains(t, out.Title, "you requested "+id+" yourself, as slack:alice (policy people: says slack:alice and mattermost:alice are both alice): another person must approve it")
+	assert.Contains(t, out.Title, "you requested "+id+" yourself, as chat:alice (policy people: says chat:alice and mattermost:alice are both alice): another person must approve it")
 	assert.Zero(t, cmd.runs.Load())
 
 	recs, err := st.Audit(context.Background(), bot.AuditQuery{})
@@ -99,17 +99,17 @@ func TestPeople_RequestersOtherIdentityMayNotApprove(t *testing.T) {
 
 func TestPeople_OnePersonCountsOnceTowardTheApprovals(t *testing.T) {
 	r, cmd, _ := peopleRouter(t, 2)
-	id := pendingID(t, as(t, r, "slack", "alice", "inc", "/deploy web01"))
-	first := as(t, r, "slack", "carol", "inc", "/opsbot approve "+id)
+	id := pendingID(t, as(t, r, "chat", "alice", "inc", "/deploy web01"))
+	first := as(t, r, "chat", "carol", "inc", "/opsbot approve "+id)
 	assert.Contains(t, first.Title, "Approval 1 of 2 recorded")
 	again := as(t, r, "mattermost", "carol", "town-square", "/opsbot approve "+id)
 	assert.Equal(t, 1, again.Status.ExitCode(), again.Title)
 	assert.Contains(t, again.Title, "already approved by you")
 	assert.Zero(t, cmd.runs.Load(), "carol's second account is not a second person")
 
-	second := as(t, r, "slack", "erin", "inc", "/opsbot approve "+id)
+	second := as(t, r, "chat", "erin", "inc", "/opsbot approve "+id)
 	assert.Equal(t, bot.StatusOK, second.Status, second.Title)
-	assert.Contains(t, second.Text, "Approved by slack:erin; requested by alice (slack:alice)")
+	assert.Contains(t, second.Text, "Approved by chat:erin; requested by alice (chat:alice)")
 	assert.Equal(t, int32(1), cmd.runs.Load())
 }
 
@@ -124,30 +124,30 @@ func TestPeople_SelfAssertedIdentityIsRecordedSo(t *testing.T) {
 }
 
 func TestPeople_PolicyRefusesAnIdentityOfTwoPeople(t *testing.T) {
-	_, err := bot.ParsePolicy([]byte("people:\n  alice: [\"slack:U1\"]\n  bob: [\"slack:U1\", \"bob\"]\n"))
+	_, err := bot.ParsePolicy([]byte("people:\n  alice: [\"chat:U1\"]\n  bob: [\"chat:U1\", \"bob\"]\n"))
 	require.Error(t, err)
-	assert.Contains(t, bot.ErrorMessage(err), `people: "slack:U1" is listed for both "alice" and "bob": an identity belongs to one person`)
+	assert.Contains(t, bot.ErrorMessage(err), `people: "chat:U1" is listed for both "alice" and "bob": an identity belongs to one person`)
 	assert.Contains(t, bot.ErrorMessage(err), `people: "bob" has "bob", which must be platform:user`)
 }
 
 func TestApproverScope_HostsOutsideTheRoleAreRefusedAndNamed(t *testing.T) {
 	r, cmd, _ := peopleRouter(t, 1)
-	db := pendingID(t, as(t, r, "slack", "alice", "inc", "/deploy db01"))
-	out := as(t, r, "slack", "wendy", "inc", "/opsbot approve "+db)
+	db := pendingID(t, as(t, r, "chat", "alice", "inc", "/deploy db01"))
+	out := as(t, r, "chat", "wendy", "inc", "/opsbot approve "+db)
 	assert.Equal(t, bot.StatusDenied, out.Status)
-	assert.Equal(t, `permission denied: slack:wendy may approve "deploy" only for the hosts of webapprover (web), not for db01 (10.0.0.21)`, out.Title)
+	assert.Equal(t, `permission denied: chat:wendy may approve "deploy" only for the hosts of webapprover (web), not for db01 (10.0.0.21)`, out.Title)
 	assert.Zero(t, cmd.runs.Load())
 
-	web := pendingID(t, as(t, r, "slack", "alice", "inc", "/deploy web01"))
-	ok := as(t, r, "slack", "wendy", "inc", "/opsbot approve "+web)
+	web := pendingID(t, as(t, r, "chat", "alice", "inc", "/deploy web01"))
+	ok := as(t, r, "chat", "wendy", "inc", "/opsbot approve "+web)
 	assert.Equal(t, bot.StatusOK, ok.Status, ok.Title)
 	assert.Equal(t, int32(1), cmd.runs.Load())
 }
 
 func TestApprovals_ListShowsOwnOrApprovableFromThisChannel(t *testing.T) {
 	r, _, _ := peopleRouter(t, 1)
-	web := pendingID(t, as(t, r, "slack", "alice", "inc", "/deploy web01"))
-	db := pendingID(t, as(t, r, "slack", "bob", "ops", "/deploy db01"))
+	web := pendingID(t, as(t, r, "chat", "alice", "inc", "/deploy web01"))
+	db := pendingID(t, as(t, r, "chat", "bob", "ops", "/deploy db01"))
 
 	list := func(platform, user, channel string, all bool) []string {
 		t.Helper()
@@ -159,18 +159,18 @@ func TestApprovals_ListShowsOwnOrApprovableFromThisChannel(t *testing.T) {
 		}
 		return ids
 	}
-	assert.Equal(t, []string{web}, list("slack", "alice", "inc", false), "her own, here")
-	assert.Empty(t, list("slack", "alice", "ops", false), "not bob's, which she may not approve")
+	assert.Equal(t, []string{web}, list("chat", "alice", "inc", false), "her own, here")
+	assert.Empty(t, list("chat", "alice", "ops", false), "not bob's, which she may not approve")
 	assert.Equal(t, []string{web, db}, list("mattermost", "alice", "town-square", true), "as an approver, with all: her own, and bob's, which she may approve")
 	assert.Empty(t, list("mattermost", "alice", "town-square", false), "none from this channel")
-	assert.Equal(t, []string{web}, list("slack", "wendy", "inc", false))
-	assert.Empty(t, list("slack", "wendy", "ops", false), "db01 is outside her scope")
-	assert.Equal(t, []string{web}, list("slack", "wendy", "ops", true), "all channels, still only what she may approve")
-	assert.Equal(t, []string{db}, list("slack", "erin", "ops", false))
-	assert.Equal(t, []string{web, db}, list("slack", "erin", "inc", true))
+	assert.Equal(t, []string{web}, list("chat", "wendy", "inc", false))
+	assert.Empty(t, list("chat", "wendy", "ops", false), "db01 is outside her scope")
+	assert.Equal(t, []string{web}, list("chat", "wendy", "ops", true), "all channels, still only what she may approve")
+	assert.Equal(t, []string{db}, list("chat", "erin", "ops", false))
+	assert.Equal(t, []string{web, db}, list("chat", "erin", "inc", true))
 
-	_, err := r.Approvals(context.Background(), bot.Request{Platform: "slack", User: "bob", Channel: "ops"}, true)
+	_, err := r.Approvals(context.Background(), bot.Request{Platform: "chat", User: "bob", Channel: "ops"}, true)
 	assert.Equal(t, bot.EDENIED, bot.ErrorCode(err), "all is for approvers")
-	out := as(t, r, "slack", "bob", "inc", "/opsbot approvals")
+	out := as(t, r, "chat", "bob", "inc", "/opsbot approvals")
 	assert.NotContains(t, strings.Join(out.Lines, " ")+out.Title+out.Text, web, "what bob may neither approve nor did ask for is not shown")
 }
