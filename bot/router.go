@@ -121,9 +121,8 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	if req.Time.IsZero() {
 		req.Time = r.now()
 	}
-	if req.Stream == nil {
-		req.Stream = NopStream{}
-	}
+	capped := NewCappedStream(req.Stream, MaxPosts)
+	req.Stream = capped
 	start := r.now()
 	log := r.log.With("req", req.ID, "user", req.Principal(), "channel", req.Channel)
 	info := &auditInfo{kind: AuditRequest}
@@ -166,6 +165,9 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 		return Reply{Status: StatusFailed, Code: EFAILED, Title: "opsbot is restarting: nothing ran. Try again in a minute."}
 	}
 	reply, info = r.route(ctx, req, info)
+	if note := capped.Note(); note != "" {
+		reply.Text = strings.TrimPrefix(joinLines(reply.Text, note), "\n")
+	}
 	if errors.Is(context.Cause(ctx), ErrShuttingDown) {
 		reply.Text = joinLines(reply.Text, "opsbot was shutting down (a restart or a deploy) and stopped this before it finished: what is shown is what it had. Run it again in a minute.")
 		if reply.Status == StatusOK || reply.Status == StatusRunning || reply.Status == StatusInfo {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
@@ -51,9 +53,10 @@ func (l *Listen) Usage() string {
   /listen 5353 udp for 5m
   /listen -l -u -p 5000        nc flags work as typed
 
-Listens on every address of the bot's host, reports each connection or
-datagram (source address and port, bytes, the first bytes received), then
-closes by itself. Longest: ` + l.longest.String() + ` (limits.listen_for). Ports below 1024 need
+Listens on every address of the bot's host, reports the first 10 connections
+or datagrams one message each (source address and port, bytes, the first
+bytes received), then counts the rest in one message and sums them up by
+sender at the end, and closes by itself. Longest: ` + l.longest.String() + ` (limits.listen_for). Ports below 1024 need
 the bot to run with the privilege to bind them.
 Exit status of opsbot run: 0 when something arrived, 1 when nothing did.`
 }
@@ -126,16 +129,116 @@ func (l *Listen) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 		return bot.Reply{}, err
 	}
 	spec := probe.ListenSpec{Proto: la.proto, Addr: netip.AddrPortFrom(netip.IPv6Unspecified(), la.port), For: la.dur}
-	addrs := hostAddrs()
-	sum, err := l.listen(ctx, spec, func(ev probe.ListenEvent) {
-		if r, ok := listenEventReply(la, ev, addrs); ok {
-			req.Stream.Post(r)
-		}
-	})
+	rep := &listenReport{la: la, addrs: hostAddrs(), stream: req.Stream, sources: map[netip.Addr]int{}}
+	sum, err := l.listen(ctx, spec, rep.event)
 	if err != nil {
 		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("cannot listen on %s port %d: %s", la.proto, la.port, bindReason(err)), Err: err}
 	}
-	return listenReply(la, sum, ctx.Err() != nil), nil
+	r := listenReply(la, sum, ctx.Err() != nil)
+	if t := rep.summary(); t != "" {
+		r.Text = strings.TrimPrefix(r.Text+"\n"+t, "\n")
+	}
+	return r, nil
+}
+
+// listenShown is how many connections or datagrams /listen reports one
+// message each; after them it counts, in one progress message edited in
+// place, and sums up at the end. Anyone who can reach the port can send
+// 20 000 connections a second: the channel gets a dozen messages.
+const listenShown = 10
+
+// listenMaxSources bounds the per-address counts kept for the summary.
+const listenMaxSources = 1000
+
+// listenReport turns a listener's events into a bounded number of
+// messages.
+type listenReport struct {
+	la     listenArgs
+	addrs  []string
+	stream bot.Stream
+
+	mu      sync.Mutex
+	shown   int
+	counted int                // events after the first listenShown
+	bytes   int                // their bytes
+	sources map[netip.Addr]int // their senders, at most listenMaxSources
+	others  int                // events from senders past that bound
+}
+
+func (rp *listenReport) event(ev probe.ListenEvent) {
+	r, ok := listenEventReply(rp.la, ev, rp.addrs)
+	if !ok {
+		return
+	}
+	if ev.Kind == probe.Listening {
+		rp.stream.Post(r)
+		return
+	}
+	rp.mu.Lock()
+	if rp.shown < listenShown {
+		rp.shown++
+		rp.mu.Unlock()
+		rp.stream.Post(r)
+		return
+	}
+	rp.counted++
+	rp.bytes += ev.Bytes
+	from := ev.From.Addr().Unmap()
+	if _, seen := rp.sources[from]; seen || len(rp.sources) < listenMaxSources {
+		rp.sources[from]++
+	} else {
+		rp.others++
+	}
+	progress := bot.Reply{Status: bot.StatusRunning,
+		Title: fmt.Sprintf("Listening on %s port %d: %d more %s after the first %d, %d bytes, from %s",
+			rp.la.proto, rp.la.port, rp.counted, rp.what(), listenShown, rp.bytes, addresses(len(rp.sources)+min(rp.others, 1))),
+		Text: "Each of the first " + fmt.Sprint(listenShown) + " is in its own message; the rest are counted here and summed up at the end."}
+	rp.mu.Unlock()
+	rp.stream.Progress(progress)
+}
+
+func (rp *listenReport) what() string {
+	if rp.la.proto == probe.UDP {
+		return "datagrams"
+	}
+	return "connections"
+}
+
+// summary sums up the events that were counted, not shown: how many, from
+// whom (the busiest senders first).
+func (rp *listenReport) summary() string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.counted == 0 {
+		return ""
+	}
+	type src struct {
+		addr netip.Addr
+		n    int
+	}
+	var top []src
+	for a, n := range rp.sources {
+		top = append(top, src{a, n})
+	}
+	sort.Slice(top, func(i, j int) bool {
+		if top[i].n != top[j].n {
+			return top[i].n > top[j].n
+		}
+		return top[i].addr.Less(top[j].addr)
+	})
+	var parts []string
+	for i, s := range top {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("%d other address(es)", len(top)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", s.addr, s.n))
+	}
+	if rp.others > 0 {
+		parts = append(parts, fmt.Sprintf("%d more from addresses not counted one by one", rp.others))
+	}
+	return fmt.Sprintf("The first %d are posted one by one; %d more %s (%d bytes) came from %s.",
+		listenShown, rp.counted, rp.what(), rp.bytes, strings.Join(parts, ", "))
 }
 
 // bindReason says why a bind failed in words, without Go's wrapping.
@@ -219,6 +322,13 @@ func listenReply(la listenArgs, sum probe.ListenSummary, canceled bool) bot.Repl
 		r.Text = "Nothing arrived. If the other side sent something, a firewall between the two hosts (or on this one) dropped it."
 	}
 	return r
+}
+
+func addresses(n int) string {
+	if n == 1 {
+		return "1 address"
+	}
+	return fmt.Sprintf("%d addresses", n)
 }
 
 func plural(n int, word string) string {

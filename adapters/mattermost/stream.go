@@ -31,7 +31,14 @@ type stream struct {
 	postIn string     // the thread the progress post is in ("" when it is a root)
 	rootID string     // the thread Post replies in
 	failed bool       // the progress post could not be created: stop trying
+	posts  int        // thread posts sent
+	lost   int        // thread posts past maxPosts, counted not sent
 }
+
+// maxPosts bounds the thread posts of one stream, whatever asks for them
+// (the Router caps a request at bot.MaxPosts too): each Post waits for the
+// server, so a flood would otherwise hold the command and grow without end.
+const maxPosts = bot.MaxPosts
 
 var _ bot.Stream = (*stream)(nil)
 
@@ -119,6 +126,11 @@ func (s *stream) sendProgress(r bot.Reply) {
 func (s *stream) Post(r bot.Reply) {
 	s.io.Lock()
 	defer s.io.Unlock()
+	if s.posts >= maxPosts {
+		s.lost++
+		return
+	}
+	s.posts++
 	id, err := s.a.postPages(context.Background(), s.channel, s.rootID, render(r, s.a.buttons(s.actionURL, s.channel, s.reqID)))
 	if err != nil {
 		s.a.log.Warn("thread post", "req", s.reqID, "err", err)

@@ -39,6 +39,11 @@ type stream struct {
 
 var _ bot.Stream = (*stream)(nil)
 
+// maxQueuedPosts bounds the posts waiting for Slack: a command that posts
+// faster than Slack takes them loses the excess, counted, rather than
+// queueing without end (the Router caps a request at bot.MaxPosts anyway).
+const maxQueuedPosts = bot.MaxPosts
+
 // maxHookPosts leaves room in a response_url's five uses for the reply.
 const maxHookPosts = 3
 
@@ -63,6 +68,10 @@ func (s *stream) Post(r bot.Reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		return
+	}
+	if len(s.posts) >= maxQueuedPosts {
+		s.dropped++ // said in the final reply (withDropped)
 		return
 	}
 	s.posts = append(s.posts, r)

@@ -43,7 +43,7 @@ import (
 
 const abusePolicy = `
 roles:
-  oncall:   {commands: [portcheck, scan]}
+  oncall:   {commands: [portcheck, scan, listen]}
   approver: {commands: ["opsbot audit"], approve: [scan]}
 users:
   "slack:U0ALICE01": [oncall]
@@ -345,6 +345,67 @@ func TestAbuse_HTTPEndpoints(t *testing.T) {
 			abuseRequests, took.Round(time.Millisecond), float64(abuseRequests)/took.Seconds(), ran.Load(), limited.Load(), other.Load(), hits.Load())
 	})
 
+	t.Run("TwentyThousandConnectionsToListenPorts", func(t *testing.T) {
+		// One /listen from each platform, each port hit by 20 000
+		// connect-and-close connections: each request posts its first
+		// connections, then counts, then sums up; the posts stay under the
+		// cap and the queues bounded.
+		slackPort, mmPort := listenPort(t), listenPort(t)
+		slackBefore, mmBefore := api.count("/chat.postMessage"), mm.created()
+		hooksBefore := api.count("/hook/")
+		code, _ := sc.slash(t, "U0ALICE01", fmt.Sprintf("/listen %d for 20s", slackPort), "trig-listen")
+		require.Equal(t, http.StatusOK, code)
+		code, _ = mattermostCommand(t, srv.base, mmCmdToken, "ualice", "alice", fmt.Sprintf("/listen %d for 20s", mmPort))
+		require.Equal(t, http.StatusOK, code)
+		listening := func(port int) bool {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				_ = c.Close()
+			}
+			return err == nil
+		}
+		require.Eventually(t, func() bool { return listening(slackPort) && listening(mmPort) }, 10*time.Second, 20*time.Millisecond)
+		rss1, _ := srv.memory(t)
+		var wg sync.WaitGroup
+		var made, failed atomic.Int64
+		start := time.Now()
+		for _, port := range []int{slackPort, mmPort} {
+			var next atomic.Int64
+			for range 8 {
+				wg.Go(func() {
+					for next.Add(1) <= 20000 {
+						c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+						if err != nil {
+							failed.Add(1)
+							continue
+						}
+						made.Add(1)
+						_ = c.Close()
+					}
+				})
+			}
+		}
+		wg.Wait()
+		t.Logf("%d connections made (%d failed) to two /listen ports in %s", made.Load(), failed.Load(), time.Since(start).Round(time.Millisecond))
+		_, peak := srv.memory(t)
+		for _, port := range []int{slackPort, mmPort} {
+			want := fmt.Sprintf("Listener on tcp port %d closed", port)
+			require.Eventually(t, func() bool {
+				return strings.Contains(api.all(), want) || strings.Contains(mm.all(), want)
+			}, 60*time.Second, 100*time.Millisecond, want)
+		}
+		slackPosts := api.count("/chat.postMessage") - slackBefore + api.count("/hook/") - hooksBefore
+		mmPosts := mm.created() - mmBefore
+		// The listening notice, the first connections, one progress message.
+		const most = 1 + 10 + 1
+		assert.LessOrEqual(t, slackPosts, most, "Slack messages from the /listen")
+		assert.LessOrEqual(t, mmPosts, most, "Mattermost posts from the /listen")
+		assert.Contains(t, api.all(), "came from 127.0.0.1", "the summary counts the rest")
+		assert.Contains(t, mm.all(), "came from 127.0.0.1", "the summary counts the rest")
+		assert.Less(t, peak-rss1, int64(64<<10), "peak RSS %d KiB, %d KiB before the connections", peak, rss1)
+		t.Logf("posted: %d Slack messages, %d Mattermost posts; RSS %d KiB before, peak %d KiB", slackPosts, mmPosts, rss1, peak)
+	})
+
 	t.Run("RandomBytesFromTheFuzzerAtEveryEndpoint", func(t *testing.T) {
 		// The Go fuzzer's mutator, run by this test binary in fuzzing mode
 		// for a bounded time against this server (FuzzServeEndpoints). The
@@ -414,6 +475,15 @@ func TestAbuse_HTTPEndpoints(t *testing.T) {
 	assert.Less(t, peak-rss0, int64(maxMemoryGrowth), "peak RSS %d KiB over a baseline of %d KiB", peak, rss0)
 	t.Logf("memory: RSS %d KiB before, %d KiB after, peak %d KiB; goroutines %d before, %d after; whole test %s",
 		rss0, rss, peak, goroutines0, goroutinesNow, time.Since(began).Round(100*time.Millisecond))
+}
+
+// listenPort is a TCP port free on every address right now.
+func listenPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", ":0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func hmacSHA256(key, msg string) []byte {

@@ -34,8 +34,29 @@ const (
 
 type fakeMattermost struct {
 	*httptest.Server
-	mu    sync.Mutex
-	posts []*model.Post
+	mu      sync.Mutex
+	posts   []*model.Post // created and updated
+	creates int
+}
+
+// created is how many posts were created (not updated).
+func (f *fakeMattermost) created() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.creates
+}
+
+// all is every post's JSON, one a line.
+func (f *fakeMattermost) all() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, p := range f.posts {
+		j, _ := json.Marshal(p)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 func newFakeMattermost(t *testing.T) *fakeMattermost {
@@ -57,6 +78,9 @@ func newFakeMattermost(t *testing.T) *fakeMattermost {
 		p := &model.Post{}
 		_ = json.NewDecoder(r.Body).Decode(p)
 		f.mu.Lock()
+		if r.Method == http.MethodPost {
+			f.creates++
+		}
 		if p.Id == "" {
 			p.Id = fmt.Sprintf("post%022d", len(f.posts)+1)
 		}

@@ -44,6 +44,19 @@ type slackAPI struct {
 	sent []string
 }
 
+// count is how many calls went to a path containing path.
+func (s *slackAPI) count(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.sent {
+		if p, _, _ := strings.Cut(c, " "); strings.Contains(p, path) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *slackAPI) all() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,81 @@
+package bot
+
+import (
+	"fmt"
+	"sync"
+)
+
+// MaxPosts is the most messages one request may add to its thread
+// (Stream.Post). A command that has more to say (a /listen hit by
+// thousands of connections) reports the first ones, then counts, and sums
+// up in its final reply; whatever still passes the cap is counted here and
+// said in the reply, never queued. Progress is not counted: it edits one
+// message in place at a bounded rate.
+const MaxPosts = 20
+
+// CappedStream passes at most max posts to its stream and counts the rest.
+type CappedStream struct {
+	inner Stream
+	max   int
+
+	mu      sync.Mutex
+	posted  int
+	dropped int
+}
+
+// NewCappedStream caps s at max posts (MaxPosts when max <= 0). A stream
+// that is already capped is returned as it is.
+func NewCappedStream(s Stream, max int) *CappedStream {
+	if c, ok := s.(*CappedStream); ok {
+		return c
+	}
+	if max <= 0 {
+		max = MaxPosts
+	}
+	if s == nil {
+		s = NopStream{}
+	}
+	return &CappedStream{inner: s, max: max}
+}
+
+var _ Stream = (*CappedStream)(nil)
+
+// Progress implements Stream: passed through.
+func (c *CappedStream) Progress(r Reply) { c.inner.Progress(r) }
+
+// Post implements Stream: the first max posts pass, the rest are counted.
+func (c *CappedStream) Post(r Reply) {
+	c.mu.Lock()
+	if c.posted >= c.max {
+		c.dropped++
+		c.mu.Unlock()
+		return
+	}
+	c.posted++
+	c.mu.Unlock()
+	c.inner.Post(r)
+}
+
+// Dropped is how many posts the cap held back.
+func (c *CappedStream) Dropped() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
+}
+
+// Remaining is how many more posts would pass.
+func (c *CappedStream) Remaining() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.max - c.posted
+}
+
+// Note is the line a final reply carries when posts were held back, "" when
+// none were.
+func (c *CappedStream) Note() string {
+	n := c.Dropped()
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d more message(s) from this request were not posted: one request posts at most %d.", n, c.max)
+}
