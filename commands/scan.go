@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -65,7 +66,8 @@ listens (a scan of the bot's own host never reports the kernel's
 self-connections, which netcat does). UDP: closed ports are told apart from
 silent ones even when the target rate-limits its ICMP errors (Linux sends
 about one per second after a burst of six): opsbot paces and re-probes, and
-lists the ports it could not confirm.
+lists the ports it could not confirm. Past 50 open ports, a run of
+consecutive open ports alike is one row ("1-65535/tcp open, 65535 ports").
 
 Across a real network (loss, a slow link, a firewall that limits SYNs) the
 engine works as TCP does: it measures the round trip and waits for it,
@@ -210,21 +212,7 @@ func scanReply(title string, tg bot.Target, addr netip.Addr, ta targetArgs, res 
 		reply.Title = fmt.Sprintf("%s: %d open", title, len(open))
 	}
 	if len(open) > 0 {
-		t := &bot.Table{Header: []string{"port", "state", "service", "evidence"}}
-		for _, r := range res.Results {
-			if r.State != probe.Open {
-				continue
-			}
-			svc := probe.ServiceName(r.Proto, r.Target.Port())
-			if r.Service != "" {
-				svc = r.Service
-			}
-			if svc == "" {
-				svc = "-"
-			}
-			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/%s", r.Target.Port(), r.Proto), "open", svc, evidenceShort(r)})
-		}
-		reply.Table = t
+		reply.Table = openTable(res.Results, len(open))
 	}
 	var counts []string
 	for _, st := range []probe.State{probe.Open, probe.Closed, probe.Filtered, probe.OpenFiltered} {
@@ -301,6 +289,68 @@ func scanReply(title string, tg bot.Target, addr netip.Addr, ta targetArgs, res 
 	notes = append(notes, networkNotes(res.Net)...)
 	reply.Text = strings.Join(notes, "\n")
 	return reply
+}
+
+// groupOpenAbove is the number of open ports past which the table shows
+// runs of consecutive open ports alike as one row ("1-65535/tcp open,
+// 65535 ports"): a row per port of a host that answers on every port is
+// 65535 rows nobody reads.
+const groupOpenAbove = 50
+
+// openTable lists the open ports: a row per port, or, past groupOpenAbove,
+// a row per run of consecutive ports with the same evidence.
+func openTable(results []probe.Result, nOpen int) *bot.Table {
+	t := &bot.Table{Header: []string{"port", "state", "service", "evidence"}}
+	var open []probe.Result
+	for _, r := range results {
+		if r.State == probe.Open {
+			open = append(open, r)
+		}
+	}
+	sort.SliceStable(open, func(i, j int) bool { return open[i].Target.Port() < open[j].Target.Port() })
+	service := func(r probe.Result) string {
+		if r.Service != "" {
+			return r.Service
+		}
+		if svc := probe.ServiceName(r.Proto, r.Target.Port()); svc != "" {
+			return svc
+		}
+		return "-"
+	}
+	if nOpen <= groupOpenAbove {
+		for _, r := range open {
+			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/%s", r.Target.Port(), r.Proto), "open", service(r), evidenceShort(r)})
+		}
+		return t
+	}
+	alike := func(a, b probe.Result) bool {
+		return b.Target.Port() == a.Target.Port()+1 && a.Reason == b.Reason && a.Service == b.Service && a.Proto == b.Proto
+	}
+	for i := 0; i < len(open); {
+		j := i
+		lo, hi := open[i].RTT, open[i].RTT
+		for j+1 < len(open) && alike(open[j], open[j+1]) {
+			j++
+			lo, hi = min(lo, open[j].RTT), max(hi, open[j].RTT)
+		}
+		r := open[i]
+		if j == i {
+			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/%s", r.Target.Port(), r.Proto), "open", service(r), evidenceShort(r)})
+		} else {
+			what := r.Reason.String()
+			if r.Proto == probe.UDP && r.Service != "" {
+				what = r.Service + " reply"
+			}
+			rtt := human(lo)
+			if hi != lo {
+				rtt += " to " + human(hi)
+			}
+			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d-%d/%s", r.Target.Port(), open[j].Target.Port(), r.Proto), "open",
+				fmt.Sprintf("%d ports", j-i+1), what + ", " + rtt})
+		}
+		i = j + 1
+	}
+	return t
 }
 
 // networkNotes says what the path did, when it changed the result or the

@@ -169,3 +169,46 @@ func TestScanReply_NothingAnsweredSaysSo(t *testing.T) {
 	r = scanReply("10.0.0.9 tcp 80-81", bot.Target{Addrs: []netip.Addr{a}}, a, ta, res)
 	assert.NotContains(t, r.Text, "Nothing answered")
 }
+
+func TestScanReply_EveryPortOpenIsOneRowNotSixtyFiveThousand(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.9")
+	var res probe.ScanResult
+	for p := 1; p <= 65535; p++ {
+		rtt := time.Millisecond
+		if p == 80 {
+			rtt = 3 * time.Millisecond
+		}
+		res.Results = append(res.Results, probe.Result{Target: netip.AddrPortFrom(a, uint16(p)), Proto: probe.TCP, State: probe.Open, Reason: probe.Handshake, RTT: rtt})
+	}
+	ta := targetArgs{proto: probe.TCP, spec: "1-65535", ports: make([]uint16, 65535)}
+	r := scanReply("10.0.0.9 tcp 1-65535", bot.Target{Addrs: []netip.Addr{a}}, a, ta, res)
+	require.NotNil(t, r.Table)
+	assert.Equal(t, [][]string{{"1-65535/tcp", "open", "65535 ports", "handshake completed, 1.0 ms to 3.0 ms"}}, r.Table.Rows)
+	assert.Equal(t, "10.0.0.9 tcp 1-65535: 65535 open", r.Title)
+}
+
+func TestScanReply_RunsOfOpenPortsGroupOnlyPastFifty(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.9")
+	open := func(ports ...int) probe.ScanResult {
+		var res probe.ScanResult
+		for _, p := range ports {
+			res.Results = append(res.Results, probe.Result{Target: netip.AddrPortFrom(a, uint16(p)), Proto: probe.TCP, State: probe.Open, Reason: probe.Handshake, RTT: time.Millisecond})
+		}
+		return res
+	}
+	ta := targetArgs{proto: probe.TCP, spec: "1-1000", ports: make([]uint16, 1000)}
+	few := scanReply("t", bot.Target{Addrs: []netip.Addr{a}}, a, ta, open(22, 23, 24))
+	assert.Len(t, few.Table.Rows, 3, "a few ports: a row each, with their service names")
+	assert.Equal(t, "ssh", few.Table.Rows[0][2])
+	var ports []int
+	for p := 100; p < 160; p++ {
+		ports = append(ports, p)
+	}
+	ports = append(ports, 443, 8000, 8001)
+	many := scanReply("t", bot.Target{Addrs: []netip.Addr{a}}, a, ta, open(ports...))
+	assert.Equal(t, [][]string{
+		{"100-159/tcp", "open", "60 ports", "handshake completed, 1.0 ms"},
+		{"443/tcp", "open", "https", "handshake completed, 1.0 ms"},
+		{"8000-8001/tcp", "open", "2 ports", "handshake completed, 1.0 ms"},
+	}, many.Table.Rows)
+}
