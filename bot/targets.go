@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -99,7 +100,18 @@ type Targets struct {
 	rules    *rules
 	resolver Resolver
 	limiter  *RateLimiter
+	now      func() time.Time
+
+	// The addresses of the names in targets.deny, resolved when first
+	// needed and again once they are older than denyTTL. A failed lookup
+	// keeps the addresses known before: a DNS outage must not open them.
+	denyMu   sync.Mutex
+	denyAt   time.Time
+	denyAddr map[netip.Addr]string // address -> the deny entry it came from
 }
+
+// denyTTL is how long the resolved addresses of denied names are trusted.
+const denyTTL = time.Minute
 
 // NewTargets compiles the rules. limiter may be nil (no per-target limit).
 func NewTargets(t TargetRules, resolver Resolver, limiter *RateLimiter) (*Targets, error) {
@@ -110,7 +122,63 @@ func NewTargets(t TargetRules, resolver Resolver, limiter *RateLimiter) (*Target
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}
-	return &Targets{rules: r, resolver: resolver, limiter: limiter}, nil
+	return &Targets{rules: r, resolver: resolver, limiter: limiter, now: time.Now}, nil
+}
+
+// deniedAddrs resolves the names in targets.deny (patterns like
+// "*.prod.example.com" name no address and are matched by name only),
+// so that the same host is refused by its address or another name.
+func (t *Targets) deniedAddrs(ctx context.Context) map[netip.Addr]string {
+	var names []string
+	for _, n := range t.rules.denyNames {
+		if !strings.HasPrefix(n, "*.") {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	t.denyMu.Lock()
+	defer t.denyMu.Unlock()
+	now := t.now()
+	if t.denyAddr != nil && now.Sub(t.denyAt) < denyTTL {
+		return t.denyAddr
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	type answer struct {
+		name  string
+		addrs []netip.Addr
+		err   error
+	}
+	answers := make(chan answer, len(names))
+	for _, n := range names {
+		go func() {
+			a, err := t.resolver.LookupNetIP(lctx, "ip", n)
+			answers <- answer{n, a, err}
+		}()
+	}
+	next := map[netip.Addr]string{}
+	for range names {
+		ans := <-answers
+		if ans.err != nil {
+			var dnsErr *net.DNSError
+			if !errors.As(ans.err, &dnsErr) || !dnsErr.IsNotFound {
+				// Keep what this name resolved to before.
+				for a, n := range t.denyAddr {
+					if n == ans.name {
+						next[a] = n
+					}
+				}
+				continue
+			}
+		}
+		for _, a := range ans.addrs {
+			next[a.Unmap().WithZone("")] = ans.name
+		}
+	}
+	t.denyAddr, t.denyAt = next, now
+	return next
 }
 
 // ParseHost validates a host as typed: an IPv4 or IPv6 address (brackets
@@ -172,6 +240,9 @@ func (t *Targets) Resolve(ctx context.Context, host string) (Target, error) {
 	tg := Target{Host: strings.Trim(host, "[]"), Name: name}
 	var addrs []netip.Addr
 	if name == "" {
+		if e := checkZone(addr); e != nil {
+			return tg, e
+		}
 		addrs = []netip.Addr{addr}
 	} else {
 		if p, denied := matchName(t.rules.denyNames, name); denied {
@@ -191,13 +262,21 @@ func (t *Targets) Resolve(ctx context.Context, host string) (Target, error) {
 	}
 	var firstDenial *Error
 	seen := map[netip.Addr]bool{}
+	denied := t.deniedAddrs(ctx)
 	for _, a := range addrs {
 		a = a.Unmap()
+		if name != "" {
+			a = a.WithZone("") // a resolver's zone is not the user's to choose
+		}
 		if seen[a] {
 			continue
 		}
 		seen[a] = true
-		if e := t.check(a, name); e != nil {
+		e := t.check(a, name)
+		if e == nil {
+			e = deniedByName(denied, a)
+		}
+		if e != nil {
 			if name == "" {
 				return tg, e
 			}
@@ -212,14 +291,40 @@ func (t *Targets) Resolve(ctx context.Context, host string) (Target, error) {
 	if len(tg.Addrs) == 0 {
 		return tg, Errorf(firstDenial.Code, "%s resolves only to addresses the policy does not allow: %s", name, strings.Join(tg.Skipped, "; "))
 	}
-	if t.limiter != nil {
-		for _, a := range tg.Addrs {
-			if wait, ok := t.limiter.Allow(a.String()); !ok {
-				return tg, Errorf(ERATELIMIT, "%s has been checked too often: retry in %s", a, roundUp(wait))
-			}
+	return tg, t.limit(tg.Addrs)
+}
+
+// limit takes one check of each address from the per-target limiter,
+// keyed without a zone: fd00::5%1 and fd00::5%eth0 are one host.
+func (t *Targets) limit(addrs []netip.Addr) error {
+	if t.limiter == nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if wait, ok := t.limiter.Allow(a.WithZone("").String()); !ok {
+			return Errorf(ERATELIMIT, "%s has been checked too often: retry in %s", a, roundUp(wait))
 		}
 	}
-	return tg, nil
+	return nil
+}
+
+// checkZone refuses an IPv6 zone (fd00::5%eth0) except on a link-local
+// address, the only kind whose meaning depends on the interface; whether a
+// link-local address may be checked at all is the policy's to say.
+func checkZone(a netip.Addr) *Error {
+	zone := a.Zone()
+	if zone == "" || a.IsLinkLocalUnicast() {
+		return nil
+	}
+	return Errorf(EINVALID, "%s: a zone (%%%s) is accepted only on a link-local address (fe80::/10); write %s", a, zone, a.WithZone(""))
+}
+
+// deniedByName refuses an address that a name in targets.deny resolves to.
+func deniedByName(denied map[netip.Addr]string, a netip.Addr) *Error {
+	if n, ok := denied[a.WithZone("")]; ok {
+		return Errorf(EDENIED, "%s is denied by policy: it is an address of %s (targets.deny: %s)", a, n, n)
+	}
+	return nil
 }
 
 // Bound checks the addresses an approval bound host to, for the approved
@@ -227,7 +332,7 @@ func (t *Targets) Resolve(ctx context.Context, host string) (Target, error) {
 // approval (round robin, a TTL of 0) cannot send the run anywhere else.
 // Each address must still be one policy allows for host, and the
 // per-address rate limit applies as for any check.
-func (t *Targets) Bound(host string, bound []string) (Target, error) {
+func (t *Targets) Bound(ctx context.Context, host string, bound []string) (Target, error) {
 	_, name, err := ParseHost(host)
 	if err != nil {
 		return Target{}, err
@@ -236,24 +341,25 @@ func (t *Targets) Bound(host string, bound []string) (Target, error) {
 	if len(bound) == 0 {
 		return tg, Errorf(EFAILED, "the approval of %s is bound to no address: nothing ran; request it again", tg.Host)
 	}
+	denied := t.deniedAddrs(ctx)
 	for _, b := range bound {
 		a, err := netip.ParseAddr(b)
 		if err != nil {
 			return tg, Errorf(EFAILED, "the approval of %s is bound to %q, which is not an address: nothing ran; request it again", tg.Host, truncate(b, 60))
 		}
-		if e := t.check(a, name); e != nil {
+		e := t.check(a, name)
+		if e == nil {
+			e = deniedByName(denied, a)
+		}
+		if e == nil {
+			e = checkZone(a)
+		}
+		if e != nil {
 			return tg, Errorf(e.Code, "the approved address %s may no longer be checked: %s; nothing ran", a, e.Message)
 		}
 		tg.Addrs = append(tg.Addrs, a)
 	}
-	if t.limiter != nil {
-		for _, a := range tg.Addrs {
-			if wait, ok := t.limiter.Allow(a.String()); !ok {
-				return tg, Errorf(ERATELIMIT, "%s has been checked too often: retry in %s", a, roundUp(wait))
-			}
-		}
-	}
-	return tg, nil
+	return tg, t.limit(tg.Addrs)
 }
 
 // check decides one address. name is what the user typed when it was a

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -150,4 +151,95 @@ func TestCompileRules_RejectsGarbage(t *testing.T) {
 		_, err := NewTargets(TargetRules{Allow: []string{bad}}, nil, nil)
 		assert.Error(t, err, bad)
 	}
+}
+
+func TestTargets_DeniedNameDeniesItsAddresses(t *testing.T) {
+	r := fakeResolver{
+		"db.example.com":    addrs("10.0.0.9", "fd00::9"),
+		"alias.example.com": addrs("10.0.0.9"),
+		"web.example.com":   addrs("10.0.0.10", "10.0.0.9"),
+	}
+	tg := newTargets(t, TargetRules{Allow: []string{"10.0.0.0/8", "fc00::/7"}, Deny: []string{"db.example.com"}}, r)
+	for _, host := range []string{"db.example.com", "10.0.0.9", "fd00::9", "[fd00::9]", "alias.example.com", "::ffff:10.0.0.9"} {
+		_, err := tg.Resolve(context.Background(), host)
+		require.Error(t, err, host)
+		assert.Equal(t, EDENIED, ErrorCode(err), host)
+		assert.Contains(t, ErrorMessage(err), "db.example.com", "%s: the message names the denied entry", host)
+	}
+	got, err := tg.Resolve(context.Background(), "web.example.com")
+	require.NoError(t, err, "a name with another, allowed address keeps it")
+	assert.Equal(t, addrs("10.0.0.10"), got.Addrs)
+	require.Len(t, got.Skipped, 1)
+	assert.Contains(t, got.Skipped[0], "address of db.example.com")
+	_, err = tg.Resolve(context.Background(), "10.0.0.10")
+	assert.NoError(t, err)
+
+	// An approved run bound to the address is refused too.
+	_, err = tg.Bound(context.Background(), "alias.example.com", []string{"10.0.0.9"})
+	assert.Equal(t, EDENIED, ErrorCode(err))
+}
+
+// flakyResolver fails (not "not found") once told to.
+type flakyResolver struct {
+	fakeResolver
+	down bool
+}
+
+func (f *flakyResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if f.down && host == "db.example.com" {
+		return nil, &net.DNSError{Err: "server misbehaving", Name: host, IsTemporary: true}
+	}
+	return f.fakeResolver.LookupNetIP(ctx, network, host)
+}
+
+func TestTargets_DeniedNameStaysDeniedWhenDNSFails(t *testing.T) {
+	r := &flakyResolver{fakeResolver: fakeResolver{"db.example.com": addrs("10.0.0.9")}}
+	tg := newTargets(t, TargetRules{Allow: []string{"10.0.0.0/8"}, Deny: []string{"db.example.com"}}, r)
+	now := time.Unix(1000, 0)
+	tg.now = func() time.Time { return now }
+	_, err := tg.Resolve(context.Background(), "10.0.0.9")
+	require.Equal(t, EDENIED, ErrorCode(err))
+	r.down = true
+	now = now.Add(2 * denyTTL)
+	_, err = tg.Resolve(context.Background(), "10.0.0.9")
+	assert.Equal(t, EDENIED, ErrorCode(err), "a DNS outage does not open a denied host")
+	r.down = false
+	r.fakeResolver["db.example.com"] = addrs("10.0.0.19")
+	now = now.Add(2 * denyTTL)
+	_, err = tg.Resolve(context.Background(), "10.0.0.9")
+	assert.NoError(t, err, "the name moved: its old address is no longer denied")
+	_, err = tg.Resolve(context.Background(), "10.0.0.19")
+	assert.Equal(t, EDENIED, ErrorCode(err))
+}
+
+func TestTargets_ZonesOnlyOnAllowedLinkLocal(t *testing.T) {
+	tg := newTargets(t, TargetRules{Allow: []string{"fc00::/7", "fe80::1/128"}}, nil)
+	for _, host := range []string{"fd00::5%1", "fd00::5%eth0", "[fd00::5%2]", "::1%lo"} {
+		_, err := tg.Resolve(context.Background(), host)
+		require.Error(t, err, host)
+		assert.Equal(t, EINVALID, ErrorCode(err), host)
+		assert.Contains(t, ErrorMessage(err), "a zone", host)
+		assert.Contains(t, ErrorMessage(err), "link-local", host)
+	}
+	got, err := tg.Resolve(context.Background(), "fe80::1%eth0")
+	require.NoError(t, err, "a link-local address the policy names may carry its zone")
+	assert.Equal(t, "eth0", got.Addrs[0].Zone(), "the zone is kept for the probe")
+	_, err = tg.Resolve(context.Background(), "fe80::2%eth0")
+	assert.Equal(t, EDENIED, ErrorCode(err), "link-local is still the policy's to allow")
+}
+
+func TestTargets_RateLimitIgnoresZones(t *testing.T) {
+	lim := NewRateLimiter(2)
+	lim.now = func() time.Time { return time.Unix(1000, 0) }
+	tg, err := NewTargets(TargetRules{Allow: []string{"fe80::/10"}}, nil, lim)
+	require.NoError(t, err)
+	_, err = tg.Resolve(context.Background(), "fe80::5%1")
+	require.NoError(t, err)
+	_, err = tg.Resolve(context.Background(), "fe80::5%eth0")
+	require.NoError(t, err)
+	_, err = tg.Resolve(context.Background(), "fe80::5%2")
+	require.Error(t, err, "three zones of one address share one slot")
+	assert.Equal(t, ERATELIMIT, ErrorCode(err))
+	_, err = tg.Resolve(context.Background(), "fe80::5")
+	assert.Equal(t, ERATELIMIT, ErrorCode(err))
 }

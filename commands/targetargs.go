@@ -155,7 +155,7 @@ func target(ctx context.Context, targets *bot.Targets, ta targetArgs, bound []st
 	if n > 0 && len(bound) > n {
 		bound = bound[:n]
 	}
-	return targets.Bound(ta.host, bound)
+	return targets.Bound(ctx, ta.host, bound)
 }
 
 // resolve checks the host against policy and keeps the asked family.
