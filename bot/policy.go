@@ -28,6 +28,8 @@ type Policy struct {
 	Approval ApprovalPolicy      `yaml:"approval"`
 	Hosts    map[string]HostSpec `yaml:"hosts"`
 	Groups   map[string][]string `yaml:"groups"`
+	// Audit is retention: how long records stay, where they go after.
+	Audit AuditPolicy `yaml:"audit"`
 
 	// Source is the file the policy came from, "" for the built-in default.
 	Source string `yaml:"-"`
@@ -338,6 +340,9 @@ func (p *Policy) validate() []problem {
 		bad("limits.roll_batch is %d: accepted 1 to 1000", l.RollBatch)
 	}
 	p.validateInventory(bad)
+	for _, msg := range p.Audit.problems() {
+		bad("%s", msg)
+	}
 	if p.Approval.Approvals < 1 {
 		bad("approval.approvals must be at least 1")
 	}

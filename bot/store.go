@@ -93,6 +93,7 @@ type Store interface {
 
 	Deliveries
 	CommandTokens
+	AuditPruner
 
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error

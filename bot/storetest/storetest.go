@@ -151,6 +151,9 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"AuditAppendReturnsIncreasingSeq", testAuditSeq},
 		{"AuditRoundTripsEveryField", testAuditRoundTrip},
 		{"AuditQuerySinceAndLast", testAuditQuery},
+		{"AuditPrune_ExportsThenRemovesOnlyOld", testPruneExportsThenRemovesOnlyOld},
+		{"AuditPrune_FailedExportRemovesNothing", testPruneFailedExportRemovesNothing},
+		{"AuditPrune_ConcurrentHandlesExportEachOnce", testPruneConcurrentHandlesExportEachOnce},
 		{"ReopenedStoreKeepsEverything", testReopen},
 		{"PingAndCloseTwice", testPingClose},
 	}

@@ -35,8 +35,11 @@ type auditLine struct {
 }
 
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "prune" {
+		return auditPruneCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "export" {
-		fmt.Fprintln(stderr, "usage: opsbot audit export [--since TIME]")
+		fmt.Fprintln(stderr, "usage: opsbot audit export [--since TIME] | opsbot audit prune [--config FILE]")
 		return 2
 	}
 	fs := flag.NewFlagSet("opsbot audit export", flag.ContinueOnError)
@@ -66,18 +69,22 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	enc := json.NewEncoder(stdout)
 	for _, r := range recs {
-		if err := enc.Encode(auditLine{
-			Seq: r.Seq, Time: r.Time.UTC().Format(time.RFC3339Nano), Kind: r.Kind, RequestID: r.RequestID,
-			Platform: r.Platform, User: r.User, UserName: r.UserName, Channel: r.Channel, Line: r.Line,
-			Command: r.Command, Hosts: r.Hosts, ApprovalID: r.ApprovalID, Result: r.Result, Message: r.Message,
-			DurationMS: float64(r.Duration) / float64(time.Millisecond), OutputSHA256: r.OutputSHA256,
-			Person: r.Person, SelfAsserted: r.SelfAsserted,
-		}); err != nil {
+		if err := enc.Encode(toAuditLine(r)); err != nil {
 			fmt.Fprintln(stderr, "opsbot audit export:", err)
 			return 1
 		}
 	}
 	return 0
+}
+
+func toAuditLine(r bot.AuditRecord) auditLine {
+	return auditLine{
+		Seq: r.Seq, Time: r.Time.UTC().Format(time.RFC3339Nano), Kind: r.Kind, RequestID: r.RequestID,
+		Platform: r.Platform, User: r.User, UserName: r.UserName, Channel: r.Channel, Line: r.Line,
+		Command: r.Command, Hosts: r.Hosts, ApprovalID: r.ApprovalID, Result: r.Result, Message: r.Message,
+		DurationMS: float64(r.Duration) / float64(time.Millisecond), OutputSHA256: r.OutputSHA256,
+		Person: r.Person, SelfAsserted: r.SelfAsserted,
+	}
 }
 
 // parseSince reads RFC 3339, a date, or a duration before now.

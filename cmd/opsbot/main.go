@@ -50,6 +50,8 @@ Usage:
   opsbot audit export [--since TIME]
                                   the audit log as JSON lines (TIME: RFC 3339, a date, or a
                                   duration ago such as 24h)
+  opsbot audit prune [--config FILE]
+                                  apply the policy's audit.retain now: export, then remove
   opsbot backup FILE              an online copy of the SQLite store (PostgreSQL: pg_dump)
   opsbot version
 
@@ -99,6 +101,8 @@ type Main struct {
 	// policyProblem says why the last reload failed ("" after a success),
 	// for /readyz.
 	policyProblem atomic.Value
+	// auditPolicy is the audit key of the policy in force (retention).
+	auditPolicy atomic.Pointer[bot.AuditPolicy]
 }
 
 // NewMain loads the environment, opens the store, loads the policy
@@ -137,6 +141,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 		return nil, err
 	}
 	m.lease = lease
+	m.auditPolicy.Store(&m.Policy.Audit)
 	m.Router.SetLease("", lease)
 	m.live = &liveRouter{}
 	m.live.Store(m.Router)
@@ -445,6 +450,14 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "  ssh: key and known_hosts loaded (host keys are checked strictly)")
 	}
 	fmt.Fprintf(stdout, "  store: %s\n", m.StoreName)
+	if a := p.Audit; a.Retain.D > 0 {
+		fmt.Fprintf(stdout, "  audit: records older than %s are written to %s, then removed (serve: at start and hourly; opsbot audit prune)\n", formatAge(a.Retain.D), a.Export)
+		if fi, err := os.Stat(a.Export); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "opsbot: warning: audit.export %s is not a directory here: retention will remove nothing until it exists\n", a.Export)
+		}
+	} else {
+		fmt.Fprintln(stdout, "  audit: records are kept forever (policy audit.retain sets a retention)")
+	}
 	chat := "none (terminal only; opsbot serve needs a platform)"
 	if len(setup.names) > 0 {
 		chat = strings.Join(setup.names, ", ")

@@ -64,6 +64,7 @@ func (m *Main) Reload(ctx context.Context) error {
 	old := m.live.Load()
 	r.SetLease(old.Replica(), m.lease)
 	m.live.Store(r)
+	m.auditPolicy.Store(&p.Audit)
 	m.routers = append(m.routers, r)
 	m.policyProblem.Store("")
 	m.Metrics.PolicyReload(true)

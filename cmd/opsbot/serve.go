@@ -173,6 +173,8 @@ func (m *Main) Serve(ctx context.Context) error {
 	wg.Go(func() { rd.watch(ctx) })
 	// SIGHUP loads the policy file again (systemctl reload opsbot).
 	wg.Go(func() { m.watchReload(ctx) })
+	// audit.retain: export, then remove, at start and every hour.
+	wg.Go(func() { m.watchRetention(ctx) })
 	// Expire approval requests as they fall due, so their prompts say so,
 	// and report as abandoned the approved actions whose replica stopped
 	// renewing its lease (it died mid-action): first at start, since this
