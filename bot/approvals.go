@@ -327,7 +327,12 @@ func (s *ApprovalService) Decide(ctx context.Context, req Request, id string, ap
 		return Reply{}, err
 	}
 	if !approve {
-		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Denied %s: %s", id, a.Line), Text: "Denied by " + s.label(who) + reasonText(reason) + ". Nothing ran."}
+		verdict, verb := VerdictDenied, "Denied"
+		if own {
+			verdict, verb = VerdictCancelled, "Cancelled"
+		}
+		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("%s %s: %s", verb, id, a.Line), Text: verb + " by " + s.label(who) + reasonText(reason) + ". Nothing ran.",
+			Decides: decidedBy(a, verdict, s.label(who), req), Supersedes: a.ID}
 		s.notify(ctx, a, reply)
 		return reply, nil
 	}
@@ -345,6 +350,11 @@ func (s *ApprovalService) Decide(ctx context.Context, req Request, id string, ap
 	s.audit(ctx, req, auditInfo{kind: kind, key: a.Command, hosts: a.Hosts, approvalID: id}, Reply{Status: StatusOK, Title: "approved; running"}, 0)
 	kind = "" // already written
 	return s.execute(ctx, req, a), nil
+}
+
+// decidedBy is the Decided of a reply to req, which ended a.
+func decidedBy(a Approval, v Verdict, by string, req Request) *Decided {
+	return &Decided{Approval: a.ID, Verdict: v, By: by, Request: req.ID, Platform: req.Platform, Channel: req.Channel}
 }
 
 func reasonText(reason string) string {
@@ -439,6 +449,7 @@ func (s *ApprovalService) execute(ctx context.Context, approver Request, a Appro
 	if late != "" {
 		reply.Text = joinLines(reply.Text, late)
 	}
+	reply.Decides, reply.Supersedes = decidedBy(a, VerdictApproved, s.label(WhoOf(approver)), approver), a.ID
 	s.notify(ctx, a, reply)
 	return reply
 }
@@ -572,6 +583,7 @@ func (s *ApprovalService) ExpireApprovals(ctx context.Context) {
 		req := Request{ID: a.RequestID, Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel, Line: a.Line}
 		reply := Reply{Status: StatusNegative, Title: fmt.Sprintf("Expired %s: %s", a.ID, a.Line), Text: "Nobody approved it in time. Nothing ran."}
 		s.audit(ctx, req, auditInfo{kind: AuditExpired, key: a.Command, hosts: a.Hosts, approvalID: a.ID}, reply, 0)
+		reply.Decides, reply.Supersedes = &Decided{Approval: a.ID, Verdict: VerdictExpired}, a.ID
 		s.notify(ctx, a, reply)
 	}
 	s.interruptLapsed(ctx)

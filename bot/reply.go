@@ -64,6 +64,71 @@ type Reply struct {
 	// Code is the error code (EINVALID, ENOTFOUND, ...) of a reply made from
 	// an error, so adapters can decide on it instead of on the wording.
 	Code string `json:",omitempty"`
+
+	// What the reply means for the messages already in a channel. Adapters
+	// decide on these fields, never on the wording (see Decided).
+
+	// Decides is set when this reply ends an approval request: approved
+	// (and run), denied, cancelled by its requester, or expired.
+	Decides *Decided `json:",omitempty"`
+	// Supersedes is the ID of the approval whose prompt this reply
+	// replaces: an adapter that answers a click on that prompt puts this
+	// reply in its place, its buttons gone.
+	Supersedes string `json:",omitempty"`
+	// Cancel is the ID of the running request this reply shows the
+	// progress of: adapters add the one Cancel action (CancelAction) that
+	// stops it.
+	Cancel string `json:",omitempty"`
+}
+
+// Verdict is how an approval request ended.
+type Verdict uint8
+
+// The verdicts a Decided carries.
+const (
+	VerdictApproved  Verdict = iota + 1 // approved by enough people; the action ran
+	VerdictDenied                       // refused by an approver; nothing ran
+	VerdictCancelled                    // withdrawn by its requester; nothing ran
+	VerdictExpired                      // nobody decided in time; nothing ran
+)
+
+var verdictNames = [...]string{"", "approved", "denied", "cancelled", "expired"}
+
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) && v > 0 {
+		return verdictNames[v]
+	}
+	return "unknown"
+}
+
+// Decided says that a reply ends an approval request, how, and who ended
+// it. By and Request are empty when time ended it (an expiry).
+type Decided struct {
+	Approval string  // the approval ID
+	Verdict  Verdict // how it ended
+	By       string  // the person who decided, as prompts and the audit name them
+	// Request, Platform and Channel say where the deciding request came
+	// from (a click, a typed /opsbot approve), so that an adapter can tell
+	// the result already shows in the requester's channel.
+	Request  string
+	Platform string
+	Channel  string
+}
+
+// CancelAction is the one Cancel button of a running request: every
+// adapter shows it the same way for a reply whose Cancel is set. Its style
+// is the default: stopping is never the disruptive choice, and a danger
+// button would ask "Cancel?" with a "Cancel" to back out.
+func CancelAction(requestID string) Action {
+	return Action{Label: "Cancel", Command: "/opsbot cancel " + requestID}
+}
+
+// WithActions is r.Actions, with the Cancel action when r may be cancelled.
+func (r Reply) WithActions() []Action {
+	if r.Cancel == "" {
+		return r.Actions
+	}
+	return append(r.Actions[:len(r.Actions):len(r.Actions)], CancelAction(r.Cancel))
 }
 
 // Field is one key fact.

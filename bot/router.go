@@ -122,7 +122,8 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 		req.Time = r.now()
 	}
 	capped := NewCappedStream(req.Stream, MaxPosts)
-	req.Stream = capped
+	// While it runs, /opsbot cancel ID stops it: its progress says so.
+	req.Stream = cancellable{Stream: capped, id: req.ID}
 	start := r.now()
 	log := r.log.With("req", req.ID, "user", req.Principal(), "channel", req.Channel)
 	info := &auditInfo{kind: AuditRequest}
@@ -175,6 +176,20 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 		}
 	}
 	return reply
+}
+
+// cancellable marks the progress of a running request with its ID, so
+// that adapters show the one Cancel action that stops it.
+type cancellable struct {
+	Stream
+	id string
+}
+
+func (c cancellable) Progress(r Reply) {
+	if r.Cancel == "" {
+		r.Cancel = c.id
+	}
+	c.Stream.Progress(r)
 }
 
 // Drain is the Router's part of a graceful shutdown: it refuses new

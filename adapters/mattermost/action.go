@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -74,7 +73,7 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 	case reply := <-done:
 		defer cancel()
 		st.finish(ctx, reply)
-		writeJSON(w, http.StatusOK, a.clickResponse(act, reply, who, in.ChannelId))
+		writeJSON(w, http.StatusOK, a.clickResponse(reply, who, in.ChannelId))
 	case <-timer.C:
 		// The buttons stay until the result is in: a second click meanwhile
 		// is refused by the store ("already running").
@@ -85,14 +84,14 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 			if st.finish(ctx, reply) {
 				return
 			}
-			resp := a.clickResponse(act, reply, who, in.ChannelId)
+			resp := a.clickResponse(reply, who, in.ChannelId)
 			if resp.Update != nil {
 				// Editing works when the bot owns the post; a slash command's
 				// inline answer belongs to the asker, so reply in its thread.
 				if err := a.updatePost(ctx, in.PostId, resp.Update); err == nil {
 					return
 				}
-				reply = decided(act, reply, who)
+				reply = decided(reply, who)
 			}
 			if _, err := a.postPages(ctx, in.ChannelId, in.PostId, render(reply, a.buttons(actionURL, in.ChannelId, req.ID))); err != nil {
 				a.log.Error("a late click result could not be delivered", "req", req.ID, "err", err)
@@ -105,14 +104,16 @@ func ephemeral(text string) *model.PostActionIntegrationResponse {
 	return &model.PostActionIntegrationResponse{EphemeralText: text, SkipSlackParsing: true}
 }
 
-// clickResponse answers a click. A decision (approve that ran, deny)
+// clickResponse answers a click. A reply that supersedes the prompt (an
+// approval that ran, a deny, a requester's cancel: Reply.Supersedes)
 // replaces the post: who decided, the result, no buttons. Anything else (a
 // refusal, a vote that is not yet enough, a replay of a decided request, a
-// cancel) goes to the clicker alone and leaves the post as it is, so that
-// a late or refused click never hides the real decision.
-func (a *Adapter) clickResponse(act action, reply bot.Reply, who cachedUser, channel string) *model.PostActionIntegrationResponse {
-	if isDecision(act.Line, reply) {
-		pages := render(decided(act, reply, who), buttons{})
+// cancel of a running command) goes to the clicker alone and leaves the
+// post as it is, so that a late or refused click never hides the real
+// decision.
+func (a *Adapter) clickResponse(reply bot.Reply, who cachedUser, channel string) *model.PostActionIntegrationResponse {
+	if reply.Supersedes != "" {
+		pages := render(decided(reply, who), buttons{})
 		// An update is one post: a result longer than that shows its first
 		// page, numbered "1 of N" by render, so it is never silently cut.
 		return &model.PostActionIntegrationResponse{Update: pages[0].post(channel, ""), SkipSlackParsing: true}
@@ -125,36 +126,21 @@ func (a *Adapter) clickResponse(act action, reply bot.Reply, who cachedUser, cha
 	return ephemeral(text)
 }
 
-// isDecision recognises the Router's answer to a decision that took effect:
-// an approval that ran the action ("Approved by ..." in its text) or a
-// denial ("Denied ID: ..."). Refusals and replays come back as errors with
-// other titles. (The Reply carries no outcome kind; see the report.)
-func isDecision(line string, r bot.Reply) bool {
-	f := strings.Fields(line)
-	if len(f) < 3 || f[0] != "/opsbot" {
-		return false
-	}
-	switch strings.ToLower(f[1]) {
-	case "approve":
-		return r.Status != bot.StatusPending && strings.HasPrefix(r.Text, "Approved by ")
-	case "deny":
-		return r.Status == bot.StatusNegative && strings.HasPrefix(r.Title, "Denied "+strings.ToLower(f[2]))
-	}
-	return false
+// decidedBy is how a decided post names who ended it, by verdict.
+var decidedBy = map[bot.Verdict]string{
+	bot.VerdictApproved:  "approved by",
+	bot.VerdictDenied:    "denied by",
+	bot.VerdictCancelled: "cancelled by",
 }
 
-// decided is the reply as the decided post shows it: who decided, first.
-func decided(act action, r bot.Reply, who cachedUser) bot.Reply {
+// decided is the reply as the decided post shows it: who decided, first
+// (the clicker: the click is the decision), and how (Reply.Decides).
+func decided(r bot.Reply, who cachedUser) bot.Reply {
 	verb := "decided by"
-	if f := strings.Fields(act.Line); len(f) >= 2 {
-		switch strings.ToLower(f[1]) {
-		case "approve":
-			verb = "approved by"
-		case "deny":
-			verb = "denied by"
-		}
+	if r.Decides != nil && decidedBy[r.Decides.Verdict] != "" {
+		verb = decidedBy[r.Decides.Verdict]
 	}
 	r.Fields = append([]bot.Field{{Name: verb, Value: who.display}}, r.Fields...)
-	r.Actions = nil
+	r.Actions, r.Cancel = nil, ""
 	return r
 }

@@ -35,10 +35,18 @@ func promptFixture(t *testing.T, fn func(req bot.Request) bot.Reply) (*fixture, 
 	return f, h, resp.Attachments
 }
 
+// approvedReply is what the Router answers the approval that ran the
+// action: the outcome says so in typed fields, whatever its wording.
+func approvedReply(req bot.Request) bot.Reply {
+	return bot.Reply{Status: bot.StatusOK, Title: "apache restart web01: done",
+		Text:       "Approved by mattermost:" + req.User + "; requested by mattermost:uCarol00000000000000000000 (approval " + approvalID + ").",
+		Decides:    &bot.Decided{Approval: approvalID, Verdict: bot.VerdictApproved, By: "mattermost:dave", Request: req.ID, Platform: req.Platform, Channel: req.Channel},
+		Supersedes: approvalID}
+}
+
 func TestAction_ValidClickBySecondUserRunsApproveAndUpdatesThePost(t *testing.T) {
 	f, h, atts := promptFixture(t, func(req bot.Request) bot.Reply {
-		return bot.Reply{Status: bot.StatusOK, Title: "apache restart web01: done",
-			Text: "Approved by mattermost:" + req.User + "; requested by mattermost:uCarol00000000000000000000 (approval " + approvalID + ")."}
+		return approvedReply(req)
 	})
 	w, resp := f.click(t, buttonNamed(t, atts, "Approve"), "uDave000000000000000000000", "promptpost0000000000000000", nil)
 
@@ -69,7 +77,8 @@ func TestAction_ValidClickBySecondUserRunsApproveAndUpdatesThePost(t *testing.T)
 
 func TestAction_DenyUpdatesThePostNamingTheDecider(t *testing.T) {
 	f, _, atts := promptFixture(t, func(bot.Request) bot.Reply {
-		return bot.Reply{Status: bot.StatusNegative, Title: "Denied " + approvalID + ": /apache restart web01", Text: "Denied by mattermost:uDave. Nothing ran."}
+		return bot.Reply{Status: bot.StatusNegative, Title: "Denied " + approvalID + ": /apache restart web01", Text: "Denied by mattermost:uDave. Nothing ran.",
+			Decides: &bot.Decided{Approval: approvalID, Verdict: bot.VerdictDenied, By: "mattermost:dave"}, Supersedes: approvalID}
 	})
 	_, resp := f.click(t, buttonNamed(t, atts, "Deny"), "uDave000000000000000000000", "promptpost0000000000000000", nil)
 	require.NotNil(t, resp.Update)
@@ -155,8 +164,7 @@ func TestAction_GarbageIs4xx(t *testing.T) {
 func TestAction_SlowClickAnswersAtOnceThenRepliesInTheThread(t *testing.T) {
 	f, _, atts := promptFixture(t, func(req bot.Request) bot.Reply {
 		time.Sleep(100 * time.Millisecond)
-		return bot.Reply{Status: bot.StatusOK, Title: "apache restart web01: done",
-			Text: "Approved by mattermost:" + req.User + "; requested by mattermost:uCarol (approval " + approvalID + ")."}
+		return approvedReply(req)
 	})
 	f.a.clickWait = 10 * time.Millisecond
 	f.srv.denyUpdate = true // the prompt was the asker's inline answer: not the bot's to edit
@@ -172,4 +180,32 @@ func TestAction_SlowClickAnswersAtOnceThenRepliesInTheThread(t *testing.T) {
 	assert.Equal(t, "promptpost0000000000000000", p.RootId, "in the prompt's thread")
 	assert.Equal(t, "approved by", p.Attachments()[0].Fields[0].Title)
 	assert.Zero(t, countActions(p.Attachments()))
+}
+
+// The adapter decides on the reply's typed outcome, never on its words: a
+// reply worded like a decision but without Supersedes leaves the post
+// alone; a decision worded unlike any leaves it replaced, named by its
+// verdict.
+func TestAction_OutcomeIsReadFromTypedFieldsNotWords(t *testing.T) {
+	t.Run("decision words, no decision", func(t *testing.T) {
+		f, _, atts := promptFixture(t, func(bot.Request) bot.Reply {
+			return bot.Reply{Status: bot.StatusOK, Title: "Denied " + approvalID + ": /apache restart web01",
+				Text: "Approved by mattermost:uDave; requested by mattermost:uCarol (approval " + approvalID + ")."}
+		})
+		_, resp := f.click(t, buttonNamed(t, atts, "Approve"), "uDave000000000000000000000", "promptpost0000000000000000", nil)
+		assert.Nil(t, resp.Update, "no Supersedes: the prompt stays")
+		assert.Contains(t, resp.EphemeralText, "Approved by", "the clicker alone hears it")
+	})
+	t.Run("unusual words, a decision", func(t *testing.T) {
+		f, _, atts := promptFixture(t, func(req bot.Request) bot.Reply {
+			return bot.Reply{Status: bot.StatusNegative, Title: "Withdrawn.", Text: "¯\\_(ツ)_/¯",
+				Decides: &bot.Decided{Approval: approvalID, Verdict: bot.VerdictCancelled, By: "carol", Request: req.ID}, Supersedes: approvalID}
+		})
+		_, resp := f.click(t, buttonNamed(t, atts, "Deny"), "uCarol00000000000000000000", "promptpost0000000000000000", nil)
+		require.NotNil(t, resp.Update, "Supersedes: the prompt is replaced")
+		upd := resp.Update.Attachments()
+		assert.Zero(t, countActions(upd), "buttons gone")
+		assert.Equal(t, "cancelled by", upd[0].Fields[0].Title, "named by the verdict, not by the button or the words")
+		assert.Contains(t, upd[0].Title, "Withdrawn.")
+	})
 }

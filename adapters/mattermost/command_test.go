@@ -192,7 +192,8 @@ func TestCommand_ProgressEditsOnePostAtABoundedRateWithCancel(t *testing.T) {
 	const updates = 60
 	h := &fakeHandler{fn: func(_ context.Context, req bot.Request) bot.Reply {
 		for i := range updates {
-			req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Scanning 10.0.0.1", Text: strings.Repeat(".", i)})
+			// Cancel is what the Router sets on a running request's progress.
+			req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Scanning 10.0.0.1", Text: strings.Repeat(".", i), Cancel: req.ID})
 			time.Sleep(5 * time.Millisecond)
 		}
 		return bot.Reply{Status: bot.StatusOK, Title: "10.0.0.1 tcp top100: 1 open"}

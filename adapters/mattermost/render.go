@@ -146,7 +146,7 @@ func render(r bot.Reply, btn buttons) []page {
 			}
 		}
 		if i == len(bodies)-1 {
-			for j, a := range r.Actions {
+			for j, a := range r.WithActions() {
 				att.Actions = append(att.Actions, btn.action(j, a))
 			}
 		}

@@ -10,7 +10,7 @@ import (
 
 // stream is a running command's voice in a channel: one progress post,
 // created on the first Progress and edited at most once per editEvery with
-// a Cancel button, and thread replies for Post.
+// the Cancel button the Router asks for, and thread replies for Post.
 type stream struct {
 	a         *Adapter
 	channel   string
@@ -98,10 +98,10 @@ func (s *stream) sendProgress(r bot.Reply) {
 	if s.failed {
 		return
 	}
-	r.Actions = append(r.Actions[:len(r.Actions):len(r.Actions)],
-		bot.Action{Label: "Cancel", Command: "/opsbot cancel " + s.reqID, Style: bot.ActionDanger})
+	// The Cancel button comes from r.Cancel, on the last page; progress is
+	// replaced by the result.
 	pages := render(r, s.a.buttons(s.actionURL, s.channel, s.reqID))
-	pg := pages[len(pages)-1] // the page with the Cancel button; progress is replaced by the result
+	pg := pages[len(pages)-1]
 	ctx := context.Background()
 	if s.postID == "" {
 		id, err := s.a.createPost(ctx, pg.post(s.channel, s.rootID))

@@ -96,8 +96,7 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 	}
 	done := make(chan result, 1)
 	go func() {
-		// The mark lets NotifyOutcome know the result already shows in this channel.
-		rctx, cancel := context.WithTimeout(context.WithValue(ctx, originKey{}, &origin{channel: cmd.ChannelID}), maxRun)
+		rctx, cancel := context.WithTimeout(ctx, maxRun)
 		defer cancel()
 		reply := a.handler.Handle(rctx, bot.Request{
 			ID: d.reqID, Platform: "slack", User: cmd.UserID, UserName: cmd.UserName,
@@ -143,7 +142,7 @@ func workingAck(line, channelName, reqID string) *response {
 	}
 	text := ":hourglass_flowing_sand: Working on `" + escape(line) + "`" + where + " (ref " + reqID + "). The result will be posted here."
 	blocks := []slack.Block{mrkdwnSection(text)}
-	blocks = append(blocks, actionBlocks([]bot.Action{{Label: "Cancel", Command: "/opsbot cancel " + reqID}})...)
+	blocks = append(blocks, actionBlocks([]bot.Action{bot.CancelAction(reqID)})...)
 	return &response{ResponseType: slack.ResponseTypeEphemeral, Text: "Working on " + escape(line), Blocks: blocks}
 }
 

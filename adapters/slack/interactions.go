@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/slack-go/slack"
 
@@ -54,47 +53,47 @@ func (a *Adapter) interaction(ctx context.Context, cb slack.InteractionCallback,
 	return nil
 }
 
-// originKey marks the context of a request from Slack with where it came
-// from, so that NotifyOutcome can tell the request decided an approval, and
-// that its result already shows in that channel.
-type originKey struct{}
-
-type origin struct {
-	channel   string
-	messageTS string // the message clicked on; "" for a typed command
-	mu        sync.Mutex
-	decided   bool
+// clickOn registers the message a click was on while its request runs,
+// so that NotifyOutcome can thread its notice under the prompt the
+// request decided (Reply.Decides names the request).
+func (a *Adapter) clickOn(reqID, messageTS string) (done func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.clicks[reqID] = messageTS
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		delete(a.clicks, reqID)
+	}
 }
 
-func (m *origin) set() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.decided = true
+// clickedMessage is the message the click of request reqID was on, "" when
+// the request is not a running click.
+func (a *Adapter) clickedMessage(reqID string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.clicks[reqID]
 }
 
-func (m *origin) isDecided() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.decided
-}
-
-// click runs a button's command line as the clicking user. A click that
-// decides an approval replaces the message it was on with who decided and
-// the result, buttons gone; any other answer (a refusal, a partial
-// approval, a Cancel) goes to the clicker alone and leaves the message be.
+// click runs a button's command line as the clicking user. A click whose
+// reply supersedes a prompt (Reply.Supersedes: it decided an approval)
+// replaces the message it was on with who decided and the result, buttons
+// gone; any other answer (a refusal, a partial approval, a Cancel) goes to
+// the clicker alone and leaves the message be.
 func (a *Adapter) click(ctx context.Context, cb slack.InteractionCallback, act slack.BlockAction) {
 	channel := firstNonEmpty(cb.Channel.ID, cb.Container.ChannelID)
 	msgTS := firstNonEmpty(cb.Container.MessageTs, cb.Message.Timestamp)
 	name := firstNonEmpty(cb.User.Name, cb.User.Username, cb.User.ID)
 	d := delivery{reqID: bot.NewID(), channel: channel, user: cb.User.ID, responseURL: cb.ResponseURL}
 	st := a.newStream(ctx, d)
-	mark := &origin{channel: channel, messageTS: msgTS}
-	rctx, cancel := context.WithTimeout(context.WithValue(ctx, originKey{}, mark), maxRun)
+	unregister := a.clickOn(d.reqID, msgTS)
+	rctx, cancel := context.WithTimeout(ctx, maxRun)
 	defer cancel()
 	reply := a.handler.Handle(rctx, bot.Request{
 		ID: d.reqID, Platform: "slack", User: cb.User.ID, UserName: name,
 		Channel: channel, ChannelName: cb.Channel.Name, Line: act.Value, Time: a.now(), Stream: st,
 	})
+	unregister()
 	if ts := st.close(); ts != "" {
 		if err := st.finish(ts, withDropped(Render(reply), st.droppedPosts())); err != nil {
 			a.log.Warn("final edit of the progress message failed", "req", d.reqID, "err", err)
@@ -102,13 +101,13 @@ func (a *Adapter) click(ctx context.Context, cb slack.InteractionCallback, act s
 		a.untrack(channel, ts)
 	}
 
-	if !mark.isDecided() || a.tracked(channel, msgTS) {
+	if reply.Supersedes == "" || a.tracked(channel, msgTS) {
 		m := withDropped(Render(reply), st.droppedPosts())
 		m.Ephemeral = true
 		a.answerClicker(ctx, d, m)
 		return
 	}
-	m := withDropped(Decided(reply, cb.User.ID, name, act.Text.Text), st.droppedPosts())
+	m := withDropped(Decided(reply, cb.User.ID, name), st.droppedPosts())
 	var err error
 	if msgTS != "" && a.posted.has(channel+"/"+msgTS) {
 		err = a.updateMessage(ctx, channel, msgTS, m.Text, m.Blocks)
@@ -140,18 +139,30 @@ func (a *Adapter) answerClicker(ctx context.Context, d delivery, m Message) {
 }
 
 // Decided renders the message that replaces an approval prompt once a
-// click decided it: who clicked what, then the result, with no prompt
-// buttons left.
-func Decided(reply bot.Reply, userID, userName, label string) Message {
+// click decided it: how it ended (Reply.Decides) and who clicked, then the
+// result, with no prompt buttons left.
+func Decided(reply bot.Reply, userID, userName string) Message {
 	m := Render(reply)
 	m.Ephemeral = false
 	who := "<@" + escape(userID) + ">"
 	if userName != "" && userName != userID {
 		who += " (" + escape(userName) + ")"
 	}
-	note := contextBlock(":ballot_box_with_check: *" + escape(firstNonEmpty(label, "Decision")) + "* by " + who)
+	verdict := "Decided"
+	if reply.Decides != nil {
+		verdict = verdictLabel[reply.Decides.Verdict]
+	}
+	note := contextBlock(":ballot_box_with_check: *" + verdict + "* by " + who)
 	at := min(1, len(m.Blocks))
 	m.Blocks = append(m.Blocks[:at], append([]slack.Block{note}, m.Blocks[at:]...)...)
-	m.Text = escape(firstNonEmpty(label, "Decision")) + " by " + escape(firstNonEmpty(userName, userID)) + ": " + m.Text
+	m.Text = verdict + " by " + escape(firstNonEmpty(userName, userID)) + ": " + m.Text
 	return m
+}
+
+// verdictLabel is how a decided prompt says how it ended.
+var verdictLabel = map[bot.Verdict]string{
+	bot.VerdictApproved:  "Approved",
+	bot.VerdictDenied:    "Denied",
+	bot.VerdictCancelled: "Cancelled",
+	bot.VerdictExpired:   "Expired",
 }

@@ -134,7 +134,7 @@ func TestClick_ApproveEndToEnd(t *testing.T) {
 	ub := fmt.Sprint(upd["blocks"])
 	assert.Contains(t, ub, "Apache restarted on web01")
 	assert.Contains(t, ub, "<@UAPPROVER>")
-	assert.Contains(t, ub, "*Approve* by")
+	assert.Contains(t, ub, "*Approved* by", "named by the verdict")
 	assert.Empty(t, buttons(t, upd["blocks"]), "buttons removed")
 	assert.EqualValues(t, 1, cmd.runs.Load())
 
@@ -227,4 +227,47 @@ func TestCommand_SSLCheckIsAnswered(t *testing.T) {
 	status, _ := ta.post(t, "/slack/commands", "ssl_check=1&token=x", nil)
 	assert.Equal(t, http.StatusOK, status)
 	assert.Zero(t, h.calls.Load())
+}
+
+// The adapter decides on the reply's typed outcome, never on its words: a
+// reply worded like a decision but without Supersedes leaves the clicked
+// message alone; a decision worded unlike any replaces it, named by its
+// verdict; and the requester's short notice goes under the clicked message
+// because Decides names the clicking request.
+func TestClick_OutcomeIsReadFromTypedFieldsNotWords(t *testing.T) {
+	const id, promptTS = "3f2a9c1b7d4e", "1700000050.000100"
+	t.Run("decision words, no decision", func(t *testing.T) {
+		ta := newTestAdapter(t, &fakeHandler{HandleFn: func(context.Context, bot.Request) bot.Reply {
+			return bot.Reply{Status: bot.StatusOK, Title: "Denied " + id + ": /apache restart web01",
+				Text: "Approved by slack:UAPPROVER; requested by slack:UREQUESTER (approval " + id + ")."}
+		}}, nil)
+		ta.post(t, "/slack/interactions", ta.clickBody(t, "UAPPROVER", "/opsbot approve "+id, "Approve", "trig-words", promptTS), nil)
+		eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "answer to the clicker")
+		got := ta.hook.got()[0]
+		assert.Equal(t, "ephemeral", got["response_type"], "no Supersedes: the clicker alone hears it")
+		assert.Equal(t, false, got["replace_original"])
+		assert.Empty(t, ta.slack.got("chat.update"))
+	})
+	t.Run("unusual words, a decision", func(t *testing.T) {
+		var ta *testAdapter
+		ta = newTestAdapter(t, &fakeHandler{HandleFn: func(ctx context.Context, req bot.Request) bot.Reply {
+			r := bot.Reply{Status: bot.StatusNegative, Title: "Withdrawn.", Text: "¯\\_(ツ)_/¯",
+				Decides: &bot.Decided{Approval: id, Verdict: bot.VerdictCancelled, By: "slack:UREQUESTER",
+					Request: req.ID, Platform: req.Platform, Channel: req.Channel},
+				Supersedes: id}
+			ta.NotifyOutcome(ctx, bot.Approval{ID: id, Platform: "slack", User: "UREQUESTER", Channel: req.Channel, Line: "/apache restart web01"}, r)
+			return r
+		}}, nil)
+		ta.post(t, "/slack/interactions", ta.clickBody(t, "UREQUESTER", "/opsbot deny "+id, "Deny", "trig-odd", promptTS), nil)
+		eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "prompt replaced")
+		got := ta.hook.got()[0]
+		assert.Equal(t, true, got["replace_original"], "Supersedes: the prompt is replaced")
+		assert.Equal(t, "in_channel", got["response_type"])
+		assert.Contains(t, fmt.Sprint(got["blocks"]), "*Cancelled* by <@UREQUESTER>", "named by the verdict, not by the button")
+		assert.Empty(t, buttons(t, got["blocks"]), "buttons gone")
+		notices := ta.slack.got("chat.postMessage")
+		require.Len(t, notices, 1)
+		assert.Equal(t, promptTS, notices[0].Form.Get("thread_ts"), "short notice under the clicked prompt")
+		assert.NotContains(t, notices[0].Form.Get("blocks"), "header")
+	})
 }

@@ -9,11 +9,12 @@ import (
 )
 
 // NotifyOutcome implements bot.Notifier: it tells the requester, in the
-// request's channel, how their approval request ended. When a request from
-// that channel decided it, the full result already shows there (the prompt
-// replaced in place, or the approver's own reply), so the mention is short,
-// in the prompt's thread when a click decided; otherwise (another channel,
-// the terminal, an expiry) the full outcome is posted.
+// request's channel, how their approval request ended. When a Slack
+// request from that channel decided it (outcome.Decides says which), the
+// full result already shows there (the prompt replaced in place, or the
+// approver's own reply), so the mention is short, in the prompt's thread
+// when a click decided; otherwise (another channel, another platform, the
+// terminal, an expiry) the full outcome is posted.
 func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bot.Reply) {
 	if ap.Channel == "" {
 		return
@@ -24,15 +25,12 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 		about += " (approval " + escape(ap.ID) + ")"
 	}
 	ctx = context.WithoutCancel(ctx)
-	if mark, ok := ctx.Value(originKey{}).(*origin); ok {
-		mark.set()
-		if mark.channel == ap.Channel {
-			text := mention + " " + about + ": " + statusEmoji[outcome.Status] + " " + escape(outcome.Title)
-			if _, err := a.postMessage(ctx, ap.Channel, mark.messageTS, text, []slack.Block{mrkdwnSection(truncateRunes(text, maxSectionChars))}); err != nil {
-				a.log.Warn("outcome notice failed", "approval", ap.ID, "channel", ap.Channel, "err", err)
-			}
-			return
+	if d := outcome.Decides; d != nil && d.Request != "" && d.Platform == "slack" && d.Channel == ap.Channel {
+		text := mention + " " + about + ": " + statusEmoji[outcome.Status] + " " + escape(outcome.Title)
+		if _, err := a.postMessage(ctx, ap.Channel, a.clickedMessage(d.Request), text, []slack.Block{mrkdwnSection(truncateRunes(text, maxSectionChars))}); err != nil {
+			a.log.Warn("outcome notice failed", "approval", ap.ID, "channel", ap.Channel, "err", err)
 		}
+		return
 	}
 	m := Render(outcome)
 	head := contextBlock(truncateRunes(mention+" "+about+":", maxSectionChars))

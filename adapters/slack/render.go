@@ -106,7 +106,7 @@ func Render(r bot.Reply) Message {
 			body = append(body, slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, chunk, false, false), nil, nil))
 		}
 	}
-	actions := actionBlocks(r.Actions)
+	actions := actionBlocks(r.WithActions())
 
 	// Pack: the head and the actions stay on the first message; the body
 	// fills it up to the limits, and the rest goes to follow-ups.

@@ -98,9 +98,10 @@ func TestRender_Golden(t *testing.T) {
 	}
 	t.Run("decided_prompt", func(t *testing.T) {
 		r := bot.Reply{Status: bot.StatusOK, Title: "Apache restarted on web01",
-			Fields: []bot.Field{{Name: "generation", Value: "2 → 3"}, {Name: "took", Value: "1.2 s"}},
-			Text:   "Approved by slack:U0APPROVER; requested by slack:U024BE7LH (approval 3f2a9c1b7d4e)."}
-		m := Decided(r, "U0APPROVER", "carol", "Approve")
+			Fields:  []bot.Field{{Name: "generation", Value: "2 → 3"}, {Name: "took", Value: "1.2 s"}},
+			Text:    "Approved by slack:U0APPROVER; requested by slack:U024BE7LH (approval 3f2a9c1b7d4e).",
+			Decides: &bot.Decided{Approval: "3f2a9c1b7d4e", Verdict: bot.VerdictApproved, By: "slack:carol"}, Supersedes: "3f2a9c1b7d4e"}
+		m := Decided(r, "U0APPROVER", "carol")
 		checkLimits(t, m)
 		checkGolden(t, "decided_prompt", goldenJSON(t, m))
 	})

@@ -75,6 +75,7 @@ type Adapter struct {
 
 	mu      sync.Mutex
 	streams map[string]*stream // progress messages by channel+ts, while their command runs
+	clicks  map[string]string  // the message clicked, by request ID, while the click's request runs
 	auth    struct {           // the last auth.test, for Ready
 		at  time.Time
 		err error
@@ -117,6 +118,7 @@ func New(cfg Config) (*Adapter, error) {
 		sleep:        sleepCtx,
 		rejectLimit:  rate.NewLimiter(5, 20),
 		streams:      map[string]*stream{},
+		clicks:       map[string]string{},
 		sem:          make(chan struct{}, 100),
 	}
 	if a.log == nil {

@@ -12,9 +12,9 @@ import (
 
 // stream is a running command's bot.Stream in Slack: progress is one
 // message (chat.postMessage) edited in place (chat.update) at most once per
-// editInterval, with a Cancel button; posts go to a thread under the first
-// message. One goroutine sends, in order, so the command never waits on
-// Slack.
+// editInterval, with the Cancel button the Router asks for; posts go to a
+// thread under the first message. One goroutine sends, in order, so the
+// command never waits on Slack.
 type stream struct {
 	a           *Adapter
 	ctx         context.Context
@@ -163,8 +163,7 @@ func (s *stream) run() {
 
 // showProgress posts or edits the progress message.
 func (s *stream) showProgress(r bot.Reply) {
-	r.Actions = append(r.Actions, bot.Action{Label: "Cancel", Command: "/opsbot cancel " + s.reqID})
-	m := Render(r)
+	m := Render(r) // its Cancel action comes from r.Cancel
 	s.mu.Lock()
 	ts := s.ts
 	s.mu.Unlock()

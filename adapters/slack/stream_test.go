@@ -19,7 +19,8 @@ func TestStream_ProgressIsOneMessageEditedAtABoundedRateWithCancel(t *testing.T)
 	const updates = 40
 	h := &fakeHandler{HandleFn: func(_ context.Context, req bot.Request) bot.Reply {
 		for i := 1; i <= updates; i++ {
-			req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Scanning 10.0.0.1", Text: fmt.Sprintf("%d of %d ports", i*25, updates*25)})
+			// Cancel is what the Router sets on a running request's progress.
+			req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Scanning 10.0.0.1", Text: fmt.Sprintf("%d of %d ports", i*25, updates*25), Cancel: req.ID})
 			time.Sleep(10 * time.Millisecond)
 		}
 		return bot.Reply{Status: bot.StatusOK, Title: "10.0.0.1: 2 open", Lines: []string{"22 open ssh", "80 open http"}}

@@ -174,3 +174,93 @@ func (opsbotLike) Changes(string) bool   { return false }
 func (o opsbotLike) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	return o.r.Decide(ctx, req, req.Args[1], req.Args[0] == "approve", strings.Join(req.Args[2:], " "))
 }
+
+// recorder keeps what a Notifier is told.
+type recorder struct{ got []bot.Reply }
+
+func (n *recorder) NotifyOutcome(_ context.Context, _ bot.Approval, r bot.Reply) {
+	n.got = append(n.got, r)
+}
+
+// progressCmd reports progress once, then finishes.
+type progressCmd struct{}
+
+func (progressCmd) Name() string        { return "scan" }
+func (progressCmd) Summary() string     { return "" }
+func (progressCmd) Usage() string       { return "" }
+func (progressCmd) Changes(string) bool { return false }
+func (progressCmd) Run(_ context.Context, req bot.Request) (bot.Reply, error) {
+	req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "scanning"})
+	return bot.Reply{Status: bot.StatusOK, Title: "scanned"}, nil
+}
+
+type progressSeen struct {
+	bot.NopStream
+	got []bot.Reply
+}
+
+func (s *progressSeen) Progress(r bot.Reply) { s.got = append(s.got, r) }
+
+// Outcomes as data: every reply that ends an approval says so in typed
+// fields (verdict, by whom, from which request), and supersedes its
+// prompt; refusals, partial votes and the prompt itself do not; the
+// progress of a running request carries its ID for the one Cancel action.
+func TestApprovals_OutcomesAreTypedFields(t *testing.T) {
+	p, err := bot.ParsePolicy([]byte(strings.Replace(twoApprovers, "%d", "1", 1) + "  ttl: 1m\n"))
+	require.NoError(t, err)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "opsbot.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	clock := bottest.NewClock(time.Now())
+	notes := &recorder{}
+	r := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{&deployCmd{hosts: []string{"10.0.0.11"}}},
+		Perms: bot.NewPermissions(p), Approval: p.Approval, Store: st, Clock: clock, Notifier: notes})
+	r.Add(opsbotLike{r})
+	in := func(user, line string) (bot.Request, bot.Reply) {
+		req := bot.Request{ID: bot.NewID(), Platform: "slack", User: user, Channel: "inc", Line: line}
+		return req, r.Handle(context.Background(), req)
+	}
+
+	_, prompt := in("alice", "/deploy web01")
+	id := pendingID(t, prompt)
+	assert.Nil(t, prompt.Decides, "a prompt decides nothing")
+	assert.Empty(t, prompt.Supersedes)
+	_, self := in("alice", "/opsbot approve "+id)
+	assert.Nil(t, self.Decides, "a refusal decides nothing")
+	assert.Empty(t, self.Supersedes)
+
+	req, ran := in("carol", "/opsbot approve "+id)
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictApproved, By: "slack:carol", Request: req.ID, Platform: "slack", Channel: "inc"}, ran.Decides)
+	assert.Equal(t, id, ran.Supersedes)
+	require.Len(t, notes.got, 1)
+	assert.Equal(t, ran.Decides, notes.got[0].Decides, "the requester's notice carries it too")
+
+	_, replay := in("erin", "/opsbot approve "+id)
+	assert.Nil(t, replay.Decides, "a replay of a decided request decides nothing")
+
+	id = pendingID(t, func() bot.Reply { _, p := in("alice", "/deploy web01"); return p }())
+	req, denied := in("erin", "/opsbot deny "+id+" not now")
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictDenied, By: "slack:erin", Request: req.ID, Platform: "slack", Channel: "inc"}, denied.Decides)
+	assert.Equal(t, id, denied.Supersedes)
+
+	id = pendingID(t, func() bot.Reply { _, p := in("alice", "/deploy web01"); return p }())
+	req, withdrawn := in("alice", "/opsbot deny "+id)
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictCancelled, By: "slack:alice", Request: req.ID, Platform: "slack", Channel: "inc"}, withdrawn.Decides)
+	assert.Equal(t, "Cancelled "+id+": /deploy web01", withdrawn.Title)
+
+	id = pendingID(t, func() bot.Reply { _, p := in("alice", "/deploy web01"); return p }())
+	notes.got = nil
+	clock.Advance(time.Minute + time.Second)
+	r.ExpireApprovals(context.Background())
+	require.Len(t, notes.got, 1)
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictExpired}, notes.got[0].Decides, "time decided: nobody, from no request")
+	assert.Equal(t, id, notes.got[0].Supersedes)
+
+	stream := &progressSeen{}
+	req = bot.Request{ID: bot.NewID(), Platform: "slack", User: "alice", Channel: "inc", Line: "/scan 10.0.0.1", Stream: stream}
+	final := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{progressCmd{}}}).Handle(context.Background(), req)
+	require.Len(t, stream.got, 1)
+	assert.Equal(t, req.ID, stream.got[0].Cancel, "progress may be cancelled: by this request's ID")
+	assert.Equal(t, []bot.Action{bot.CancelAction(req.ID)}, stream.got[0].WithActions())
+	assert.Empty(t, final.Cancel, "a final reply may not")
+}
