@@ -217,7 +217,7 @@ func TestApprovals_OutcomesAreTypedFields(t *testing.T) {
 		Perms: bot.NewPermissions(p), Approval: p.Approval, Store: st, Clock: clock, Notifier: notes})
 	r.Add(opsbotLike{r})
 	in := func(user, line string) (bot.Request, bot.Reply) {
-		req := bot.Request{ID: bot.NewID(), Platform: "slack", User: user, Channel: "inc", Line: line}
+		req := bot.Request{ID: bot.NewID(), Platform: "chat", User: user, Channel: "inc", Line: line}
 		return req, r.Handle(context.Background(), req)
 	}
 
@@ -230,7 +230,7 @@ func TestApprovals_OutcomesAreTypedFields(t *testing.T) {
 	assert.Empty(t, self.Supersedes)
 
 	req, ran := in("carol", "/opsbot approve "+id)
-	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictApproved, By: "slack:carol", Request: req.ID, Platform: "slack", Channel: "inc"}, ran.Decides)
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictApproved, By: "chat:carol", Request: req.ID, Platform: "chat", Channel: "inc"}, ran.Decides)
 	assert.Equal(t, id, ran.Supersedes)
 	require.Len(t, notes.got, 1)
 	assert.Equal(t, ran.Decides, notes.got[0].Decides, "the requester's notice carries it too")
@@ -240,12 +240,12 @@ func TestApprovals_OutcomesAreTypedFields(t *testing.T) {
 
 	id = pendingID(t, func() bot.Reply { _, p := in("alice", "/deploy web01"); return p }())
 	req, denied := in("erin", "/opsbot deny "+id+" not now")
-	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictDenied, By: "slack:erin", Request: req.ID, Platform: "slack", Channel: "inc"}, denied.Decides)
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictDenied, By: "chat:erin", Request: req.ID, Platform: "chat", Channel: "inc"}, denied.Decides)
 	assert.Equal(t, id, denied.Supersedes)
 
 	id = pendingID(t, func() bot.Reply { _, p := in("alice", "/deploy web01"); return p }())
 	req, withdrawn := in("alice", "/opsbot deny "+id)
-	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictCancelled, By: "slack:alice", Request: req.ID, Platform: "slack", Channel: "inc"}, withdrawn.Decides)
+	assert.Equal(t, &bot.Decided{Approval: id, Verdict: bot.VerdictCancelled, By: "chat:alice", Request: req.ID, Platform: "chat", Channel: "inc"}, withdrawn.Decides)
 	assert.Equal(t, "Cancelled "+id+": /deploy web01", withdrawn.Title)
 
 	id = pendingID(t, func() bot.Reply { _, p := in("alice", "/deploy web01"); return p }())
@@ -257,7 +257,7 @@ func TestApprovals_OutcomesAreTypedFields(t *testing.T) {
 	assert.Equal(t, id, notes.got[0].Supersedes)
 
 	stream := &progressSeen{}
-	req = bot.Request{ID: bot.NewID(), Platform: "slack", User: "alice", Channel: "inc", Line: "/scan 10.0.0.1", Stream: stream}
+	req = bot.Request{ID: bot.NewID(), Platform: "chat", User: "alice", Channel: "inc", Line: "/scan 10.0.0.1", Stream: stream}
 	final := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{progressCmd{}}}).Handle(context.Background(), req)
 	require.Len(t, stream.got, 1)
 	assert.Equal(t, req.ID, stream.got[0].Cancel, "progress may be cancelled: by this request's ID")
