@@ -230,3 +230,28 @@ func Human(d time.Duration) string {
 		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
 	}
 }
+
+// Plain is the whole reply as plain text: the title, the result lines, the
+// table aligned, the fields and the explanation. Adapters attach it as a
+// file when a reply is longer than the messages they may post.
+func (r Reply) Plain() string {
+	var b strings.Builder
+	if r.Title != "" {
+		b.WriteString(r.Title + "\n")
+	}
+	for _, f := range r.Fields {
+		b.WriteString(f.Name + ": " + f.Value + "\n")
+	}
+	for _, l := range r.Lines {
+		b.WriteString(l + "\n")
+	}
+	if r.Table != nil {
+		for _, l := range r.Table.Aligned() {
+			b.WriteString(l + "\n")
+		}
+	}
+	if r.Text != "" {
+		b.WriteString(r.Text + "\n")
+	}
+	return b.String()
+}

@@ -89,6 +89,7 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 		line += " " + t
 	}
 	d := delivery{reqID: bot.NewID(), channel: cmd.ChannelID, user: cmd.UserID, responseURL: cmd.ResponseURL}
+	a.hooks.issue(cmd.ResponseURL)
 	st := a.newStream(ctx, d)
 	type result struct {
 		reply bot.Reply
@@ -120,6 +121,12 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 				a.inflight.Go(func() { a.deliver(ctx, d, st, "", res.reply, false) })
 				return nil, nil
 			}
+		}
+		if len(m.More) > 0 && !m.Ephemeral {
+			// Follow-ups thread under the first message, whose timestamp
+			// the HTTP answer would not give: post it instead.
+			a.inflight.Go(func() { a.deliver(ctx, d, st, "", res.reply, false) })
+			return nil, nil
 		}
 		if len(m.More) > 0 {
 			a.inflight.Go(func() { a.sendMore(ctx, d, m, "") })
@@ -160,8 +167,18 @@ func (a *Adapter) deliver(ctx context.Context, d delivery, st *stream, ts string
 		}
 		a.log.Warn("final edit of the progress message failed", "req", d.reqID, "err", err)
 	}
-	err := a.webhook(ctx, d.responseURL, webhookMessage(m.Text, m.Blocks, m.Ephemeral, acked && m.Ephemeral))
 	threadTS := ""
+	if !m.Ephemeral && (len(m.More) > 0 || m.File != nil) {
+		// Follow-ups thread under the first message: post it where its
+		// timestamp comes back (response_url gives none).
+		var err error
+		if threadTS, err = a.postMessage(ctx, d.channel, "", m.Text, m.Blocks); err == nil {
+			a.sendMore(ctx, d, m, threadTS)
+			return
+		}
+		a.log.Warn("posting a long reply failed, trying response_url", "req", d.reqID, "err", err)
+	}
+	err := a.webhook(ctx, d.responseURL, webhookMessage(m.Text, m.Blocks, m.Ephemeral, acked && m.Ephemeral))
 	if err != nil {
 		a.log.Warn("response_url failed, posting instead", "req", d.reqID, "err", err)
 		if m.Ephemeral {

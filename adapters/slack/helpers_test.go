@@ -75,22 +75,48 @@ type apiCall struct {
 	Method string
 	Form   url.Values
 	At     time.Time
+	TS     string // the message's ts, as answered
 }
 
 // fakeSlack is slacktest's server with recording handlers for the methods
-// the adapter calls (its own record nothing, or answer 404).
+// the adapter calls (its own record nothing, or answer 404). It enforces
+// what the real Web API enforces and slacktest does not: chat.update
+// changes only a message the app posted with chat.postMessage, never an
+// ephemeral one (message_not_found); a reply's thread_ts names the thread
+// root (a reply's ts threads under its root); files arrive through the
+// external upload (files.getUploadURLExternal, the bytes,
+// files.completeUploadExternal).
 type fakeSlack struct {
 	*slacktest.Server
 	mu        sync.Mutex
 	calls     []apiCall
 	ts        atomic.Int64
-	limitNext map[string]int // method -> number of 429s still to answer
+	limitNext map[string]int    // method -> number of 429s still to answer
+	refuse    map[string]string // method -> the error it answers (not_in_channel)
+	msgs      map[string]fakeMsg
+	uploads   map[string]string // file ID -> content
+	files     []fakeFile        // completed uploads
+}
+
+// fakeMsg is a message the fake holds, by channel/ts.
+type fakeMsg struct {
+	ephemeral bool
+	thread    string // the root's ts for a reply, "" for a root
+}
+
+// fakeFile is a file shared by files.completeUploadExternal.
+type fakeFile struct {
+	ID, Channel, ThreadTS, Title, Content string
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
 	t.Helper()
-	f := &fakeSlack{limitNext: map[string]int{}}
+	f := &fakeSlack{limitNext: map[string]int{}, refuse: map[string]string{}, msgs: map[string]fakeMsg{}, uploads: map[string]string{}}
 	f.ts.Store(1700000000)
+	answer := func(w http.ResponseWriter, v map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
 	record := func(method string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			_ = r.ParseForm()
@@ -102,24 +128,116 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 				w.WriteHeader(http.StatusTooManyRequests)
 				return
 			}
-			f.calls = append(f.calls, apiCall{Method: method, Form: r.PostForm, At: time.Now()})
-			f.mu.Unlock()
-			ts := r.PostForm.Get("ts")
-			if ts == "" {
-				ts = strconv.FormatInt(f.ts.Add(1), 10) + ".000100"
+			if e := f.refuse[method]; e != "" {
+				f.mu.Unlock()
+				answer(w, map[string]any{"ok": false, "error": e})
+				return
 			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": r.PostForm.Get("channel"), "ts": ts, "message_ts": ts})
+			channel := r.PostForm.Get("channel")
+			ts := strconv.FormatInt(f.ts.Add(1), 10) + ".000100"
+			switch method {
+			case "chat.update":
+				ts = r.PostForm.Get("ts")
+				if m, ok := f.msgs[channel+"/"+ts]; !ok || m.ephemeral {
+					f.mu.Unlock()
+					answer(w, map[string]any{"ok": false, "error": "message_not_found"})
+					return
+				}
+			case "chat.postMessage":
+				thread := r.PostForm.Get("thread_ts")
+				if root, ok := f.msgs[channel+"/"+thread]; ok && root.thread != "" {
+					thread = root.thread // a reply to a reply joins the root's thread
+				}
+				f.msgs[channel+"/"+ts] = fakeMsg{thread: thread}
+			case "chat.postEphemeral":
+				f.msgs[channel+"/"+ts] = fakeMsg{ephemeral: true}
+			}
+			f.calls = append(f.calls, apiCall{Method: method, Form: r.PostForm, At: time.Now(), TS: ts})
+			f.mu.Unlock()
+			answer(w, map[string]any{"ok": true, "channel": channel, "ts": ts, "message_ts": ts})
 		}
 	}
 	f.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
 		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral"} {
 			c.Handle("/"+m, record(m))
 		}
+		c.Handle("/files.getUploadURLExternal", func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			n, err := strconv.Atoi(r.PostForm.Get("length"))
+			if r.PostForm.Get("filename") == "" || err != nil || n <= 0 {
+				answer(w, map[string]any{"ok": false, "error": "invalid_arguments"})
+				return
+			}
+			id := "F" + strconv.FormatInt(f.ts.Add(1), 10)
+			f.mu.Lock()
+			f.calls = append(f.calls, apiCall{Method: "files.getUploadURLExternal", Form: r.PostForm, At: time.Now()})
+			f.mu.Unlock()
+			answer(w, map[string]any{"ok": true, "file_id": id, "upload_url": "http://" + r.Host + "/upload/" + id})
+		})
+		c.Handle("/upload/", func(w http.ResponseWriter, r *http.Request) {
+			file, _, err := r.FormFile("file")
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			b, _ := io.ReadAll(file)
+			f.mu.Lock()
+			f.uploads[strings.TrimPrefix(r.URL.Path, "/upload/")] = string(b)
+			f.mu.Unlock()
+			_, _ = io.WriteString(w, "OK")
+		})
+		c.Handle("/files.completeUploadExternal", func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			var files []struct{ ID, Title string }
+			_ = json.Unmarshal([]byte(r.PostForm.Get("files")), &files)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls = append(f.calls, apiCall{Method: "files.completeUploadExternal", Form: r.PostForm, At: time.Now()})
+			var out []map[string]any
+			for _, fl := range files {
+				content, ok := f.uploads[fl.ID]
+				if !ok {
+					answer(w, map[string]any{"ok": false, "error": "file_not_found"})
+					return
+				}
+				f.files = append(f.files, fakeFile{ID: fl.ID, Channel: r.PostForm.Get("channel_id"), ThreadTS: r.PostForm.Get("thread_ts"), Title: fl.Title, Content: content})
+				out = append(out, map[string]any{"id": fl.ID, "title": fl.Title})
+			}
+			answer(w, map[string]any{"ok": true, "files": out})
+		})
 	})
 	f.Start()
 	t.Cleanup(f.Stop)
 	return f
+}
+
+// thread is the thread root of a posted message: "" for a root.
+func (f *fakeSlack) thread(channel, ts string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.msgs[channel+"/"+ts].thread
+}
+
+// shared returns the files shared so far.
+func (f *fakeSlack) shared() []fakeFile {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeFile(nil), f.files...)
+}
+
+// posted records a message as the app's own, for tests that click on a
+// message the adapter did not post in the test.
+func (f *fakeSlack) posted(channel, ts string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs[channel+"/"+ts] = fakeMsg{}
+}
+
+// refuseAll makes method answer err (ok: false) from now on.
+func (f *fakeSlack) refuseAll(method, err string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuse[method] = err
 }
 
 func (f *fakeSlack) rateLimit(method string, n int) {
@@ -140,17 +258,23 @@ func (f *fakeSlack) got(method string) []apiCall {
 	return out
 }
 
-// hook records what is posted to a response_url.
+// hook records what is posted to a response_url, and enforces Slack's
+// rule: each response_url takes at most 5 posts within 30 minutes of its
+// command; after that it answers 404 (used_url, expired_url).
 type hook struct {
 	*httptest.Server
 	mu      sync.Mutex
 	posts   []map[string]any
 	limited int // 429s still to answer
+	uses    map[string]int
+	issued  map[string]time.Time
+	refused int
+	now     func() time.Time
 }
 
 func newHook(t *testing.T) *hook {
 	t.Helper()
-	h := &hook{}
+	h := &hook{uses: map[string]int{}, issued: map[string]time.Time{}, now: time.Now}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
 		b, _ := io.ReadAll(r.Body)
@@ -163,12 +287,38 @@ func newHook(t *testing.T) *hook {
 			w.WriteHeader(http.StatusTooManyRequests)
 			return
 		}
+		now := h.now()
+		if _, ok := h.issued[r.URL.Path]; !ok {
+			h.issued[r.URL.Path] = now
+		}
+		switch {
+		case now.Sub(h.issued[r.URL.Path]) > 30*time.Minute:
+			h.refused++
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("expired_url"))
+			return
+		case h.uses[r.URL.Path] >= 5:
+			h.refused++
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("used_url"))
+			return
+		}
+		h.uses[r.URL.Path]++
 		h.posts = append(h.posts, m)
 		h.mu.Unlock()
 		_, _ = w.Write([]byte("ok"))
 	}))
 	t.Cleanup(h.Close)
 	return h
+}
+
+// refusals is how many posts the hook refused as used or expired.
+func (h *hook) refusals() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused
 }
 
 func (h *hook) got() []map[string]any {

@@ -49,6 +49,7 @@ func (a *Adapter) interaction(ctx context.Context, cb slack.InteractionCallback,
 		a.log.Info("duplicate click ignored", "user", cb.User.ID, "line", act.Value)
 		return nil
 	}
+	a.hooks.issue(cb.ResponseURL)
 	a.inflight.Go(func() { a.click(ctx, cb, *act) })
 	return nil
 }
@@ -113,7 +114,9 @@ func (a *Adapter) click(ctx context.Context, cb slack.InteractionCallback, act s
 		err = a.updateMessage(ctx, channel, msgTS, m.Text, m.Blocks)
 	} else {
 		err = a.webhook(ctx, d.responseURL, webhookMessage(m.Text, m.Blocks, false, true))
-		if err != nil && msgTS != "" {
+		// chat.update cannot change an ephemeral message (the /opsbot
+		// approvals list): the clicker is answered on their own below.
+		if err != nil && msgTS != "" && !cb.Container.IsEphemeral {
 			err = a.updateMessage(ctx, channel, msgTS, m.Text, m.Blocks)
 		}
 	}

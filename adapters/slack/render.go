@@ -33,7 +33,23 @@ type Message struct {
 	Ephemeral bool          `json:"ephemeral"`
 	// More holds the block groups of the follow-up messages, in order.
 	More []Part `json:"more,omitempty"`
+	// File is the whole output as a text file, when it needs more than
+	// maxMore follow-ups: it is shared after them, in their thread.
+	File *File `json:"file,omitempty"`
 }
+
+// File is a text file to share with a message (Slack's external upload:
+// files.getUploadURLExternal, the bytes, files.completeUploadExternal).
+type File struct {
+	Name    string `json:"name"`
+	Title   string `json:"title"`
+	Content string `json:"-"`
+}
+
+// maxMore is the most follow-up messages one reply posts: a longer output
+// is cut there, and shared whole as a file (or, to the asker alone, where
+// no file can go, cut with a note).
+const maxMore = 3
 
 // Part is one follow-up message of a split reply.
 type Part struct {
@@ -130,7 +146,18 @@ func Render(r bot.Reply) Message {
 			m.More[i].Text = fmt.Sprintf("%s (continued, part %d of %d)", truncateRunes(plainTitle(r), 200), i+2, len(m.More)+1)
 			m.More[i].Blocks = append([]slack.Block{contextBlock(fmt.Sprintf("_continued: part %d of %d_", i+2, len(m.More)+1))}, m.More[i].Blocks...)
 		}
-		m.Blocks = append(m.Blocks, contextBlock(fmt.Sprintf(":scissors: The output is too long for one Slack message: it continues in %d more message(s).", len(m.More))))
+		note := fmt.Sprintf(":scissors: The output is too long for one Slack message: it continues in %d more message(s).", len(m.More))
+		if len(m.More) > maxMore {
+			total := len(m.More) + 1
+			m.More = m.More[:maxMore]
+			if m.Ephemeral {
+				note = fmt.Sprintf(":scissors: The output is %d Slack messages long: the first %d are shown. Narrow the command (fewer ports or hosts) to see the rest.", total, maxMore+1)
+			} else {
+				m.File = &File{Name: "opsbot-output.txt", Title: truncateRunes(plainTitle(r), 200), Content: r.Plain()}
+				note = fmt.Sprintf(":scissors: The output is %d Slack messages long: the first %d are shown, and all of it is in the file %s in the thread.", total, maxMore+1, m.File.Name)
+			}
+		}
+		m.Blocks = append(m.Blocks, contextBlock(note))
 	}
 	m.Blocks = append(m.Blocks, actions...)
 	return m

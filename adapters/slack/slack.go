@@ -57,6 +57,7 @@ type Adapter struct {
 	seen       *dedupe        // deliveries already handled here
 	deliveries bot.Deliveries // and by any replica; nil: here only
 	posted     *dedupe        // "channel/ts" of messages posted with chat.postMessage
+	hooks      *hookBudget    // uses left of each response_url
 
 	// Tunables; tests shorten them.
 	inlineWait   time.Duration // how long a command may take to be answered in the HTTP response itself
@@ -131,6 +132,7 @@ func New(cfg Config) (*Adapter, error) {
 	a.seen = newDedupe(dedupeTTL, 20000, a.now)
 	a.deliveries = cfg.Deliveries
 	a.posted = newDedupe(24*time.Hour, 20000, a.now)
+	a.hooks = &hookBudget{now: a.now, m: map[string]*hookUse{}}
 	opts := []slack.Option{slack.OptionHTTPClient(a.http)}
 	if cfg.APIURL != "" {
 		u, err := url.Parse(cfg.APIURL)
@@ -233,14 +235,92 @@ func (a *Adapter) postEphemeral(ctx context.Context, channel, user, text string,
 	})
 }
 
-// webhook posts to a response_url.
+// webhook posts to a response_url, within its budget: Slack takes at most
+// hookUses posts to one response_url, within hookTTL of the command or
+// click that gave it. Progress, the final reply, follow-ups and answers to
+// clicks all draw on the same budget; a caller that finds it spent posts
+// with chat.postMessage instead, where the bot can.
 func (a *Adapter) webhook(ctx context.Context, responseURL string, msg *slack.WebhookMessage) error {
 	if responseURL == "" {
 		return errors.New("response_url: none in the request")
 	}
+	if err := a.hooks.take(responseURL); err != nil {
+		return err
+	}
 	return a.call(ctx, "response_url", func(ctx context.Context) error {
 		return slack.PostWebhookCustomHTTPContext(ctx, responseURL, a.http, msg)
 	})
+}
+
+// Slack's rule for a response_url (docs.slack.dev, "Handling user
+// interaction"): up to 5 uses within 30 minutes.
+const (
+	hookUses = 5
+	hookTTL  = 30 * time.Minute
+)
+
+var (
+	errHookSpent   = errors.New("response_url: its 5 uses are spent")
+	errHookExpired = errors.New("response_url: expired (30 minutes)")
+)
+
+// hookBudget counts the uses of each response_url this process was given.
+type hookBudget struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]*hookUse
+}
+
+type hookUse struct {
+	uses   int
+	issued time.Time
+}
+
+// issue starts a response_url's clock, when the command or click that
+// carries it arrives.
+func (b *hookBudget) issue(u string) {
+	if u == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.getLocked(u)
+}
+
+func (b *hookBudget) getLocked(u string) *hookUse {
+	h, ok := b.m[u]
+	if ok {
+		return h
+	}
+	now := b.now()
+	if len(b.m) >= 20000 { // forget the expired ones; they are refused by Slack anyway
+		for k, v := range b.m {
+			if now.Sub(v.issued) > hookTTL {
+				delete(b.m, k)
+			}
+		}
+		if len(b.m) >= 20000 {
+			clear(b.m)
+		}
+	}
+	h = &hookUse{issued: now}
+	b.m[u] = h
+	return h
+}
+
+// take spends one use, or says why none is left.
+func (b *hookBudget) take(u string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.getLocked(u)
+	switch {
+	case b.now().Sub(h.issued) > hookTTL:
+		return errHookExpired
+	case h.uses >= hookUses:
+		return errHookSpent
+	}
+	h.uses++
+	return nil
 }
 
 // webhookMessage is a rendered message for a response_url.
@@ -271,6 +351,24 @@ func (a *Adapter) sendMore(ctx context.Context, d delivery, m Message, threadTS 
 			a.log.Error("follow-up message lost", "req", d.reqID, "channel", d.channel, "err", err)
 		}
 	}
+	if m.File != nil && !m.Ephemeral {
+		if err := a.uploadFile(ctx, d.channel, threadTS, *m.File); err != nil {
+			a.log.Error("output file not shared", "req", d.reqID, "channel", d.channel, "err", err)
+		}
+	}
+}
+
+// uploadFile shares a text file in a channel (in a thread when threadTS is
+// set) through Slack's external upload: files.getUploadURLExternal, the
+// bytes to the URL it gives, files.completeUploadExternal.
+func (a *Adapter) uploadFile(ctx context.Context, channel, threadTS string, f File) error {
+	return a.call(ctx, "files upload", func(ctx context.Context) error {
+		_, err := a.api.UploadFileContext(ctx, slack.UploadFileParameters{
+			Filename: f.Name, Title: f.Title, Content: f.Content, FileSize: len(f.Content),
+			Channel: channel, ThreadTimestamp: threadTS, SnippetType: "text",
+		})
+		return err
+	})
 }
 
 // delivery is where a request's answers go.

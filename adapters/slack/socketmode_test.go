@@ -128,8 +128,16 @@ func TestSocketMode_BigReplyIsNotPutInTheAck(t *testing.T) {
 	ta.slack.SendToWebsocket(envelope(t, "env-big", "slash_commands", 0, slashPayload(ta.hook.URL, "trig-sm-big")))
 	ack := nextAck(t, acks)
 	assert.Nil(t, ack["payload"], "payloads of 20 KB or more are dropped by Slack")
-	eventually(t, func() bool { return len(ta.hook.got()) >= 1 }, "result through response_url")
-	assert.Contains(t, ta.hook.got()[0]["text"], "big")
+	// Long enough for follow-ups: the first message is posted where its
+	// timestamp comes back, and the follow-ups go to its thread.
+	eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) >= 2 }, "result and a follow-up")
+	posts := ta.slack.got("chat.postMessage")
+	assert.Contains(t, posts[0].Form.Get("text"), "big")
+	assert.Empty(t, posts[0].Form.Get("thread_ts"))
+	for _, p := range posts[1:] {
+		assert.NotEmpty(t, p.Form.Get("thread_ts"), "a follow-up in the first message's thread")
+	}
+	assert.Empty(t, ta.hook.got(), "nothing through response_url")
 }
 
 func TestSocketMode_ClickIsAckedAndRun(t *testing.T) {
