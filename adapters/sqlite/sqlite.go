@@ -1,9 +1,12 @@
 // Package sqlite owns the single-host store of the bot: approval requests and
 // the audit log in one SQLite file, through modernc.org/sqlite (pure Go, no
-// cgo). It implements bot.Store. Several processes may share the file: every
-// write transaction takes SQLite's write lock at BEGIN (BEGIN IMMEDIATE), so
-// writers queue behind each other instead of failing halfway, and each
-// approval state change is decided under that lock.
+// cgo). It implements bot.Store with the SQL flow both stores share
+// (adapters/internal/sqlstore), and keeps what only SQLite needs: the file,
+// its connection settings, a group-commit audit writer, and backups.
+// Several processes may share the file: every write transaction takes
+// SQLite's write lock at BEGIN (BEGIN IMMEDIATE), so writers queue behind
+// each other instead of failing halfway, and each approval state change is
+// decided under that lock.
 //
 // Times are stored as integer microseconds since the Unix epoch: what goes in
 // comes back truncated to the microsecond, in UTC.
@@ -26,6 +29,7 @@ import (
 	// The "sqlite" database/sql driver.
 	_ "modernc.org/sqlite"
 
+	"github.com/opsbot/opsbot/adapters/internal/sqlstore"
 	"github.com/opsbot/opsbot/bot"
 )
 
@@ -35,6 +39,7 @@ const busyTimeout = 10 * time.Second
 
 // Store is a bot.Store in a SQLite file.
 type Store struct {
+	*sqlstore.Store
 	db        *sql.DB
 	closeOnce sync.Once
 	closeErr  error
@@ -113,11 +118,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// SQLite's busy handler (whose back-off put a 50-way burst of audit
 	// writes at a 900 ms p99). Other processes still wait on busy_timeout.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, auditQ: make(chan *auditWrite), stop: make(chan struct{})}
+	s := &Store{Store: sqlstore.New(db, dialect), db: db, auditQ: make(chan *auditWrite), stop: make(chan struct{})}
 	// Processes opening a new file together can find it locked while one
 	// of them switches it to WAL, before busy_timeout applies: try again.
 	for attempt := 1; ; attempt++ {
-		err := s.migrate(ctx)
+		err := sqlstore.Migrate(ctx, s.Store, schema)
 		if err == nil {
 			break
 		}
@@ -129,15 +134,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.writer.Go(s.auditWriter)
 	return s, nil
-}
-
-// Ping checks the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("sqlite ping: %w", err)
-	}
-	return nil
 }
 
 // Close closes the database; later calls return the first call's result.
@@ -153,80 +149,28 @@ func (s *Store) Close() error {
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrate applies each missing migration in its own transaction. BEGIN
-// IMMEDIATE holds the write lock from the start, so processes opening the
-// same file at once apply each migration once, one after the other.
-func (s *Store) migrate(ctx context.Context) error {
-	ms, err := bot.ReadMigrations(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-				version INTEGER PRIMARY KEY,
-				name    TEXT    NOT NULL,
-				applied INTEGER NOT NULL
-			) STRICT`); err != nil {
-				return err
-			}
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version WHERE version = ?`, m.Version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)`,
-				m.Version, m.Name, time.Now().UnixMicro())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migration %s: %w", m.Name, err)
-		}
-	}
-	var newest int
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&newest); err != nil {
-		return fmt.Errorf("schema version: %w", err)
-	}
-	if known := ms[len(ms)-1].Version; newest > known {
-		return fmt.Errorf("database schema version %d is newer than this opsbot knows (%d): upgrade opsbot", newest, known)
-	}
-	return nil
+// schema applies the migrations; BEGIN IMMEDIATE holds the write lock from
+// the start, so processes opening the same file at once apply each
+// migration once, one after the other.
+var schema = sqlstore.Schema{
+	Files:   migrationFiles,
+	Pattern: "migrations/*.sql",
+	VersionTable: `CREATE TABLE IF NOT EXISTS schema_version (
+		version INTEGER PRIMARY KEY,
+		name    TEXT    NOT NULL,
+		applied INTEGER NOT NULL
+	) STRICT`,
 }
 
-// inTx runs fn in a read-write transaction, which takes the write lock at
-// BEGIN (_txlock=immediate), and commits if fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+// dialect is SQLite for the shared flow: ? placeholders, times as integer
+// microseconds, no row locks (a write transaction holds the database),
+// no arrays.
+var dialect = sqlstore.Dialect{
+	Name:     "sqlite",
+	Time:     func(t time.Time) any { return t.UnixMicro() },
+	Greatest: "max",
+	Read:     &sql.TxOptions{ReadOnly: true}, // a deferred BEGIN: one snapshot, no write lock
 }
-
-// inReadTx runs fn in a read-only transaction: a deferred BEGIN, one
-// consistent snapshot, no write lock.
-func (s *Store) inReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
-}
-
-// micros and fromMicros are how times are stored.
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // locked reports SQLite's "database is locked" (SQLITE_BUSY).
 func locked(err error) bool {
