@@ -11,6 +11,7 @@ const (
 	EINVALID   = "invalid"    // bad input: usage error, exit 2
 	EDENIED    = "denied"     // policy says no: exit 3
 	ERATELIMIT = "rate_limit" // too many requests: exit 3
+	EBUSY      = "busy"       // the bot is at a limit of jobs or sockets; try again later: exit 3
 	ENOTFOUND  = "not_found"  // unknown command, unresolvable host: exit 2
 	ECONFIG    = "config"     // configuration error: exit 2
 	EFAILED    = "failed"     // the action ran and failed: exit 1

@@ -208,7 +208,7 @@ func ErrorReply(err error, ref string) Reply {
 	switch ErrorCode(err) {
 	case EINVALID, ENOTFOUND, ECONFIG:
 		st = StatusUsage
-	case EDENIED, ERATELIMIT:
+	case EDENIED, ERATELIMIT, EBUSY:
 		st = StatusDenied
 	case ECONFLICT:
 		st = StatusNegative

@@ -132,6 +132,9 @@ func (l *Listen) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	rep := &listenReport{la: la, addrs: hostAddrs(), stream: req.Stream, sources: map[netip.Addr]int{}}
 	sum, err := l.listen(ctx, spec, rep.event)
 	if err != nil {
+		if busy := busyError(ctx, err); busy != nil {
+			return bot.Reply{}, busy
+		}
 		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("cannot listen on %s port %d: %s", la.proto, la.port, bindReason(err)), Err: err}
 	}
 	r := listenReply(la, sum, ctx.Err() != nil)

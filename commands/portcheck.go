@@ -134,7 +134,10 @@ func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error)
 	if timeout == 0 {
 		timeout = 3 * time.Second
 	}
-	results := c.probeAll(ctx, tg.Addrs, ta.ports, ta.proto, timeout)
+	results, err := c.probeAll(ctx, tg.Addrs, ta.ports, ta.proto, timeout)
+	if err != nil {
+		return bot.Reply{}, err
+	}
 	return portcheckReply(tg, ta.ports, results, timeout), nil
 }
 
@@ -143,7 +146,10 @@ func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error)
 // kernel's own SYN retries cover a lost packet within the timeout); several
 // ports of an address go through the scan engine, which measures the path
 // and retries what it lost, as /scan does.
-func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []uint16, proto probe.Proto, timeout time.Duration) [][]probe.Result {
+//
+// The only error is a busy bot: the socket budget had no share for the
+// scan of several ports.
+func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []uint16, proto probe.Proto, timeout time.Duration) ([][]probe.Result, error) {
 	out := make([][]probe.Result, len(ports))
 	for i := range out {
 		out[i] = make([]probe.Result, len(addrs))
@@ -152,7 +158,10 @@ func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []ui
 		for j, a := range addrs {
 			// A scan stopped by a local error (no descriptors) keeps what
 			// it decided; its error says nothing about the other ports.
-			res, _ := c.scan(ctx, probe.ScanSpec{Target: a, Proto: proto, Ports: ports, Timeout: timeout}, nil)
+			res, err := c.scan(ctx, probe.ScanSpec{Target: a, Proto: proto, Ports: ports, Timeout: timeout}, nil)
+			if busy := busyError(ctx, err); busy != nil {
+				return nil, busy
+			}
 			byPort := map[uint16]probe.Result{}
 			for _, r := range res.Results {
 				byPort[r.Target.Port()] = r
@@ -167,7 +176,7 @@ func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []ui
 				out[i][j] = r
 			}
 		}
-		return out
+		return out, nil
 	}
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -182,7 +191,7 @@ func (c *Portcheck) probeAll(ctx context.Context, addrs []netip.Addr, ports []ui
 		}
 	}
 	wg.Wait()
-	return out
+	return out, nil
 }
 
 // portcheckReply is the one place /portcheck results become words.

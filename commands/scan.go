@@ -166,6 +166,9 @@ func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 		req.Stream.Progress(scanProgressReply(title, p))
 	})
 	if err != nil {
+		if busy := busyError(ctx, err); busy != nil {
+			return bot.Reply{}, busy
+		}
 		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: "scan of " + addr.String() + " failed: " + err.Error(), Err: err}
 	}
 	bot.ObserverFrom(ctx).ScanPorts(len(res.Results), res.Duration)

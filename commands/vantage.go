@@ -296,6 +296,17 @@ func (e vantageEngine) one(ctx context.Context, h bot.Host, job vantageJob) vant
 		e.self(ctx, &row, job)
 		return row
 	}
+	// The session to the host is a socket of the process's budget, as
+	// long as the run lasts.
+	lease, err := probe.Sockets().One(ctx)
+	if err != nil {
+		row.problem = "not checked: " + bot.ErrorMessage(busyError(ctx, err))
+		if ctx.Err() != nil {
+			row.problem, row.canceled = "canceled before it started", true
+		}
+		return row
+	}
+	defer lease.Release()
 	if e.runner == nil {
 		row.problem = "no runner for this host's via " + h.Via
 		return row

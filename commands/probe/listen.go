@@ -71,6 +71,17 @@ func Listen(ctx context.Context, spec ListenSpec, events func(ListenEvent)) (Lis
 	addr := net.JoinHostPort(bindHost(spec.Addr.Addr()), strconv.Itoa(int(spec.Addr.Port())))
 	var lc net.ListenConfig
 	l := &listener{events: make(chan ListenEvent), start: time.Now()}
+	// The listening socket and (TCP) the connections it holds at once
+	// come from the process's socket budget.
+	take := Sockets().One
+	if spec.Proto == TCP {
+		take = func(ctx context.Context) (*Lease, error) { return Sockets().Reserve(ctx, 1+listenMaxConns) }
+	}
+	lease, err := take(ctx)
+	if err != nil {
+		return ListenSummary{}, err
+	}
+	defer lease.Release()
 	switch spec.Proto {
 	case TCP:
 		ln, err := lc.Listen(ctx, "tcp", addr)
@@ -78,7 +89,8 @@ func Listen(ctx context.Context, spec ListenSpec, events func(ListenEvent)) (Lis
 			return ListenSummary{}, fmt.Errorf("listen tcp %s: %w", addr, err)
 		}
 		l.closer, l.local = ln, addrPortOfNet(ln.Addr())
-		l.wg.Go(func() { l.acceptTCP(ln) })
+		conns := max(lease.N()-1, 1)
+		l.wg.Go(func() { l.acceptTCP(ln, conns) })
 	case UDP:
 		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
@@ -174,8 +186,8 @@ func (l *listener) shutdown() {
 	_ = l.closer.Close()
 }
 
-func (l *listener) acceptTCP(ln net.Listener) {
-	slots := make(chan struct{}, listenMaxConns)
+func (l *listener) acceptTCP(ln net.Listener, conns int) {
+	slots := make(chan struct{}, conns)
 	for {
 		slots <- struct{}{} // at the limit, further connections wait in the backlog
 		c, err := ln.Accept()

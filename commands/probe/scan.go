@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 )
 
@@ -22,8 +21,11 @@ type ScanSpec struct {
 	Ports       []uint16      // as given; duplicates already removed by the caller; any order
 	Timeout     time.Duration // a try's wait before the round trip is known, and its longest; 0 → 1.5s TCP, 1s UDP
 	Retries     int           // UDP extra tries on silence, at least (more when the loss measured asks); 0 → 2
-	Concurrency int           // most probes in flight; 0 → 1024 (capped by the descriptor limit)
+	Concurrency int           // most probes in flight; 0 → 1024; Scan lowers it to the share of the socket budget it gets
 	Rate        float64       // most new probes per second; 0 → no limit
+	// Sockets is the budget the scan draws on; nil is the process's
+	// (Sockets()), which every scan, check and listener shares.
+	Sockets *Budget
 }
 
 // Progress is a snapshot of a running scan.
@@ -66,11 +68,24 @@ func (r ScanResult) Ports(s State) []uint16 {
 // Check probes one port (UDP for UDP, TCP for anything else). It never
 // returns an error: a canceled ctx gives the state known so far
 // (Filtered/Timeout or OpenFiltered/Silence).
+//
+// The check takes one socket from the process's budget first. When none is
+// free within the budget's wait, it reports what a check that could send
+// nothing knows: Filtered/Timeout (OpenFiltered/Silence for UDP) with
+// Tries 0.
 func Check(ctx context.Context, target netip.AddrPort, proto Proto, opt Options) Result {
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultCheckTimeout
 	}
+	lease, err := Sockets().One(ctx)
+	if err != nil {
+		if proto == UDP {
+			return Result{Target: target, Proto: UDP, State: OpenFiltered, Reason: Silence}
+		}
+		return Result{Target: target, Proto: TCP, State: Filtered, Reason: Timeout}
+	}
+	defer lease.Release()
 	if proto == UDP {
 		return checkUDP(ctx, target, timeout, retries(opt.Retries))
 	}
@@ -79,7 +94,27 @@ func Check(ctx context.Context, target netip.AddrPort, proto Proto, opt Options)
 
 // Scan probes many ports of one address. progress, if not nil, is called
 // from one goroutine at most every 100 ms while running and once at the end.
+//
+// It first reserves its share of the socket budget (spec.Sockets) and uses
+// that as its concurrency; when no share is free within the budget's
+// wait, it returns a *BusyError and probes nothing.
 func Scan(ctx context.Context, spec ScanSpec, progress func(Progress)) (ScanResult, error) {
+	if spec.Sockets == nil {
+		spec.Sockets = Sockets()
+	}
+	want := spec.Concurrency
+	if want <= 0 {
+		want = DefaultConcurrency
+	}
+	lease, err := spec.Sockets.Reserve(ctx, min(want, max(len(spec.Ports), 1)))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ScanResult{Canceled: true}, err
+		}
+		return ScanResult{}, err
+	}
+	defer lease.Release()
+	spec.Concurrency = lease.N()
 	s, err := newScan(spec)
 	if err != nil {
 		return ScanResult{}, err
@@ -142,7 +177,10 @@ func newScan(spec ScanSpec) (*scan, error) {
 	if spec.Concurrency <= 0 {
 		spec.Concurrency = DefaultConcurrency
 	}
-	spec.Concurrency = min(spec.Concurrency, fdBudget())
+	if spec.Sockets == nil {
+		spec.Sockets = Sockets()
+	}
+	spec.Concurrency = min(spec.Concurrency, spec.Sockets.Total())
 	s := &scan{spec: spec, target: t, ports: ports, results: make([]Result, len(ports)), start: time.Now(),
 		ctl: newControl(spec.Timeout, spec.Concurrency, len(ports))}
 	if spec.Rate > 0 {
@@ -211,19 +249,6 @@ func (s *scan) result(ctx context.Context) ScanResult {
 		r.Results = slices.DeleteFunc(s.results, func(res Result) bool { return res.State == 0 })
 	}
 	return r
-}
-
-// fdBudget is how many sockets a scan may hold open: the soft descriptor
-// limit less a reserve for the bot's own connections (chat, store, logs).
-// Go raises the soft limit to the hard one at start; where the hard limit
-// is low (1024 in some containers), a scan must not starve the process.
-func fdBudget() int {
-	const reserve = 128
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<20 {
-		return 1 << 20
-	}
-	return max(int(rl.Cur)-reserve, 16)
 }
 
 // probeOrder gives the order of first tries: the ports of the scan that
