@@ -53,6 +53,8 @@ type Limits struct {
 	UserPerMinute   int      `yaml:"user_per_minute"`   // commands per user per minute
 	TargetPerMinute int      `yaml:"target_per_minute"` // checks of one address per minute, all users together
 	RollBatch       int      `yaml:"roll_batch"`        // hosts of a group changed at once after the canary
+	JobsPerUser     int      `yaml:"jobs_per_user"`     // commands one user may have running at once
+	JobsTotal       int      `yaml:"jobs_total"`        // commands running at once, all users together
 }
 
 // Role grants commands ("scan", "apache reload", "*") and approvals.
@@ -118,6 +120,8 @@ const (
 	DefaultTargetPerMinute = 120
 	DefaultApprovalTTL     = 15 * time.Minute
 	DefaultRollBatch       = 1
+	DefaultJobsPerUser     = 4
+	DefaultJobsTotal       = 32
 )
 
 // DefaultApprovalRequired are the actions that wait for a second person
@@ -263,6 +267,8 @@ func (p *Policy) defaults() {
 		UserPerMinute:   DefaultUserPerMinute,
 		TargetPerMinute: DefaultTargetPerMinute,
 		RollBatch:       DefaultRollBatch,
+		JobsPerUser:     DefaultJobsPerUser,
+		JobsTotal:       DefaultJobsTotal,
 	}
 	p.Approval = ApprovalPolicy{TTL: Duration{D: DefaultApprovalTTL}, Approvals: 1,
 		Required: append([]string(nil), DefaultApprovalRequired...)}
@@ -335,6 +341,14 @@ func (p *Policy) validate() []problem {
 			}
 			owner[id] = person
 		}
+	}
+	if l.JobsPerUser < 1 || l.JobsPerUser > 1000 {
+		bad("limits.jobs_per_user is %d: accepted 1 to 1000", l.JobsPerUser)
+	}
+	if l.JobsTotal < 1 || l.JobsTotal > 10000 {
+		bad("limits.jobs_total is %d: accepted 1 to 10000", l.JobsTotal)
+	} else if l.JobsPerUser > l.JobsTotal {
+		bad("limits.jobs_per_user is %d, more than limits.jobs_total (%d): accepted at most jobs_total", l.JobsPerUser, l.JobsTotal)
 	}
 	if l.RollBatch < 1 || l.RollBatch > 1000 {
 		bad("limits.roll_batch is %d: accepted 1 to 1000", l.RollBatch)

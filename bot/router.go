@@ -34,6 +34,7 @@ type Router struct {
 	perms     *Permissions
 	store     Store // the audit log
 	approvals *ApprovalService
+	jobs      *Jobs // nil: no cap on jobs
 	obs       Observer
 	clock     Clock
 	now       func() time.Time // clock.Now
@@ -68,12 +69,15 @@ type RouterConfig struct {
 	// Clock is the time requests, approvals and leases read, and the
 	// tickers leases are renewed with; nil is the system clock.
 	Clock Clock
+	// Jobs caps the commands running at once, per user and in all; nil
+	// is no cap. Routers of one process share one.
+	Jobs *Jobs
 }
 
 // NewRouter routes to the configured commands.
 func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{commands: map[string]Command{}, users: cfg.Users, log: cfg.Log, perms: cfg.Perms,
-		store: cfg.Store, obs: cfg.Observer, clock: cfg.Clock, running: map[string]running{}}
+		store: cfg.Store, obs: cfg.Observer, clock: cfg.Clock, jobs: cfg.Jobs, running: map[string]running{}}
 	if r.clock == nil {
 		r.clock = SystemClock{}
 	}
@@ -277,6 +281,12 @@ func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply
 		}
 		return reply, ainfo
 	}
+	done, what, err := r.jobs.start(req.Principal(), key, r.now())
+	if err != nil {
+		ObserveBusy(ctx, what)
+		return ErrorReply(err, req.ID), info
+	}
+	defer func() { done(r.now()) }()
 	if r.store != nil && changes(cmd, key) {
 		f, err := r.approvals.startAction(ctx, req, key, nil)
 		if err != nil {

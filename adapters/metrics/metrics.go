@@ -80,7 +80,7 @@ func New(version string) *Metrics {
 	}
 	m.busy = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "opsbot_busy_total",
-		Help: "Work refused because the bot was busy, by what was refused (scan: the socket budget was spent).",
+		Help: "Requests refused because the bot was busy, by the limit reached: sockets (the process's socket budget), jobs_per_user, jobs_total (limits.jobs_per_user, limits.jobs_total).",
 	}, []string{"what"})
 	m.ready = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "opsbot_ready",
@@ -99,7 +99,9 @@ func New(version string) *Metrics {
 	for _, k := range []string{bot.AuditRequest, bot.AuditStarted, bot.AuditExecution} {
 		m.auditErrs.WithLabelValues(k)
 	}
-	m.busy.WithLabelValues("scan")
+	for _, w := range []string{"sockets", "jobs_per_user", "jobs_total"} {
+		m.busy.WithLabelValues(w)
+	}
 	for _, r := range []string{"ok", "failed"} {
 		m.reloads.WithLabelValues(r)
 	}

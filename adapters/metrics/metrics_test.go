@@ -70,25 +70,27 @@ func TestMetrics_InitStartsEverySeriesAtZero(t *testing.T) {
 		`opsbot_approvals_total{outcome="expired"} 0`,
 		`opsbot_approvals_total{outcome="abandoned"} 0`,
 		`opsbot_audit_write_failures_total{kind="started"} 0`,
-		`opsbot_busy_total{what="scan"} 0`,
+		`opsbot_busy_total{what="sockets"} 0`,
+		`opsbot_busy_total{what="jobs_per_user"} 0`,
+		`opsbot_busy_total{what="jobs_total"} 0`,
 		`opsbot_policy_reloads_total{result="failed"} 0`,
 	} {
 		assert.Contains(t, out, series)
 	}
 	m.AuditFailed(bot.AuditStarted)
-	m.Busy("scan")
+	m.Busy("sockets")
 	m.SetReady("store", false)
 	m.PolicyReload(false)
 	out = scrape(t, m)
 	assert.Contains(t, out, `opsbot_audit_write_failures_total{kind="started"} 1`)
-	assert.Contains(t, out, `opsbot_busy_total{what="scan"} 1`)
+	assert.Contains(t, out, `opsbot_busy_total{what="sockets"} 1`)
 	assert.Contains(t, out, `opsbot_ready{component="store"} 0`)
 	assert.Contains(t, out, `opsbot_policy_reloads_total{result="failed"} 1`)
 }
 
 func TestMetrics_BusyReachesTheObserverThroughTheContext(t *testing.T) {
 	m := metrics.New("v1")
-	bot.ObserveBusy(bot.WithObserver(context.Background(), m), "scan")
-	bot.ObserveBusy(context.Background(), "scan") // no observer: nothing, no panic
-	assert.Contains(t, scrape(t, m), `opsbot_busy_total{what="scan"} 1`)
+	bot.ObserveBusy(bot.WithObserver(context.Background(), m), "jobs_total")
+	bot.ObserveBusy(context.Background(), "jobs_total") // no observer: nothing, no panic
+	assert.Contains(t, scrape(t, m), `opsbot_busy_total{what="jobs_total"} 1`)
 }

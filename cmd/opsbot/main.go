@@ -30,6 +30,7 @@ import (
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands"
 	"github.com/opsbot/opsbot/commands/apache"
+	"github.com/opsbot/opsbot/commands/probe"
 	"github.com/opsbot/opsbot/commands/relayd"
 	"golang.org/x/term"
 )
@@ -90,6 +91,10 @@ type Main struct {
 	// Metrics counts requests, approvals and adapter errors for /metrics.
 	Metrics *metrics.Metrics
 	ssh     *sshrun.Runner
+	// jobs caps the commands running at once; every Router of the
+	// process shares it, so a reload keeps counting the jobs still
+	// running under the old policy.
+	jobs *bot.Jobs
 
 	// live is the Router in force: Router until a SIGHUP loads a new
 	// policy (Reload). routers are every Router that may still run a
@@ -120,7 +125,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	if err != nil {
 		return nil, err
 	}
-	m := &Main{Env: env, Log: log, Notifiers: bot.Notifiers{}, Metrics: metrics.New(version)}
+	m := &Main{Env: env, Log: log, Notifiers: bot.Notifiers{}, Metrics: metrics.New(version), jobs: bot.NewJobs(0, 0)}
 	if m.Store, m.StoreName, err = openStore(ctx, env.Database); err != nil {
 		return nil, err
 	}
@@ -189,8 +194,10 @@ func (m *Main) buildRouter(p *bot.Policy) (*bot.Router, error) {
 		Store:    m.Store,
 		Notifier: m.Notifiers,
 		Observer: m.Metrics,
+		Jobs:     m.jobs,
 	})
 	r.Add(commands.NewOpsbot(r, hosts))
+	m.jobs.SetLimits(l.JobsPerUser, l.JobsTotal)
 	return r, nil
 }
 
@@ -427,8 +434,9 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "; link-local and metadata addresses denied unless named")
 	l := p.Limits
-	fmt.Fprintf(stdout, "  limits: scan_ports %d, scan_concurrency %d, scan_rate %d/s (0 = none), portcheck_ports %d, listen_for %s, user_per_minute %d, target_per_minute %d\n",
-		l.ScanPorts, l.ScanConcurrency, l.ScanRate, l.PortcheckPorts, l.ListenFor.D, l.UserPerMinute, l.TargetPerMinute)
+	fmt.Fprintf(stdout, "  limits: scan_ports %d, scan_concurrency %d, scan_rate %d/s (0 = none), portcheck_ports %d, listen_for %s, user_per_minute %d, target_per_minute %d, jobs_per_user %d, jobs_total %d\n",
+		l.ScanPorts, l.ScanConcurrency, l.ScanRate, l.PortcheckPorts, l.ListenFor.D, l.UserPerMinute, l.TargetPerMinute, l.JobsPerUser, l.JobsTotal)
+	fmt.Fprintf(stdout, "  sockets: %d for probes, shared by every scan, check, listener and vantage run (the descriptor limit less a reserve for the bot's own connections)\n", probe.Sockets().Total())
 	if len(p.Roles)+len(p.Users) == 0 {
 		fmt.Fprintf(stdout, "  permissions: no roles or users, so everyone may run the read-only commands (%s) and nobody may approve\n", strings.Join(bot.ReadOnlyGrants, ", "))
 	} else {
