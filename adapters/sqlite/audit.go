@@ -72,7 +72,7 @@ func (s *Store) auditWriter() {
 		})
 		for i, w := range batch {
 			if err != nil {
-				w.done <- auditDone{err: fmt.Errorf("sqlite append audit: %w", err)}
+				w.done <- auditDone{err: sqlstore.Fail(s.Store, "append audit", err)}
 				continue
 			}
 			w.done <- auditDone{seq: seqs[i]}

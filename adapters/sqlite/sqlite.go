@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	// The "sqlite" database/sql driver.
@@ -118,7 +119,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// SQLite's busy handler (whose back-off put a 50-way burst of audit
 	// writes at a 900 ms p99). Other processes still wait on busy_timeout.
 	db.SetMaxOpenConns(1)
-	s := &Store{Store: sqlstore.New(db, dialect), db: db, auditQ: make(chan *auditWrite), stop: make(chan struct{})}
+	d := dialect
+	d.Explain = readOnly(path)
+	s := &Store{Store: sqlstore.New(db, d), db: db, auditQ: make(chan *auditWrite), stop: make(chan struct{})}
 	// Processes opening a new file together can find it locked while one
 	// of them switches it to WAL, before busy_timeout applies: try again.
 	for attempt := 1; ; attempt++ {
@@ -170,6 +173,31 @@ var dialect = sqlstore.Dialect{
 	Time:     func(t time.Time) any { return t.UnixMicro() },
 	Greatest: "max",
 	Read:     &sql.TxOptions{ReadOnly: true}, // a deferred BEGIN: one snapshot, no write lock
+}
+
+// readOnly explains a failed write when the database's file system has
+// turned read-only (a disk error remounted it so while the bot runs):
+// SQLite says only "disk I/O error", and neither access(2) nor statfs(2)
+// see ext4's emergency read-only state. Creating a file beside the
+// database does; the database file itself is not opened, since closing a
+// second descriptor of it would drop SQLite's locks.
+func readOnly(path string) func(error) error {
+	dir := filepath.Dir(path)
+	return func(err error) error {
+		if errors.Is(err, syscall.EROFS) {
+			return err
+		}
+		f, cerr := os.CreateTemp(dir, ".opsbot-write-check-*")
+		if cerr == nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+			return err
+		}
+		if errors.Is(cerr, syscall.EROFS) {
+			return fmt.Errorf("%w (the file system of %s is read-only: %w)", err, dir, syscall.EROFS)
+		}
+		return err
+	}
 }
 
 // locked reports SQLite's "database is locked" (SQLITE_BUSY).

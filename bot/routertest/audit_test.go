@@ -3,6 +3,8 @@ package routertest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,12 +82,32 @@ type auditRig struct {
 	look   *lookCmd
 	obs    *countObs
 	notes  *notes
+	log    *lockedBuffer
 }
 
 func newAuditRig(st bot.Store) *auditRig {
-	g := &auditRig{change: &changeCmd{}, look: &lookCmd{}, obs: &countObs{}, notes: &notes{}}
-	g.r = bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{g.change, g.look}, Store: st, Observer: g.obs, Notifier: g.notes})
+	g := &auditRig{change: &changeCmd{}, look: &lookCmd{}, obs: &countObs{}, notes: &notes{}, log: &lockedBuffer{}}
+	g.r = bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{g.change, g.look}, Store: st, Observer: g.obs, Notifier: g.notes,
+		Log: slog.New(slog.NewTextHandler(g.log, nil))})
 	return g
+}
+
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (g *auditRig) ask(line string) bot.Reply {
@@ -103,10 +125,13 @@ func (g *auditRig) refused(t *testing.T, why string) {
 	assert.Equal(t, before, g.change.runs.Load(), "the change did not run")
 	assert.Equal(t, 1, g.obs.count(bot.AuditStarted))
 
+	assert.Contains(t, g.log.String(), "audit write failed: the action did not run")
+
 	look := g.ask("/look web01")
 	assert.Equal(t, bot.StatusOK, look.Status, "a read-only check runs")
 	assert.Equal(t, int32(1), g.look.runs.Load())
 	assert.Positive(t, g.obs.count(bot.AuditRequest), "its lost audit record is counted")
+	assert.Regexp(t, `audit write failed" err=.* record=.*Kind:request .*Line:/look web01`, g.log.String(), "and logged, whole")
 }
 
 func TestAuditBeforeAction_StartIsRecordedBeforeTheActionRuns(t *testing.T) {
@@ -213,6 +238,71 @@ func TestAuditBeforeAction_ReadOnlyFileRefusesToOpen_SQLite(t *testing.T) {
 	_, err = sqlite.Open(context.Background(), path)
 	require.Error(t, err, "a store that cannot write is not opened: nothing can act without an audit log")
 	assert.Contains(t, err.Error(), "read-only file system")
+}
+
+// ext4 mounts a small ext4 file system (a loop device over a file) with
+// errors=remount-ro, and returns its mount point and a function that makes
+// it fail as a disk does: the kernel records a file-system error and turns
+// it read-only under whoever has files open on it. (A tmpfs cannot be made
+// read-only while a file is open for writing: remount says busy.) It needs
+// root, losetup and mkfs.ext4.
+func ext4(t *testing.T) (dir string, fail func()) {
+	t.Helper()
+	need := func(what string) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true: this fails instead of skipping)", what)
+		}
+		t.Skip(what)
+	}
+	if os.Geteuid() != 0 {
+		need("a loop-mounted ext4 needs root")
+	}
+	for _, tool := range []string{"losetup", "mkfs.ext4", "mount", "umount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			need(tool + " is not installed (util-linux, e2fsprogs)")
+		}
+	}
+	img := filepath.Join(t.TempDir(), "fs.img")
+	require.NoError(t, os.WriteFile(img, nil, 0o600))
+	require.NoError(t, os.Truncate(img, 16<<20))
+	out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+	if err != nil {
+		need(fmt.Sprintf("no loop device: %v %s", err, out))
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v %s", dev, err, out)
+		}
+	})
+	dir = t.TempDir()
+	out, err = exec.Command("mount", "-t", "ext4", "-o", "errors=remount-ro", dev, dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir, func() {
+		require.NoError(t, os.WriteFile("/sys/fs/ext4/"+filepath.Base(dev)+"/trigger_fs_error", []byte("1"), 0o200))
+		err := os.WriteFile(filepath.Join(dir, "probe"), []byte("x"), 0o600)
+		require.ErrorIs(t, err, syscall.EROFS, "the file system is read-only now")
+	}
+}
+
+func TestAuditBeforeAction_FileSystemTurnedReadOnlyRefusesTheChange_SQLite(t *testing.T) {
+	dir, fail := ext4(t)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "opsbot.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	g := newAuditRig(st)
+	require.Equal(t, bot.StatusOK, g.ask("/restart web01").Status, "writable, the change runs")
+	require.Equal(t, int32(1), g.change.runs.Load())
+
+	fail() // while the store is open
+	g.refused(t, "the database is read-only")
 }
 
 func TestAuditBeforeAction_LapsedStartIsRecordedInterruptedOnceAndAnnounced(t *testing.T) {

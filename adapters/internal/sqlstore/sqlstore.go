@@ -50,6 +50,10 @@ type Dialect struct {
 	Arrays bool
 	// Read are the options of a read-only transaction (one snapshot).
 	Read *sql.TxOptions
+	// Explain, if set, adds to an error what the database driver could
+	// not say (SQLite: that its file system turned read-only, as
+	// syscall.EROFS), so that bot can tell the asker why in a few words.
+	Explain func(error) error
 }
 
 // Store is the flow over one database. Its methods implement bot.Store
@@ -164,11 +168,18 @@ func (s *Store) wrap(op string, err error) error {
 	if errors.As(err, &be) {
 		return be
 	}
-	return fmt.Errorf("%s %s: %w", s.d.Name, op, err)
+	return s.fail(op, err)
 }
+
+// Fail adds context to err as the store's own errors have it: the
+// dialect's name, the operation, and what the dialect explains.
+func Fail(s *Store, op string, err error) error { return s.fail(op, err) }
 
 // fail adds context to err.
 func (s *Store) fail(op string, err error) error {
+	if s.d.Explain != nil {
+		err = s.d.Explain(err)
+	}
 	return fmt.Errorf("%s %s: %w", s.d.Name, op, err)
 }
 
