@@ -28,7 +28,7 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.UserId == "" || in.ChannelId == "" {
-		http.Error(w, "missing user_id or channel_id", http.StatusBadRequest)
+		writeJSON(w, http.StatusOK, ephemeral("The click lacks user_id or channel_id; nothing ran."))
 		return
 	}
 	act, err := verify(a.secret, in.Context, a.now())
@@ -41,11 +41,12 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		a.reject(r.Context(), r, in.UserId, in.ChannelId, "", err.Error())
-		writeJSON(w, http.StatusForbidden, ephemeral("This button could not be verified; nothing ran."))
+		// 200, or Mattermost drops the text and shows a generic error.
+		writeJSON(w, http.StatusOK, ephemeral("This button could not be verified (made before the action secret changed, or not by this bot); nothing ran. Type the command instead."))
 		return
 	case act.Channel != in.ChannelId:
 		a.reject(r.Context(), r, in.UserId, in.ChannelId, act.Line, "button of channel "+act.Channel+" clicked in channel "+in.ChannelId)
-		writeJSON(w, http.StatusForbidden, ephemeral("This button belongs to another channel; nothing ran."))
+		writeJSON(w, http.StatusOK, ephemeral("This button belongs to another channel; nothing ran."))
 		return
 	}
 
@@ -93,7 +94,7 @@ func (a *Adapter) handleAction(w http.ResponseWriter, r *http.Request) {
 				}
 				reply = decided(reply, who)
 			}
-			if _, err := a.postPages(ctx, in.ChannelId, in.PostId, render(reply, a.buttons(actionURL, in.ChannelId, req.ID))); err != nil {
+			if _, err := a.postReply(ctx, in.ChannelId, in.PostId, reply, a.buttons(actionURL, in.ChannelId, req.ID)); err != nil {
 				a.log.Error("a late click result could not be delivered", "req", req.ID, "err", err)
 			}
 		})

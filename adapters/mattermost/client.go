@@ -100,13 +100,124 @@ func (a *Adapter) postPages(ctx context.Context, channel, root string, pages []p
 	return first, nil
 }
 
+// checkHook accepts a response_url that is a command hook of the server
+// at OPSBOT_MATTERMOST_URL: the same host, and the path under the same
+// prefix (a server under a subpath gives https://host/sub/hooks/commands/ID).
+func (a *Adapter) checkHook(responseURL string) error {
+	u, err := url.Parse(responseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("response_url is not an http(s) URL")
+	}
+	prefix := strings.TrimRight(a.site.Path, "/") + "/hooks/commands/"
+	if !strings.EqualFold(u.Host, a.site.Host) || !strings.HasPrefix(u.Path, prefix) || len(u.Path) == len(prefix) {
+		return fmt.Errorf("response_url is not a command hook of %s (want %s://%s%sID)", a.site.Redacted(), a.site.Scheme, a.site.Host, prefix)
+	}
+	return nil
+}
+
+// outFile is a reply's whole output as a text file.
+type outFile struct {
+	Name, Content string
+}
+
+// capPages keeps the first 1+maxMore pages of a reply, the buttons of the
+// last page moved onto the last one kept, and says on the first page that
+// the whole output follows as a file: a 65 535-row result is four posts
+// and a file, not 181 posts.
+func capPages(pages []page, r bot.Reply, withFile bool) ([]page, *outFile) {
+	if len(pages) <= 1+maxMore {
+		return pages, nil
+	}
+	total := len(pages)
+	last := pages[total-1]
+	kept := append([]page(nil), pages[:1+maxMore]...)
+	if len(last.Attachments) > 0 && len(last.Attachments[0].Actions) > 0 {
+		k := kept[len(kept)-1]
+		if len(k.Attachments) > 0 {
+			att := *k.Attachments[0]
+			att.Actions = last.Attachments[0].Actions
+			k.Attachments = append([]*model.MessageAttachment{&att}, k.Attachments[1:]...)
+			kept[len(kept)-1] = k
+		}
+	}
+	var f *outFile
+	note := fmt.Sprintf("\n\n_The output is %d posts long: the first %d are shown. Narrow the command (fewer ports or hosts) to see the rest._", total, len(kept))
+	if withFile {
+		f = &outFile{Name: "opsbot-output.txt", Content: r.Plain()}
+		note = fmt.Sprintf("\n\n_The output is %d posts long: the first %d are shown, and all of it is in the file %s in the thread._", total, len(kept), f.Name)
+	}
+	first := kept[0]
+	if len(first.Attachments) > 0 {
+		att := *first.Attachments[0]
+		att.Text += note
+		first.Attachments = append([]*model.MessageAttachment{&att}, first.Attachments[1:]...)
+		kept[0] = first
+	}
+	return kept, f
+}
+
+// postReply posts a reply in channel (under root, or as a new thread):
+// its first pages, and the whole output as a file when it is longer.
+func (a *Adapter) postReply(ctx context.Context, channel, root string, r bot.Reply, btn buttons) (string, error) {
+	pages, file := capPages(render(r, btn), r, true)
+	id, err := a.postPages(ctx, channel, root, pages)
+	if err != nil {
+		return id, err
+	}
+	if file != nil {
+		if err := a.postFile(ctx, channel, firstNonEmpty(root, id), *file); err != nil {
+			a.log.Error("output file not shared", "channel", channel, "err", err)
+		}
+	}
+	return id, nil
+}
+
+// postRest posts the pages after a first one shown elsewhere (an inline
+// answer, an edited progress post), then the file, in root's thread.
+func (a *Adapter) postRest(ctx context.Context, channel, root string, rest []page, file *outFile) (string, error) {
+	id, err := a.postPages(ctx, channel, root, rest)
+	if err != nil {
+		return id, err
+	}
+	if file != nil {
+		err = a.postFile(ctx, channel, firstNonEmpty(root, id), *file)
+	}
+	return id, err
+}
+
+// postFile uploads a text file (POST /api/v4/files) and posts it, with
+// its file ID, in the thread of root.
+func (a *Adapter) postFile(ctx context.Context, channel, root string, f outFile) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	up, _, err := a.client.UploadFile(ctx, []byte(f.Content), channel, f.Name)
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: %w", f.Name, channel, err)
+	}
+	if up == nil || len(up.FileInfos) == 0 {
+		return fmt.Errorf("upload %s to %s: the server returned no file", f.Name, channel)
+	}
+	p := &model.Post{ChannelId: channel, RootId: root, Message: "The whole output: " + f.Name, FileIds: model.StringArray{up.FileInfos[0].Id}}
+	_, err = a.createPost(ctx, p)
+	return err
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 // respond posts a command response to the response_url Mattermost gave,
 // for results that come after the command was answered.
 func (a *Adapter) respond(ctx context.Context, responseURL string, resp *model.CommandResponse) error {
-	u, err := url.Parse(responseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.HasPrefix(u.Path, "/hooks/commands/") {
-		return fmt.Errorf("response_url is not a Mattermost command hook")
+	if err := a.checkHook(responseURL); err != nil {
+		return err
 	}
+	u, _ := url.Parse(responseURL)
 	body, err := json.Marshal(resp)
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)

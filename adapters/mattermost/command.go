@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -15,31 +16,45 @@ import (
 	"github.com/opsbot/opsbot/bot"
 )
 
-// handleCommand serves a custom slash command: a form POST carrying the
-// command's token in the Authorization header and the token field.
+// handleCommand serves a custom slash command: a form POST (or, for a
+// command configured as GET, the query string) carrying the command's
+// token in the Authorization header and the token field. Every answer
+// with something to say is HTTP 200: Mattermost drops the text of any
+// other status and shows the user a generic error.
 func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	var f url.Values
+	if r.Method == http.MethodGet {
+		if len(r.URL.RawQuery) > maxBody {
+			http.Error(w, "query too long", http.StatusRequestURITooLong)
 			return
 		}
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
+		f = r.URL.Query()
+	} else {
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		f = r.PostForm // never the query string of a POST
 	}
-	f := r.PostForm // never the query string
 	user, channel := f.Get("user_id"), f.Get("channel_id")
 	if why := a.checkToken(r.Header.Get("Authorization"), f.Get("token")); why != "" {
 		a.reject(r.Context(), r, user, channel, "", why)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		writeJSON(w, http.StatusOK, refusal("opsbot does not know this slash command's token, so nothing ran. "+
+			"An admin adds it to OPSBOT_MATTERMOST_COMMAND_TOKENS (Integrations > Slash Commands shows it)."))
 		return
 	}
 	command := strings.TrimSpace(f.Get("command"))
 	if user == "" || channel == "" || !strings.HasPrefix(command, "/") {
-		http.Error(w, "missing user_id, channel_id or command", http.StatusBadRequest)
+		writeJSON(w, http.StatusOK, refusal("The request lacks user_id, channel_id or command; nothing ran."))
 		return
 	}
+	root := f.Get("root_id") // typed in a thread: answers go there
 	req := bot.Request{
 		ID:       bot.NewID(),
 		Platform: Platform,
@@ -53,7 +68,7 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 		Time:        a.now(),
 	}
 	actionURL := a.actionURL(r)
-	st := a.newStream(channel, req.ID, actionURL, "")
+	st := a.newStream(channel, req.ID, actionURL, root)
 	req.Stream = st
 
 	// The work outlives this HTTP request when it is slow.
@@ -66,8 +81,9 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if a.unknownCommand(command, reply) {
 			// A slash command we hold a token for but do not implement: the
-			// server's setup is wrong. Say so to the user, as a 4xx.
-			writeJSON(w, http.StatusBadRequest, a.commandResponse(reply, req, actionURL))
+			// server's setup is wrong. Say so to the user, with a 200 so
+			// that they see it.
+			writeJSON(w, http.StatusOK, a.inline(reply, req, actionURL, root))
 			return
 		}
 		if st.finish(ctx, reply) {
@@ -75,7 +91,7 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 				Text: "Done: the result is in the bot's post.", SkipSlackParsing: true})
 			return
 		}
-		writeJSON(w, http.StatusOK, a.commandResponse(reply, req, actionURL))
+		writeJSON(w, http.StatusOK, a.inline(reply, req, actionURL, root))
 	case <-timer.C:
 		writeJSON(w, http.StatusOK, &model.CommandResponse{
 			ResponseType:     model.CommandResponseTypeEphemeral,
@@ -85,9 +101,35 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 		responseURL := f.Get("response_url")
 		a.inflight.Go(func() {
 			defer cancel()
-			a.deliver(ctx, req, st, <-done, actionURL, responseURL)
+			a.deliver(ctx, req, st, <-done, actionURL, responseURL, root)
 		})
 	}
+}
+
+// refusal is a command answer for the asker alone.
+func refusal(text string) *model.CommandResponse {
+	return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: text, SkipSlackParsing: true}
+}
+
+// inline is the immediate answer to a command: its first page, always
+// well under the 1 MiB Mattermost reads of a command response. The other
+// pages of a result for the channel follow through the API, in the
+// thread; those of an answer for the asker alone ride along as extra
+// responses, as many as a reply may post.
+func (a *Adapter) inline(reply bot.Reply, req bot.Request, actionURL, root string) *model.CommandResponse {
+	resp, pages, file := a.commandResponse(reply, req, actionURL)
+	if len(pages) == 1 || resp.ResponseType == model.CommandResponseTypeEphemeral {
+		return resp
+	}
+	resp.ExtraResponses = nil
+	a.inflight.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), workTimeout)
+		defer cancel()
+		if _, err := a.postRest(ctx, req.Channel, root, pages[1:], file); err != nil {
+			a.log.Error("further pages of a reply", "req", req.ID, "err", err)
+		}
+	})
+	return resp
 }
 
 // run hands the request to the Handler in its own goroutine.
@@ -109,13 +151,13 @@ func (a *Adapter) run(ctx context.Context, req bot.Request) <-chan bot.Reply {
 // the progress post if there is one; else a bot post in the channel, or
 // through response_url when the answer is for the asker only or the bot
 // may not post there.
-func (a *Adapter) deliver(ctx context.Context, req bot.Request, st *stream, reply bot.Reply, actionURL, responseURL string) {
+func (a *Adapter) deliver(ctx context.Context, req bot.Request, st *stream, reply bot.Reply, actionURL, responseURL, root string) {
 	if st.finish(ctx, reply) {
 		return
 	}
-	resp := a.commandResponse(reply, req, actionURL)
+	resp, pages, file := a.commandResponse(reply, req, actionURL)
 	if resp.ResponseType == model.CommandResponseTypeInChannel {
-		_, err := a.postPages(ctx, req.Channel, "", render(reply, a.buttons(actionURL, req.Channel, req.ID)))
+		_, err := a.postRest(ctx, req.Channel, root, pages, file)
 		if err == nil {
 			return
 		}
@@ -129,19 +171,19 @@ func (a *Adapter) deliver(ctx context.Context, req bot.Request, st *stream, repl
 // commandResponse is a reply as the answer to a slash command: in the
 // channel for results and approval prompts, to the asker alone for help,
 // usage errors and refusals.
-func (a *Adapter) commandResponse(reply bot.Reply, req bot.Request, actionURL string) *model.CommandResponse {
+func (a *Adapter) commandResponse(reply bot.Reply, req bot.Request, actionURL string) (*model.CommandResponse, []page, *outFile) {
 	typ := model.CommandResponseTypeInChannel
 	switch reply.Status {
 	case bot.StatusInfo, bot.StatusUsage, bot.StatusDenied:
 		typ = model.CommandResponseTypeEphemeral
 	}
-	pages := render(reply, a.buttons(actionURL, req.Channel, req.ID))
+	pages, file := capPages(render(reply, a.buttons(actionURL, req.Channel, req.ID)), reply, typ == model.CommandResponseTypeInChannel)
 	resp := &model.CommandResponse{ResponseType: typ, Text: pages[0].Message, Attachments: pages[0].Attachments, SkipSlackParsing: true}
 	for _, p := range pages[1:] {
 		resp.ExtraResponses = append(resp.ExtraResponses, &model.CommandResponse{
 			ResponseType: typ, Text: p.Message, Attachments: p.Attachments, SkipSlackParsing: true})
 	}
-	return resp
+	return resp, pages, file
 }
 
 // unknownCommand reports a slash command the bot does not have: asked of
@@ -192,6 +234,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if len(b) > maxInline {
+		// Mattermost cuts a command response at 1 MiB and then shows
+		// nothing: never send one near that.
+		b, _ = json.Marshal(refusal("The answer is too long to show here; nothing was cut silently: run it again with fewer ports or hosts."))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -90,7 +90,10 @@ func TestCommand_BadTokenIs401AuditedAndRunsNothing(t *testing.T) {
 			w := httptest.NewRecorder()
 			f.mux.ServeHTTP(w, r)
 
-			assert.Equal(t, http.StatusUnauthorized, w.Code)
+			// 200, so that the server shows the refusal instead of a
+			// generic error.
+			assert.Equal(t, http.StatusOK, w.Code)
+			assert.Contains(t, w.Body.String(), "OPSBOT_MATTERMOST_COMMAND_TOKENS")
 			assert.Empty(t, h.requests(), "nothing may run")
 			recs := f.audit.records()
 			require.Len(t, recs, 1)
@@ -106,7 +109,7 @@ func TestCommand_BadTokenIs401AuditedAndRunsNothing(t *testing.T) {
 	}
 }
 
-func TestCommand_BadInputIs4xxAndRunsNothing(t *testing.T) {
+func TestCommand_BadInputRunsNothingAndSaysWhy(t *testing.T) {
 	h := &fakeHandler{fn: func(context.Context, bot.Request) bot.Reply { return portcheckReply() }}
 	f := newFixture(t, h)
 
@@ -117,22 +120,18 @@ func TestCommand_BadInputIs4xxAndRunsNothing(t *testing.T) {
 	for _, field := range []string{"user_id", "channel_id", "command"} {
 		form := f.commandForm("/portcheck", "127.0.0.1 80", "uCarol00000000000000000000", "carol")
 		form.Del(field)
-		w, _ := f.postCommand(t, form, testCmdToken)
-		assert.Equal(t, http.StatusBadRequest, w.Code, "missing %s", field)
+		_, resp := f.postCommand(t, form, testCmdToken)
+		require.NotNil(t, resp, "missing %s: a 200 the server shows", field)
+		assert.Contains(t, resp.Text, "nothing ran", "missing %s", field)
 	}
-
-	r := httptest.NewRequest(http.MethodGet, "/mattermost/command", nil)
-	w2 := httptest.NewRecorder()
-	f.mux.ServeHTTP(w2, r)
-	assert.Equal(t, http.StatusMethodNotAllowed, w2.Code)
 	assert.Empty(t, h.requests())
 }
 
-func TestCommand_UnknownCommandIs400WithTheRoutersWords(t *testing.T) {
+func TestCommand_UnknownCommandIsSaidWithTheRoutersWords(t *testing.T) {
 	router := bot.NewRouter(bot.RouterConfig{Commands: []bot.Command{&countingCommand{name: "portcheck"}}})
 	f := newFixture(t, router)
 	w, resp := f.postCommand(t, f.commandForm("/frobnicate", "now", "uCarol00000000000000000000", "carol"), testCmdToken)
-	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Equal(t, http.StatusOK, w.Code, "any other status and the server drops the text")
 	require.NotNil(t, resp)
 	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
 	assert.Contains(t, resp.Attachments[0].Title, "unknown command")

@@ -47,11 +47,17 @@ type mmServer struct {
 	// denyUpdate makes PUT /posts/{id} answer 403, as for a post the bot
 	// does not own.
 	denyUpdate bool
+	files      map[string]string // uploaded file ID -> content
+	prefix     string            // the subpath the site is served under ("" = none)
 }
 
-func newMMServer(t *testing.T) *mmServer {
+func newMMServer(t *testing.T) *mmServer { return newMMServerAt(t, "") }
+
+// newMMServerAt serves the site under a subpath (SiteURL
+// https://host/sub): the API and the command hooks live only below it.
+func newMMServerAt(t *testing.T, prefix string) *mmServer {
 	t.Helper()
-	s := &mmServer{t: t, posts: map[string]*model.Post{}, users: map[string]*model.User{
+	s := &mmServer{t: t, files: map[string]string{}, prefix: prefix, posts: map[string]*model.Post{}, users: map[string]*model.User{
 		"uCarol00000000000000000000": {Id: "uCarol00000000000000000000", Username: "carol", FirstName: "Carol", LastName: "Danvers"},
 		"uDave000000000000000000000": {Id: "uDave000000000000000000000", Username: "dave"},
 		"uBot0000000000000000000000": {Id: "uBot0000000000000000000000", Username: "opsbot", IsBot: true},
@@ -66,9 +72,36 @@ func newMMServer(t *testing.T) *mmServer {
 			h(w, r)
 		}
 	}
+	mux.HandleFunc("POST /api/v4/files", auth(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseMultipartForm(8 << 20); err != nil {
+			appError(w, http.StatusBadRequest, "api.file.upload_file.read_form.app_error")
+			return
+		}
+		fhs := r.MultipartForm.File["files"]
+		if len(fhs) != 1 || r.FormValue("channel_id") == "" {
+			appError(w, http.StatusBadRequest, "api.file.upload_file.incorrect_number_of_files.app_error")
+			return
+		}
+		fh, _ := fhs[0].Open()
+		content, _ := io.ReadAll(fh)
+		s.mu.Lock()
+		s.seq++
+		id := fmt.Sprintf("file%022d", s.seq)
+		s.files[id] = string(content)
+		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path, Body: content})
+		s.mu.Unlock()
+		writeJSON(w, http.StatusCreated, model.FileUploadResponse{FileInfos: []*model.FileInfo{{Id: id, Name: fhs[0].Filename, ChannelId: r.FormValue("channel_id")}}})
+	}))
 	mux.HandleFunc("POST /api/v4/posts", auth(func(w http.ResponseWriter, r *http.Request) {
 		p, body := s.readPost(r)
 		s.mu.Lock()
+		for _, id := range p.FileIds {
+			if _, ok := s.files[id]; !ok {
+				s.mu.Unlock()
+				appError(w, http.StatusBadRequest, "api.post.create_post.attach_files.error")
+				return
+			}
+		}
 		s.seq++
 		p.Id = fmt.Sprintf("post%022d", s.seq)
 		p.UserId = "uBot0000000000000000000000"
@@ -122,9 +155,22 @@ func newMMServer(t *testing.T) *mmServer {
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	})
-	s.Server = httptest.NewServer(mux)
+	var h http.Handler = mux
+	if prefix != "" {
+		outer := http.NewServeMux()
+		outer.Handle(prefix+"/", http.StripPrefix(prefix, mux))
+		h = outer
+	}
+	s.Server = httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return s
+}
+
+// file returns an uploaded file's content.
+func (s *mmServer) file(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.files[id]
 }
 
 func appError(w http.ResponseWriter, status int, id string) {
@@ -212,13 +258,17 @@ type fixture struct {
 	clock func() time.Time
 }
 
-func newFixture(t *testing.T, h bot.Handler) *fixture {
+func newFixture(t *testing.T, h bot.Handler) *fixture { return newFixtureAt(t, h, "") }
+
+// newFixtureAt talks to a server whose site is under prefix
+// (OPSBOT_MATTERMOST_URL = https://host/prefix).
+func newFixtureAt(t *testing.T, h bot.Handler, prefix string) *fixture {
 	t.Helper()
-	f := &fixture{srv: newMMServer(t), mux: http.NewServeMux(), audit: &fakeAudit{}, now: time.Now()}
+	f := &fixture{srv: newMMServerAt(t, prefix), mux: http.NewServeMux(), audit: &fakeAudit{}, now: time.Now()}
 	var mu sync.Mutex
 	f.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return f.now }
 	a, err := New(Config{
-		URL: f.srv.URL, Token: testBotToken,
+		URL: f.srv.URL + prefix, Token: testBotToken,
 		CommandTokens: []string{testCmdToken, testCmdToken2},
 		ActionSecret:  testSecret,
 		PublicURL:     "https://opsbot.example.com",
@@ -237,7 +287,7 @@ func (f *fixture) commandForm(command, text, userID, userName string) url.Values
 		"channel_id":   {testChannel},
 		"channel_name": {"incident-42"},
 		"command":      {command},
-		"response_url": {f.srv.URL + "/hooks/commands/hookid0000000000000000000"},
+		"response_url": {f.srv.URL + f.srv.prefix + "/hooks/commands/hookid0000000000000000000"},
 		"team_domain":  {"ops"},
 		"team_id":      {"team000000000000000000000a"},
 		"text":         {text},
@@ -260,12 +310,33 @@ func (f *fixture) postCommand(t *testing.T, form url.Values, authToken string) (
 	}
 	w := httptest.NewRecorder()
 	f.mux.ServeHTTP(w, r)
-	var resp *model.CommandResponse
-	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
-		resp = &model.CommandResponse{}
-		require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
+	return w, serverReadsCommand(t, w)
+}
+
+// The Mattermost server's handling of the bot's answers, from its source
+// (server/channels/app/command.go, integration_action.go): an answer to a
+// command or a button click that is not HTTP 200 becomes a generic error
+// and its text is dropped; a command answer is read through a 1 MiB limit
+// (MaxIntegrationResponseSize), and a longer one is cut and fails. The
+// helpers return what the server makes of the answer: nil when the user
+// sees only the generic error.
+const mmMaxIntegrationResponse = 1 << 20
+
+func serverReadsCommand(t *testing.T, w *httptest.ResponseRecorder) *model.CommandResponse {
+	t.Helper()
+	if w.Code != http.StatusOK {
+		return nil
 	}
-	return w, resp
+	if w.Body.Len() > mmMaxIntegrationResponse {
+		t.Logf("command answer of %d bytes: the server cuts it at 1 MiB and fails", w.Body.Len())
+		return nil
+	}
+	if !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		return nil
+	}
+	resp := &model.CommandResponse{}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
+	return resp
 }
 
 // click sends a button click as the server does, for the given action of a
@@ -296,7 +367,7 @@ func (f *fixture) postAction(t *testing.T, body []byte) (*httptest.ResponseRecor
 	w := httptest.NewRecorder()
 	f.mux.ServeHTTP(w, r)
 	var resp *model.PostActionIntegrationResponse
-	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+	if w.Code == http.StatusOK && strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		resp = &model.PostActionIntegrationResponse{}
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
 	}

@@ -46,6 +46,8 @@ type Config struct {
 // before, and deliver what takes longer as a post.
 const (
 	maxBody       = 64 << 10
+	maxInline     = 512 << 10        // the largest command answer sent (Mattermost reads 1 MiB)
+	maxMore       = 3                // pages posted after the first; the whole output beyond is a file
 	fastReply     = 2 * time.Second  // a command's result within this is answered inline
 	clickWait     = 10 * time.Second // a click's result within this updates the post in the response
 	editEvery     = 1500 * time.Millisecond
@@ -60,6 +62,7 @@ const (
 // the bot account.
 type Adapter struct {
 	client    *model.Client4
+	site      *url.URL            // OPSBOT_MATTERMOST_URL: response_urls must be under it
 	tokens    [][sha256.Size]byte // digests of the command tokens
 	secret    []byte
 	publicURL string
@@ -139,6 +142,7 @@ func New(cfg Config) (*Adapter, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.site = u
 	a.client = model.NewAPIv4Client(strings.TrimSpace(cfg.URL))
 	a.client.SetToken(strings.TrimSpace(cfg.Token))
 	a.client.HTTPClient = &http.Client{Timeout: callTimeout}
@@ -148,6 +152,7 @@ func New(cfg Config) (*Adapter, error) {
 // Register adds the two endpoints Mattermost calls.
 func (a *Adapter) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /mattermost/command", a.handleCommand)
+	mux.HandleFunc("GET /mattermost/command", a.handleCommand)
 	mux.HandleFunc("POST /mattermost/action", a.handleAction)
 }
 

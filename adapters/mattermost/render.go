@@ -226,6 +226,8 @@ func codeLines(in []string) []string {
 	return out
 }
 
+var cellEscaper = strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ")
+
 func tableBlock(t *bot.Table) block {
 	row := func(cells []string) string {
 		var b strings.Builder
@@ -235,7 +237,7 @@ func tableBlock(t *bot.Table) block {
 			if i < len(cells) {
 				c = cells[i]
 			}
-			c = strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(c)
+			c = cellEscaper.Replace(c)
 			if c == "" {
 				c = " "
 			}

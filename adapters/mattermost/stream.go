@@ -163,7 +163,8 @@ func (s *stream) finish(ctx context.Context, final bot.Reply) bool {
 		return false
 	}
 	if len(pages) > 1 {
-		if _, err := s.a.postPages(ctx, s.channel, s.rootID, pages[1:]); err != nil {
+		pages, file := capPages(pages, final, true)
+		if _, err := s.a.postRest(ctx, s.channel, s.rootID, pages[1:], file); err != nil {
 			s.a.log.Error("final reply, further pages", "req", s.reqID, "err", err)
 		}
 	}
