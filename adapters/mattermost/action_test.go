@@ -167,8 +167,9 @@ func TestAction_GarbageIs4xx(t *testing.T) {
 }
 
 func TestAction_SlowClickAnswersAtOnceThenRepliesInTheThread(t *testing.T) {
+	release := make(chan struct{})
 	f, _, atts := promptFixture(t, func(req bot.Request) bot.Reply {
-		time.Sleep(100 * time.Millisecond)
+		<-release // slower than clickWait: the click is answered first
 		return approvedReply(req)
 	})
 	f.a.clickWait = 10 * time.Millisecond
@@ -178,6 +179,7 @@ func TestAction_SlowClickAnswersAtOnceThenRepliesInTheThread(t *testing.T) {
 	require.Equal(t, http.StatusOK, w.Code)
 	assert.Nil(t, resp.Update)
 	assert.Contains(t, resp.EphemeralText, "Working on `/opsbot approve "+approvalID+"`")
+	close(release)
 
 	posts := f.srv.waitFor(t, 1, http.MethodPost, "/api/v4/posts")
 	assert.Len(t, f.srv.recorded(http.MethodPut, "/api/v4/posts/promptpost"), 1, "tried to edit the prompt first")

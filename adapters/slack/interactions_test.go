@@ -153,7 +153,7 @@ func TestClick_ApproveEndToEnd(t *testing.T) {
 	again := ta.hook.got()[2]
 	assert.Equal(t, "ephemeral", again["response_type"])
 	assert.Contains(t, fmt.Sprint(again["text"]), "already")
-	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, ta.Wait(t.Context()), "every click's work is done")
 	assert.EqualValues(t, 1, cmd.runs.Load(), "ran exactly once")
 	assert.Len(t, ta.hook.got(), 3)
 
