@@ -281,12 +281,12 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 		who = "@" + name + ", your request"
 	}
 	outcome.Actions = nil
-	pages := render(outcome, buttons{})
+	pages, file := capPages(render(outcome, buttons{}), outcome, true)
 	pages[0].Message = fmt.Sprintf("%s `%s`:", who, strings.ReplaceAll(ap.Line, "`", "'"))
 	if ap.ID != "" { // an action that needed no approval (one interrupted) has none
 		pages[0].Message = fmt.Sprintf("%s `%s` (approval %s):", who, strings.ReplaceAll(ap.Line, "`", "'"), ap.ID)
 	}
-	if _, err := a.postPages(ctx, ap.Channel, "", pages); err != nil {
+	if _, err := a.postRest(ctx, ap.Channel, "", pages, file); err != nil {
 		a.log.Error("notifying the requester", "approval", ap.ID, "err", err)
 	}
 }

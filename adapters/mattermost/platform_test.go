@@ -156,3 +156,27 @@ func TestFakeMattermost_DropsTheTextOfANon200Answer(t *testing.T) {
 	_, _ = big.WriteString(`{"text":"` + strings.Repeat("x", 1<<20) + `"}`)
 	assert.Nil(t, serverReadsCommand(t, big), "cut at 1 MiB")
 }
+
+func TestStream_BigFinalReplyEditsTheProgressPostThenCapsTheRest(t *testing.T) {
+	var f *fixture
+	h := &fakeHandler{fn: func(_ context.Context, req bot.Request) bot.Reply {
+		req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Scanning"})
+		f.srv.waitFor(t, 1, http.MethodPost, "/api/v4/posts")
+		return openRows(65535)
+	}}
+	f = newFixture(t, h)
+	f.a.fastReply = 10 * time.Millisecond
+	w, _ := f.postCommand(t, f.commandForm("/scan", "10.0.0.9 1-65535", "uCarol00000000000000000000", "carol"), testCmdToken)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.NoError(t, f.a.Wait(t.Context()))
+	creates := f.srv.recorded(http.MethodPost, "/api/v4/posts")
+	require.Len(t, creates, 1+maxMore+1, "the progress post, the capped pages after the first, the file's post")
+	progress := creates[0].Post
+	for _, c := range creates[1:] {
+		assert.Equal(t, progress.Id, c.Post.RootId, "in the progress post's thread")
+	}
+	edits := f.srv.recorded(http.MethodPut, "/api/v4/posts/"+progress.Id)
+	require.NotEmpty(t, edits)
+	assert.Contains(t, string(edits[len(edits)-1].Body), "all of it is in the file opsbot-output.txt")
+	require.Len(t, creates[len(creates)-1].Post.FileIds, 1)
+}

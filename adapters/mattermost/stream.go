@@ -157,13 +157,12 @@ func (s *stream) finish(ctx context.Context, final bot.Reply) bool {
 	if s.postID == "" {
 		return false
 	}
-	pages := render(final, s.a.buttons(s.actionURL, s.channel, s.reqID))
+	pages, file := capPages(render(final, s.a.buttons(s.actionURL, s.channel, s.reqID)), final, true)
 	if err := s.a.updatePost(ctx, s.postID, pages[0].post(s.channel, s.postIn)); err != nil {
 		s.a.log.Warn("final edit", "req", s.reqID, "err", err)
 		return false
 	}
 	if len(pages) > 1 {
-		pages, file := capPages(pages, final, true)
 		if _, err := s.a.postRest(ctx, s.channel, s.rootID, pages[1:], file); err != nil {
 			s.a.log.Error("final reply, further pages", "req", s.reqID, "err", err)
 		}
