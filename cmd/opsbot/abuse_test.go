@@ -406,6 +406,7 @@ func TestAbuse_HTTPEndpoints(t *testing.T) {
 		assert.LessOrEqual(t, mmPosts, most, "Mattermost posts from the /listen")
 		assert.Contains(t, api.all(), "came from 127.0.0.1", "the summary counts the rest")
 		assert.Contains(t, mm.all(), "came from 127.0.0.1", "the summary counts the rest")
+		assert.Zero(t, api.refusals(), "no response_url was used more than five times")
 		assert.Less(t, peak-rss1, int64(64<<10), "peak RSS %d KiB, %d KiB before the connections", peak, rss1)
 		t.Logf("posted: %d Slack messages, %d Mattermost posts; RSS %d KiB before, peak %d KiB", slackPosts, mmPosts, rss1, peak)
 	})

@@ -170,9 +170,11 @@ func (s *servedBot) memory(tb testing.TB) (rss, peak int64) {
 	return rss, peak
 }
 
-// newSlackAPI stands in for Slack's Web API and response_url.
+// newSlackAPI stands in for Slack's Web API and response_url. A
+// response_url (under /hook/) takes 5 posts, as Slack's does; a sixth gets
+// 404 used_url and is counted in refused.
 func newSlackAPI(t *testing.T) *slackAPI {
-	api := &slackAPI{}
+	api := &slackAPI{hookUses: map[string]int{}}
 	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		text := string(b)
@@ -180,6 +182,16 @@ func newSlackAPI(t *testing.T) *slackAPI {
 			text = u
 		}
 		api.mu.Lock()
+		if strings.Contains(r.URL.Path, "/hook/") {
+			if api.hookUses[r.URL.Path] >= 5 {
+				api.refused++
+				api.mu.Unlock()
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, "used_url")
+				return
+			}
+			api.hookUses[r.URL.Path]++
+		}
 		api.sent = append(api.sent, r.URL.Path+" "+text)
 		api.mu.Unlock()
 		_, _ = io.WriteString(w, `{"ok":true,"channel":"C1","ts":"1700000000.000100"}`)

@@ -40,8 +40,17 @@ func slackSign(body string, ts time.Time) (string, string) {
 // the bot sends.
 type slackAPI struct {
 	*httptest.Server
-	mu   sync.Mutex
-	sent []string
+	mu       sync.Mutex
+	sent     []string
+	hookUses map[string]int // posts to each response_url
+	refused  int            // posts past a response_url's five
+}
+
+// refusals is how many response_url posts the fake refused as used up.
+func (s *slackAPI) refusals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
 
 // count is how many calls went to a path containing path.
