@@ -44,6 +44,10 @@ type Env struct {
 	MattermostToken         string `envconfig:"MATTERMOST_TOKEN"`
 	MattermostCommandTokens string `envconfig:"MATTERMOST_COMMAND_TOKENS"`
 	MattermostActionSecret  string `envconfig:"MATTERMOST_ACTION_SECRET"`
+	// MattermostRegister lists the teams whose slash commands serve
+	// creates or updates at start (opsbot mattermost register), comma-
+	// separated; "NAME:single" registers /opsbot alone in that team.
+	MattermostRegister string `envconfig:"MATTERMOST_REGISTER"`
 }
 
 // LoadEnv reads OPSBOT_* variables.

@@ -43,10 +43,10 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 		f = r.PostForm // never the query string of a POST
 	}
 	user, channel := f.Get("user_id"), f.Get("channel_id")
-	if why := a.checkToken(r.Header.Get("Authorization"), f.Get("token")); why != "" {
+	if why := a.checkToken(r.Context(), r.Header.Get("Authorization"), f.Get("token")); why != "" {
 		a.reject(r.Context(), r, user, channel, "", why)
 		writeJSON(w, http.StatusOK, refusal("opsbot does not know this slash command's token, so nothing ran. "+
-			"An admin adds it to OPSBOT_MATTERMOST_COMMAND_TOKENS (Integrations > Slash Commands shows it)."))
+			"An admin runs opsbot mattermost register --team NAME, or adds it to OPSBOT_MATTERMOST_COMMAND_TOKENS (Integrations > Slash Commands shows it)."))
 		return
 	}
 	command := strings.TrimSpace(f.Get("command"))
@@ -199,10 +199,11 @@ func (a *Adapter) unknownCommand(command string) bool {
 
 // checkToken compares what the request presents (the Authorization header
 // "Token X" and the token field; both, when both are sent) against every
-// configured command token. Digests make every comparison the same length,
+// configured command token, then against those opsbot mattermost register
+// keeps in the store. Digests make every comparison the same length,
 // and the loop never stops early, so timing tells nothing about the tokens.
 // It returns why the request is refused, or "".
-func (a *Adapter) checkToken(header, field string) string {
+func (a *Adapter) checkToken(ctx context.Context, header, field string) string {
 	var presented []string
 	if header != "" {
 		scheme, tok, ok := strings.Cut(header, " ")
@@ -224,7 +225,14 @@ func (a *Adapter) checkToken(header, field string) string {
 			match |= subtle.ConstantTimeCompare(d[:], a.tokens[i][:])
 		}
 		if match != 1 {
-			return "slash command token matches none in OPSBOT_MATTERMOST_COMMAND_TOKENS"
+			ok, err := a.stored.match(ctx, d, a.now())
+			if err != nil {
+				a.log.Error("reading the registered slash command tokens", "err", err)
+				return "the registered slash command tokens could not be read: " + err.Error()
+			}
+			if !ok {
+				return "slash command token matches none in OPSBOT_MATTERMOST_COMMAND_TOKENS or registered by opsbot mattermost register"
+			}
 		}
 	}
 	return ""

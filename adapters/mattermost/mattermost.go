@@ -40,6 +40,9 @@ type Config struct {
 	Audit     bot.Auditor
 	Log       *slog.Logger
 	Now       func() time.Time // nil = time.Now
+	// Registered holds the tokens of the commands opsbot mattermost
+	// register created (the store): with it, CommandTokens may be empty.
+	Registered bot.CommandTokens
 }
 
 // Timings. Mattermost waits 30 s for a command or a click; we answer well
@@ -64,6 +67,7 @@ type Adapter struct {
 	client    *model.Client4
 	site      *url.URL            // OPSBOT_MATTERMOST_URL: response_urls must be under it
 	tokens    [][sha256.Size]byte // digests of the command tokens
+	stored    *storedTokens       // and those registered in the store
 	secret    []byte
 	publicURL string
 	handler   bot.Handler
@@ -111,7 +115,9 @@ func New(cfg Config) (*Adapter, error) {
 			a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
 		}
 	}
-	if len(a.tokens) == 0 {
+	if cfg.Registered != nil {
+		a.stored = &storedTokens{src: cfg.Registered}
+	} else if len(a.tokens) == 0 {
 		problems = append(problems, "OPSBOT_MATTERMOST_COMMAND_TOKENS is empty: list the token of every slash command, separated by commas")
 	}
 	switch s := strings.TrimSpace(cfg.ActionSecret); {

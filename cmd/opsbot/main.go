@@ -53,6 +53,9 @@ Usage:
                                   duration ago such as 24h)
   opsbot audit prune [--config FILE]
                                   apply the policy's audit.retain now: export, then remove
+  opsbot mattermost register --team NAME [--single] [--url URL]
+                                  create or update the slash commands in a Mattermost team
+                                  through its API; their tokens go to the store
   opsbot backup FILE              an online copy of the SQLite store (PostgreSQL: pg_dump)
   opsbot version
 
@@ -62,6 +65,8 @@ Environment: OPSBOT_CONFIG (policy file), OPSBOT_DATABASE (SQLite path or postgr
   OPSBOT_SSH_KEY, OPSBOT_SSH_AGENT, OPSBOT_SSH_KNOWN_HOSTS (for inventory hosts reached over ssh),
   OPSBOT_SHUTDOWN_GRACE (serve: how long running commands may finish after SIGTERM; default 20s;
     the process ends at most 10s later), OPSBOT_METRICS_ADDR (serve: /metrics on its own address),
+  OPSBOT_MATTERMOST_REGISTER (serve: teams whose slash commands it registers at start,
+    such as ops,infra:single; needs OPSBOT_PUBLIC_URL),
   OPSBOT_APPROVAL_LEASE (how long a process's claim on a running action lasts unrenewed; default 1m).
 `
 
@@ -313,6 +318,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return auditCmd(ctx, args, stdout, stderr)
 	case "backup":
 		return backupCmd(ctx, args, stdout, stderr)
+	case "mattermost":
+		return mattermostCmd(ctx, args, stdout, stderr)
 	case "probe":
 		// Hidden: what a bot runs on a vantage host over SSH (/portcheck
 		// ... from HOST). No policy, no config, no store: the calling bot
@@ -471,6 +478,9 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		chat = strings.Join(setup.names, ", ")
 	}
 	fmt.Fprintf(stdout, "  chat: %s\n", chat)
+	if line := m.mattermostCommandsLine(context.Background()); line != "" {
+		fmt.Fprintln(stdout, line)
+	}
 	metricsAt := "beside the chat endpoints"
 	if m.Env.MetricsAddr != "" {
 		metricsAt = "on " + m.Env.MetricsAddr

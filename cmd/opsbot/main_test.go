@@ -119,7 +119,9 @@ func TestServe_ConfigErrorsExit2(t *testing.T) {
 		want string
 	}{
 		{nil, "no chat platform is configured"},
-		{map[string]string{"OPSBOT_MATTERMOST_URL": "http://127.0.0.1:1"}, "OPSBOT_MATTERMOST_COMMAND_TOKENS is empty"},
+		{map[string]string{"OPSBOT_MATTERMOST_URL": "http://127.0.0.1:1"}, "OPSBOT_MATTERMOST_TOKEN is empty"},
+		{map[string]string{"OPSBOT_MATTERMOST_URL": "http://127.0.0.1:1", "OPSBOT_MATTERMOST_TOKEN": "x", "OPSBOT_MATTERMOST_ACTION_SECRET": "0123456789abcdef0123", "OPSBOT_MATTERMOST_REGISTER": "ops"}, "OPSBOT_MATTERMOST_REGISTER needs OPSBOT_PUBLIC_URL"},
+		{map[string]string{"OPSBOT_MATTERMOST_URL": "http://127.0.0.1:1", "OPSBOT_MATTERMOST_TOKEN": "x", "OPSBOT_MATTERMOST_ACTION_SECRET": "0123456789abcdef0123", "OPSBOT_MATTERMOST_REGISTER": "ops:all", "OPSBOT_PUBLIC_URL": "https://o.example.com"}, "each optionally NAME:single"},
 		{map[string]string{"OPSBOT_SLACK_BOT_TOKEN": "xoxb-x"}, "OPSBOT_SLACK_SIGNING_SECRET"},
 	} {
 		for k, v := range tc.env {

@@ -17,10 +17,14 @@ func mattermostPlatform(m *Main) (string, chatAdapter, error) {
 	if e.MattermostURL == "" && e.MattermostCommandTokens == "" {
 		return "", nil, nil
 	}
+	if _, err := registerTeams(e); err != nil {
+		return "", nil, err
+	}
 	a, err := mattermost.New(mattermost.Config{
 		URL:           e.MattermostURL,
 		Token:         e.MattermostToken,
 		CommandTokens: splitList(e.MattermostCommandTokens),
+		Registered:    m.Store,
 		ActionSecret:  e.MattermostActionSecret,
 		PublicURL:     e.PublicURL,
 		Handler:       m.Handler,

@@ -175,6 +175,8 @@ func (m *Main) Serve(ctx context.Context) error {
 	wg.Go(func() { m.watchReload(ctx) })
 	// audit.retain: export, then remove, at start and every hour.
 	wg.Go(func() { m.watchRetention(ctx) })
+	// OPSBOT_MATTERMOST_REGISTER: create or update the slash commands.
+	wg.Go(func() { m.registerAtStart(ctx) })
 	// Expire approval requests as they fall due, so their prompts say so,
 	// and report as abandoned the approved actions whose replica stopped
 	// renewing its lease (it died mid-action): first at start, since this

@@ -615,6 +615,17 @@ func TestChart_NotesListTheCommandsAndWarn(t *testing.T) {
 	assert.Contains(t, mm, "WARNING: Mattermost without config.publicURL")
 	assert.Contains(t, mm, "config.publicURL=https://bot.example.org")
 	assert.NotContains(t, mustRender(t, "config: {mattermostURL: 'https://chat.example.com', publicURL: 'https://bot.example.org'}\n").Notes, "without config.publicURL")
+
+	// Mattermost commands: registered by the bot, the NOTES say how.
+	assert.Contains(t, notes, "-- opsbot mattermost register --team NAME [--single]")
+	reg := mustRender(t, "config: {mattermostURL: 'https://chat.example.com', mattermostRegister: 'ops,infra:single'}\n")
+	assert.Contains(t, reg.Notes, "registered at start in ops,infra:single")
+	assert.Contains(t, reg.Notes, "WARNING: config.mattermostRegister needs config.publicURL")
+	env := map[string]string{}
+	for _, e := range reg.Deployment.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	assert.Equal(t, "ops,infra:single", env["OPSBOT_MATTERMOST_REGISTER"])
 }
 
 // deploy/README.md's install command gives the Ingress TLS, and the URLs
