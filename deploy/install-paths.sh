@@ -9,7 +9,8 @@
 #    answers /healthz, /readyz with one line per component and its cause,
 #    /metrics with the stamped version; SIGHUP with a broken policy keeps
 #    the old one and says so in the log and /readyz; `opsbot backup`
-#    copies the store while it runs; SIGTERM ends it with exit 0 within
+#    copies the store while it runs, and `opsbot audit prune` applies
+#    README's audit key beside it; SIGTERM ends it with exit 0 within
 #    grace + 15 s.
 # 2. systemd: deploy/systemd/test.sh (verify and security; BOOT=1 boots
 #    the unit under systemd-nspawn where debootstrap can reach a mirror).
@@ -66,6 +67,10 @@ check "SIGHUP with a broken policy: logged with its line, the old policy stays" 
 check "/readyz says so" grep -q '^policy: the reload at .* failed' <(curl -s "http://127.0.0.1:$port/readyz")
 out=$(OPSBOT_DATABASE="$work/opsbot.db" "$bin" backup "$work/backup.db" 2>&1) && rc=0 || rc=$?
 check "opsbot backup copies the store while serve runs" bash -c '[ "$1" -eq 0 ] && [ -s "$2" ]' sh "$rc" "$work/backup.db"
+mkdir -m 0700 "$work/archive"
+printf 'audit:\n  retain: 400d\n  export: %s\n' "$work/archive" >"$work/retain.yaml"
+out=$(OPSBOT_DATABASE="$work/opsbot.db" "$bin" audit prune --config "$work/retain.yaml" 2>&1) && rc=0 || rc=$?
+check "opsbot audit prune with README's audit key, beside serve: exit 0, nothing that old" bash -c '[ "$1" -eq 0 ] && grep -q "nothing removed" <<<"$2"' sh "$rc" "$out"
 start=$SECONDS
 kill -TERM "$pid"
 rc=0

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +121,41 @@ func TestAuditPrune_NoRetentionSaysSo(t *testing.T) {
 	code, _, errOut := run(t, "audit", "prune")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "the policy sets no audit.retain")
+}
+
+// serve applies audit.retain at start: the old records go to the export
+// directory and out of the store, with no command typed.
+func TestServe_AppliesAuditRetentionAtStart(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "archive")
+	require.NoError(t, os.Mkdir(archive, 0o700))
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte("audit:\n  retain: 30d\n  export: "+archive+"\n"), 0o600))
+	db := filepath.Join(dir, "opsbot.db")
+	st, _, err := openStore(t.Context(), db)
+	require.NoError(t, err)
+	for _, age := range []time.Duration{90 * 24 * time.Hour, time.Hour} {
+		_, err := st.AppendAudit(t.Context(), bot.AuditRecord{Time: time.Now().Add(-age), Kind: bot.AuditRequest, Platform: "mattermost", Line: "/scan x", Result: "ok", RequestID: bot.NewID()})
+		require.NoError(t, err)
+	}
+	require.NoError(t, st.Close())
+
+	mm := newFakeMattermost(t)
+	addr := freePort(t)
+	env := append(os.Environ(), "OPSBOT_CONFIG="+policy, "OPSBOT_DATABASE="+db, "OPSBOT_HTTP_ADDR="+addr,
+		"OPSBOT_MATTERMOST_URL="+mm.URL, "OPSBOT_MATTERMOST_TOKEN="+mmBotToken, "OPSBOT_MATTERMOST_COMMAND_TOKENS="+mmCmdToken,
+		"OPSBOT_MATTERMOST_ACTION_SECRET="+mmSecret, "OPSBOT_MATTERMOST_REGISTER=")
+	startServe(t, env, addr, "/healthz")
+	c := &cli{t: t, bin: opsbotBinary(t), env: env}
+	require.Eventually(t, func() bool {
+		out, code := c.run("audit", "export")
+		return code == 0 && strings.Count(out, `"line":"/scan x"`) == 1 && strings.Contains(out, `"kind":"pruned"`)
+	}, 20*time.Second, 100*time.Millisecond, "the 90-day-old record is removed at start, the young one stays")
+	files, err := filepath.Glob(filepath.Join(archive, "opsbot-audit-*.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	b, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "one record exported")
+	assert.Contains(t, string(b), `"line":"/scan x"`)
 }
