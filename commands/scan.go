@@ -80,7 +80,9 @@ listed as unconfirmed, never guessed. timeout is the longest wait of one
 try (and the wait before the round trip is known).
 
 Policy: at most ` + fmt.Sprint(s.limits.ScanPorts) + ` ports per scan,
-` + fmt.Sprint(s.limits.ScanConcurrency) + ` probes in flight` + rateText(s.limits.ScanRate) + `.
+` + fmt.Sprint(s.limits.ScanConcurrency) + ` probes in flight` + rateText(s.limits.ScanRate) + ` (fewer while other scans
+hold a share of the bot's sockets; when none is free the bot answers busy
+and says when to try again).
 
 From other hosts: /scan 10.0.0.10 top20 from web (an inventory host or
 group). Each vantage host scans the address the bot resolved and allowed,

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// One `opsbot serve` under RLIMIT_NOFILE 700 (set by prlimit, as a
+// container or a systemd LimitNOFILE= would) gets 100 full TCP scans of
+// loopback at once from 100 Slack users. Meanwhile a /portcheck answers,
+// /healthz and /readyz (which reads the store) answer, and afterwards every
+// request is in the audit log. Nothing anywhere fails with "too many open
+// files": not the chat replies, not the log, not the audit; the process
+// never holds 700 descriptors. Each scan either finishes or answers busy.
+const budgetPolicy = `
+limits:
+  jobs_per_user: 4
+  jobs_total: 200         # let every scan in: the socket budget is what is tested
+  user_per_minute: 1000
+  target_per_minute: 100000
+`
+
+const budgetNofile = 700
+
+func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("prlimit (util-linux) is needed to start opsbot with a low RLIMIT_NOFILE")
+		}
+		t.Skip("needs prlimit (util-linux) to start opsbot with a low RLIMIT_NOFILE")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(budgetPolicy), 0o600))
+	db := filepath.Join(dir, "opsbot.db")
+	// A wrapper that execs: the process startBot watches is opsbot itself.
+	wrapper := filepath.Join(dir, "opsbot-nofile")
+	require.NoError(t, os.WriteFile(wrapper, fmt.Appendf(nil, "#!/bin/sh\nexec %s --nofile=%d:%d %s \"$@\"\n", prlimit, budgetNofile, budgetNofile, opsbotBinary(t)), 0o700)) //nolint:gosec // a test script
+
+	api := newSlackAPI(t)
+	addr := freePort(t)
+	env := append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+db, "OPSBOT_HTTP_ADDR="+addr,
+		"OPSBOT_SLACK_SIGNING_SECRET="+slackSecret, "OPSBOT_SLACK_BOT_TOKEN=xoxb-test", "OPSBOT_SLACK_API_URL="+api.URL+"/",
+		"OPSBOT_LOG_LEVEL=info")
+	srv := startBot(t, "nofile", wrapper, env, addr)
+	pid := srv.cmd.Process.Pid
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	require.NoError(t, err)
+	require.Regexp(t, fmt.Sprintf(`Max open files\s+%d\s+%d`, budgetNofile, budgetNofile), string(limits))
+	sc := slackClient{base: srv.base, hook: api.URL}
+
+	// The process's descriptors, sampled throughout.
+	var peakFDs atomic.Int64
+	stopSampling := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		for {
+			if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil && int64(len(ents)) > peakFDs.Load() {
+				peakFDs.Store(int64(len(ents)))
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+
+	const scans = 100
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range scans {
+		wg.Go(func() {
+			code, body := sc.slash(t, fmt.Sprintf("U0SCAN%03d", i), "/scan 127.0.0.1 1-65535", fmt.Sprintf("trig-scan-%d", i))
+			assert.Equal(t, http.StatusOK, code, body)
+		})
+	}
+	wg.Wait()
+	t.Logf("100 scans acknowledged in %s", time.Since(start).Round(time.Millisecond))
+
+	// Other requests go on working while the scans run.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	code, body := sc.slash(t, "U0CHECK01", fmt.Sprintf("/portcheck 127.0.0.1 %d", port), "trig-check")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, fmt.Sprintf("Connection to 127.0.0.1 %d port [tcp/*] succeeded!", port), "a /portcheck answers during 100 scans")
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get(srv.base + path)
+		require.NoError(t, err, path)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "%s during 100 scans", path)
+	}
+
+	// Every scan ends in the audit log: finished, or refused as busy.
+	var records []map[string]any
+	require.Eventually(t, func() bool {
+		records = auditScans(t, db)
+		return len(records) >= scans
+	}, 10*time.Minute, time.Second, "every scan is audited")
+	took := time.Since(start)
+	close(stopSampling)
+	sampler.Wait()
+
+	finished, busy := 0, 0
+	for _, r := range records {
+		msg, _ := r["message"].(string)
+		switch {
+		case strings.HasPrefix(msg, "busy: "):
+			busy++
+			assert.Contains(t, msg, "try again in ")
+		case strings.HasPrefix(msg, "127.0.0.1 tcp 1-65535: "):
+			finished++
+		default:
+			t.Errorf("a scan ended neither finished nor busy: %v", r)
+		}
+	}
+	t.Logf("%d scans finished, %d refused as busy, in %s; peak %d descriptors of %d", finished, busy, took.Round(time.Second), peakFDs.Load(), budgetNofile)
+	assert.Positive(t, finished, "scans share the budget; they are not all refused")
+	assert.Less(t, peakFDs.Load(), int64(budgetNofile), "the process never reached its descriptor limit")
+
+	resp, err := http.Get(srv.base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var metrics strings.Builder
+	_, _ = bufio.NewReader(resp.Body).WriteTo(&metrics)
+	if busy > 0 {
+		assert.Contains(t, metrics.String(), fmt.Sprintf(`opsbot_busy_total{what="sockets"} %d`, busy))
+	}
+
+	for where, text := range map[string]string{"the log": srv.logs.String(), "the chat replies": api.all(), "the audit": fmt.Sprint(records)} {
+		assert.NotContains(t, strings.ToLower(text), "too many open files", where)
+	}
+}
+
+// auditScans reads the /scan requests from the store, as `opsbot audit
+// export` prints them.
+func auditScans(t *testing.T, db string) []map[string]any {
+	t.Helper()
+	cmd := exec.Command(opsbotBinary(t), "audit", "export") //nolint:gosec // the binary this test built
+	cmd.Env = append(os.Environ(), "OPSBOT_DATABASE="+db, "OPSBOT_CONFIG=")
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var scans []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["command"] == "scan" {
+			scans = append(scans, r)
+		}
+	}
+	return scans
+}
