@@ -115,3 +115,14 @@ func TestScan_BusyBudgetRefusesWithoutProbing(t *testing.T) {
 	assert.Positive(t, busy.Holders)
 	assert.Equal(t, 3, busy.Want)
 }
+
+func TestScan_CanceledWhileWaitingForSocketsIsCanceled(t *testing.T) {
+	b := NewBudget(40, time.Hour)
+	defer exhaust(t, b)()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Scan(ctx, ScanSpec{Target: netip.MustParseAddr("127.0.0.1"), Proto: TCP, Ports: []uint16{1, 2, 3}, Sockets: b}, nil)
+	require.NoError(t, err)
+	assert.True(t, res.Canceled)
+	assert.Empty(t, res.Results)
+}

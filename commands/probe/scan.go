@@ -109,7 +109,8 @@ func Scan(ctx context.Context, spec ScanSpec, progress func(Progress)) (ScanResu
 	lease, err := spec.Sockets.Reserve(ctx, min(want, max(len(spec.Ports), 1)))
 	if err != nil {
 		if ctx.Err() != nil {
-			return ScanResult{Canceled: true}, err
+			// Canceled while waiting for sockets: nothing decided.
+			return ScanResult{Canceled: true}, nil
 		}
 		return ScanResult{}, err
 	}
