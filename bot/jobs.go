@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,17 +49,13 @@ func (j *Jobs) Running(principal string) (total, mine int) {
 }
 
 // isJob reports whether a permission key is a job the caps count: every
-// command but the bot's own views (/opsbot whoami, approvals, cancel, ...),
-// which are instant and must stay available when the bot is busy (cancel
-// above all); approving runs the approved action, so it counts.
+// command but /opsbot's (whoami, approvals, cancel, approve, deny, ...),
+// which must stay available when the bot is busy: cancel above all, and a
+// decision on an approval, which every click must get (an approved action
+// runs once, whoever clicked; refusing a click as busy would leave the
+// decision to chance).
 func isJob(key string) bool {
-	switch {
-	case key == "opsbot approve":
-		return true
-	case key == "opsbot" || len(key) > 7 && key[:7] == "opsbot ":
-		return false
-	}
-	return true
+	return key != "opsbot" && !strings.HasPrefix(key, "opsbot ")
 }
 
 // start counts a job for principal, or refuses with an EBUSY error and

@@ -103,7 +103,7 @@ func TestJobs_PerUserAndTotalCapsAnswerBusy(t *testing.T) {
 
 func TestJobs_WhatCounts(t *testing.T) {
 	for key, want := range map[string]bool{
-		"scan": true, "apache reload": true, "opsbot approve": true,
+		"scan": true, "apache reload": true, "opsbot approve": false, "opsbot deny": false,
 		"opsbot": false, "opsbot cancel": false, "opsbot approvals": false, "opsbot whoami": false,
 	} {
 		assert.Equal(t, want, isJob(key), key)

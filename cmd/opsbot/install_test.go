@@ -297,7 +297,8 @@ func TestE2E_MetricsOnTheirOwnAddressStartAtZero(t *testing.T) {
 		`opsbot_requests_total{command="apache",outcome="failed"} 0`,
 		`opsbot_approvals_total{outcome="expired"} 0`,
 		`opsbot_audit_write_failures_total{kind="started"} 0`,
-		`opsbot_busy_total{what="scan"} 0`,
+		`opsbot_busy_total{what="sockets"} 0`,
+		`opsbot_busy_total{what="jobs_per_user"} 0`,
 		`opsbot_build_info{version=`,
 	} {
 		assert.Contains(t, body, series)
