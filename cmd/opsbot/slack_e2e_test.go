@@ -169,7 +169,11 @@ approval:
 	require.Eventually(t, func() bool {
 		return strings.Contains(api.all(), fmt.Sprintf("%d/tcp", port))
 	}, 10*time.Second, 50*time.Millisecond, "the result reaches Slack")
-	assert.Contains(t, api.all(), "U0CAROL01", "the update names who approved")
+	// The progress message becomes the result first; the prompt's update
+	// follows.
+	require.Eventually(t, func() bool {
+		return strings.Contains(api.all(), "U0CAROL01")
+	}, 10*time.Second, 50*time.Millisecond, "the update names who approved")
 	assert.Equal(t, http.StatusOK, click("U0CAROL01", "trig-4"), "a second click is answered")
 
 	time.Sleep(500 * time.Millisecond)
