@@ -266,7 +266,11 @@ func (a *Adapter) Ready(ctx context.Context) error {
 }
 
 // NotifyOutcome posts how an approval request ended in the channel it was
-// made in, mentioning the requester.
+// made in, mentioning the requester. When a Mattermost request from that
+// channel decided it (outcome.Decides says which), the result already
+// shows there (the prompt replaced, or the approver's own reply), so the
+// mention is one line; otherwise (another channel or platform, the
+// terminal, an expiry) the full outcome is posted.
 func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bot.Reply) {
 	if ap.Platform != Platform || ap.Channel == "" {
 		return
@@ -280,12 +284,20 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 	if usernameRE.MatchString(name) {
 		who = "@" + name + ", your request"
 	}
+	about := fmt.Sprintf("%s `%s`", who, strings.ReplaceAll(ap.Line, "`", "'"))
+	if ap.ID != "" { // an action that needed no approval (one interrupted) has none
+		about += " (approval " + ap.ID + ")"
+	}
+	if d := outcome.Decides; d != nil && d.Request != "" && d.Platform == Platform && d.Channel == ap.Channel {
+		p := &model.Post{ChannelId: ap.Channel, Message: about + ": " + neutralize(outcome.Title)}
+		if _, err := a.createPost(ctx, p); err != nil {
+			a.log.Error("notifying the requester", "approval", ap.ID, "err", err)
+		}
+		return
+	}
 	outcome.Actions = nil
 	pages, file := capPages(render(outcome, buttons{}), outcome, true)
-	pages[0].Message = fmt.Sprintf("%s `%s`:", who, strings.ReplaceAll(ap.Line, "`", "'"))
-	if ap.ID != "" { // an action that needed no approval (one interrupted) has none
-		pages[0].Message = fmt.Sprintf("%s `%s` (approval %s):", who, strings.ReplaceAll(ap.Line, "`", "'"), ap.ID)
-	}
+	pages[0].Message = about + ":"
 	if _, err := a.postRest(ctx, ap.Channel, "", pages, file); err != nil {
 		a.log.Error("notifying the requester", "approval", ap.ID, "err", err)
 	}

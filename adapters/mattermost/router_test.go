@@ -94,10 +94,13 @@ func TestRouter_PromptClickRunsOnceAndReplayRunsNothing(t *testing.T) {
 	assert.Equal(t, "@\u200bdave", upd[0].Fields[0].Value)
 	assert.Contains(t, upd[0].Title, "restarted web01")
 
-	// The requester is told in the channel.
+	// The requester is told in the channel, in one line: the result is in
+	// the post right there.
 	notes := f.srv.recorded(http.MethodPost, "/api/v4/posts")
 	require.Len(t, notes, 1)
-	assert.Contains(t, notes[0].Post.Message, "@carol")
+	assert.Contains(t, notes[0].Post.Message, "@carol, your request `/restart web01`")
+	assert.Contains(t, notes[0].Post.Message, "restarted web01")
+	assert.Empty(t, notes[0].Post.Attachments(), "no second copy of the result")
 	assert.Equal(t, testChannel, notes[0].Post.ChannelId)
 
 	// The same click again, and a Deny after the fact: nothing more runs.
@@ -125,4 +128,37 @@ type lateNotifier struct{ n bot.Notifier }
 
 func (l *lateNotifier) NotifyOutcome(ctx context.Context, a bot.Approval, r bot.Reply) {
 	l.n.NotifyOutcome(ctx, a, r)
+}
+
+// The requester's notice is short only when the typed outcome says a
+// Mattermost request in that channel decided it; an expiry, or a decision
+// from elsewhere, posts the whole outcome.
+func TestNotifyOutcome_FullUnlessDecidedInTheSameChannel(t *testing.T) {
+	f := newFixture(t, &fakeHandler{})
+	ap := bot.Approval{ID: approvalID, Platform: "mattermost", User: "uCarol00000000000000000000", UserName: "carol",
+		Channel: testChannel, Line: "/restart web01"}
+	cases := map[string]struct {
+		decides *bot.Decided
+		short   bool
+	}{
+		"expired":            {decides: &bot.Decided{Approval: approvalID, Verdict: bot.VerdictExpired}},
+		"from another place": {decides: &bot.Decided{Approval: approvalID, Verdict: bot.VerdictApproved, Request: "r1", Platform: "slack", Channel: testChannel}},
+		"from this channel":  {decides: &bot.Decided{Approval: approvalID, Verdict: bot.VerdictApproved, Request: "r2", Platform: "mattermost", Channel: testChannel}, short: true},
+	}
+	for name, c := range cases {
+		before := len(f.srv.recorded(http.MethodPost, "/api/v4/posts"))
+		f.a.NotifyOutcome(context.Background(), ap, bot.Reply{Status: bot.StatusOK, Title: "restarted web01", Text: "generation 2 → 3",
+			Decides: c.decides, Supersedes: approvalID})
+		posts := f.srv.recorded(http.MethodPost, "/api/v4/posts")
+		require.Len(t, posts, before+1, name)
+		p := posts[len(posts)-1].Post
+		assert.Contains(t, p.Message, "@carol, your request `/restart web01` (approval "+approvalID+")", name)
+		if c.short {
+			assert.Empty(t, p.Attachments(), name)
+			assert.Contains(t, p.Message, "restarted web01", name)
+		} else {
+			require.NotEmpty(t, p.Attachments(), name)
+			assert.Contains(t, p.Attachments()[0].Text, "generation 2 → 3", name)
+		}
+	}
 }
