@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,15 +16,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/opsbot/opsbot/commands/probe/testbed"
 )
 
 // One `opsbot serve` under RLIMIT_NOFILE 700 (set by prlimit, as a
-// container or a systemd LimitNOFILE= would) gets 100 full TCP scans of
-// loopback at once from 100 Slack users. Meanwhile a /portcheck answers,
-// /healthz and /readyz (which reads the store) answer, and afterwards every
-// request is in the audit log. Nothing anywhere fails with "too many open
-// files": not the chat replies, not the log, not the audit; the process
-// never holds 700 descriptors. Each scan either finishes or answers busy.
+// container or a systemd LimitNOFILE= would), in the probe namespace, gets
+// 100 full TCP scans (1-65535) of a target at once, from 100 Slack users.
+// The target drops 2000 of its ports, so a scan's sockets stay open until
+// their timeout: before the process-wide budget, each scan sized itself
+// from the limit alone (572 sockets), and EMFILE broke HTTP, the store and
+// the chat APIs. Meanwhile a /portcheck answers, /healthz and /readyz
+// (which reads the store) answer, and afterwards every request is in the
+// audit log. Nothing anywhere fails with "too many open files": not the
+// chat replies, not the log, not the audit; the process never holds 700
+// descriptors. Each scan either finishes or answers busy.
 const budgetPolicy = `
 limits:
   jobs_per_user: 4
@@ -34,9 +39,36 @@ limits:
   target_per_minute: 100000
 `
 
-const budgetNofile = 700
+const (
+	budgetNofile = 700
+	// envBudgetBin hands the parent's built binary to the child in the
+	// probe namespace.
+	envBudgetBin = "OPSBOT_TEST_BUDGET_BIN"
+	// budgetTargetRules drop a block of ports: their probes hold sockets
+	// until they time out. The rest answer at once (RST, or the listener).
+	budgetTargetRules = `
+table inet opsbot_budget {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		tcp dport 20000-21999 drop
+	}
+}
+`
+)
 
 func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
+	env, child := testbed.Child()
+	if !child {
+		bed := testbed.New(t, testbed.Options{Targets: []testbed.TargetOptions{{}}})
+		bed.Target(1).Nft(t, budgetTargetRules)
+		bed.Target(1).ListenTCP(t, 80)
+		t.Setenv(envBudgetBin, opsbotBinary(t))
+		bed.RunInProbe(t, t.Name())
+		return
+	}
+	target := env.Target(1).Addr(false).String()
+	bin := os.Getenv(envBudgetBin)
+	require.NotEmpty(t, bin)
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -50,14 +82,14 @@ func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
 	db := filepath.Join(dir, "opsbot.db")
 	// A wrapper that execs: the process startBot watches is opsbot itself.
 	wrapper := filepath.Join(dir, "opsbot-nofile")
-	require.NoError(t, os.WriteFile(wrapper, fmt.Appendf(nil, "#!/bin/sh\nexec %s --nofile=%d:%d %s \"$@\"\n", prlimit, budgetNofile, budgetNofile, opsbotBinary(t)), 0o700)) //nolint:gosec // a test script
+	require.NoError(t, os.WriteFile(wrapper, fmt.Appendf(nil, "#!/bin/sh\nexec %s --nofile=%d:%d %s \"$@\"\n", prlimit, budgetNofile, budgetNofile, bin), 0o700)) //nolint:gosec // a test script
 
 	api := newSlackAPI(t)
 	addr := freePort(t)
-	env := append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+db, "OPSBOT_HTTP_ADDR="+addr,
+	srvEnv := append(os.Environ(), "OPSBOT_CONFIG="+cfg, "OPSBOT_DATABASE="+db, "OPSBOT_HTTP_ADDR="+addr,
 		"OPSBOT_SLACK_SIGNING_SECRET="+slackSecret, "OPSBOT_SLACK_BOT_TOKEN=xoxb-test", "OPSBOT_SLACK_API_URL="+api.URL+"/",
 		"OPSBOT_LOG_LEVEL=info")
-	srv := startBot(t, "nofile", wrapper, env, addr)
+	srv := startBot(t, "nofile", wrapper, srvEnv, addr)
 	pid := srv.cmd.Process.Pid
 	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
 	require.NoError(t, err)
@@ -86,7 +118,7 @@ func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range scans {
 		wg.Go(func() {
-			code, body := sc.slash(t, fmt.Sprintf("U0SCAN%03d", i), "/scan 127.0.0.1 1-65535", fmt.Sprintf("trig-scan-%d", i))
+			code, body := sc.slash(t, fmt.Sprintf("U0SCAN%03d", i), "/scan "+target+" 1-65535", fmt.Sprintf("trig-scan-%d", i))
 			assert.Equal(t, http.StatusOK, code, body)
 		})
 	}
@@ -94,22 +126,9 @@ func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
 	t.Logf("100 scans acknowledged in %s", time.Since(start).Round(time.Millisecond))
 
 	// Other requests go on working while the scans run.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	code, body := sc.slash(t, "U0CHECK01", fmt.Sprintf("/portcheck 127.0.0.1 %d", port), "trig-check")
+	code, body := sc.slash(t, "U0CHECK01", "/portcheck "+target+" 80", "trig-check")
 	require.Equal(t, http.StatusOK, code)
-	assert.Contains(t, body, fmt.Sprintf("Connection to 127.0.0.1 %d port [tcp/*] succeeded!", port), "a /portcheck answers during 100 scans")
+	assert.Contains(t, body, "Connection to "+target+" 80 port [tcp/http] succeeded!", "a /portcheck answers during 100 scans")
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := http.Get(srv.base + path)
 		require.NoError(t, err, path)
@@ -120,7 +139,7 @@ func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
 	// Every scan ends in the audit log: finished, or refused as busy.
 	var records []map[string]any
 	require.Eventually(t, func() bool {
-		records = auditScans(t, db)
+		records = auditScans(t, bin, db)
 		return len(records) >= scans
 	}, 10*time.Minute, time.Second, "every scan is audited")
 	took := time.Since(start)
@@ -134,7 +153,7 @@ func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
 		case strings.HasPrefix(msg, "busy: "):
 			busy++
 			assert.Contains(t, msg, "try again in ")
-		case strings.HasPrefix(msg, "127.0.0.1 tcp 1-65535: "):
+		case strings.HasPrefix(msg, target+" tcp 1-65535: "):
 			finished++
 		default:
 			t.Errorf("a scan ended neither finished nor busy: %v", r)
@@ -160,9 +179,9 @@ func TestE2E_HundredFullScansUnderALowDescriptorLimit(t *testing.T) {
 
 // auditScans reads the /scan requests from the store, as `opsbot audit
 // export` prints them.
-func auditScans(t *testing.T, db string) []map[string]any {
+func auditScans(t *testing.T, bin, db string) []map[string]any {
 	t.Helper()
-	cmd := exec.Command(opsbotBinary(t), "audit", "export") //nolint:gosec // the binary this test built
+	cmd := exec.Command(bin, "audit", "export") //nolint:gosec // the binary this test built
 	cmd.Env = append(os.Environ(), "OPSBOT_DATABASE="+db, "OPSBOT_CONFIG=")
 	out, err := cmd.Output()
 	require.NoError(t, err)
