@@ -85,14 +85,17 @@ func Register(ctx context.Context, cfg RegisterConfig) ([]Change, error) {
 		}
 		return nil, apiError(fmt.Sprintf("team %q", cfg.Team), err)
 	}
-	changes, err := reconcile(ctx, c, me, team, cfg)
-	var ae *model.AppError
-	if err != nil && errors.As(err, &ae) && ae.Id == "api.command.duplicate_trigger.app_error" {
-		// Another replica registering at the same moment created it first:
-		// once more, and it is found as opsbot's.
+	var changes []Change
+	for attempt := 0; ; attempt++ {
 		changes, err = reconcile(ctx, c, me, team, cfg)
+		var ae *model.AppError
+		if attempt < 4 && err != nil && errors.As(err, &ae) && ae.Id == "api.command.duplicate_trigger.app_error" {
+			// Another replica registering at the same moment created it
+			// first: again, and it is found as opsbot's.
+			continue
+		}
+		return changes, err
 	}
-	return changes, err
 }
 
 func checkRegister(cfg RegisterConfig) error {
@@ -140,22 +143,41 @@ func checkTrigger(t string) error {
 	return nil
 }
 
-// apiError words a failed API call; a 403 names the permission.
+// apiError words a failed API call; a 403 names the permission. The
+// server's *model.AppError stays reachable with errors.As.
 func apiError(what string, err error) error {
 	var ae *model.AppError
 	if errors.As(err, &ae) {
+		msg := fmt.Sprintf("%s: %d %s: %s", what, ae.StatusCode, ae.Id, ae.Message)
 		switch ae.StatusCode {
 		case http.StatusUnauthorized:
-			return fmt.Errorf("%s: the server refused the token (401 %s): check OPSBOT_MATTERMOST_TOKEN", what, ae.Id)
+			msg = fmt.Sprintf("%s: the server refused the token (401 %s): check OPSBOT_MATTERMOST_TOKEN", what, ae.Id)
 		case http.StatusForbidden:
-			return fmt.Errorf("%s: forbidden (403: %s %s)", what, ae.Message, ae.DetailedError)
+			msg = fmt.Sprintf("%s: forbidden (403: %s %s)", what, ae.Message, ae.DetailedError)
 		}
-		return fmt.Errorf("%s: %d %s: %s", what, ae.StatusCode, ae.Id, ae.Message)
+		return &wordedError{msg: msg, err: err}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// wordedError is an error said in our words that keeps its cause.
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (e *wordedError) Error() string { return e.msg }
+func (e *wordedError) Unwrap() error { return e.err }
+
 func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *model.Team, cfg RegisterConfig) ([]Change, error) {
+	// The store first: a token recorded before the listing belongs to a
+	// command the listing shows (its creator recorded it after creating
+	// it), so a command another replica is creating now is never taken
+	// for one deleted on the server.
+	stored, err := cfg.Tokens.CommandTokens(ctx, Platform)
+	if err != nil {
+		return nil, err
+	}
 	existing, _, err := c.ListCommands(ctx, team.Id, true)
 	if err != nil {
 		var ae *model.AppError
@@ -163,10 +185,6 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 			return nil, fmt.Errorf("team %q: the bot account %s may not manage slash commands (403 %s): give it the manage_slash_commands permission in this team (System Console > User Management > Permissions, or make the bot a team admin), or register the commands by hand (deploy/mattermost/README.md)", cfg.Team, me.Username, ae.DetailedError)
 		}
 		return nil, apiError(fmt.Sprintf("listing the slash commands of team %q", cfg.Team), err)
-	}
-	stored, err := cfg.Tokens.CommandTokens(ctx, Platform)
-	if err != nil {
-		return nil, err
 	}
 	known := map[string]bot.CommandToken{}
 	for _, t := range stored {

@@ -344,3 +344,27 @@ func TestRegister_AdoptsHandMadeCommandsPointingAtOpsbot(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "permission=manage_others_slash_commands")
 }
+
+// Replicas registering at the same start: each ends with every command
+// registered once, whichever created it.
+func TestRegister_ConcurrentRunsCreateEachCommandOnce(t *testing.T) {
+	srv := regServer(t, manage)
+	store := &memTokens{}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = Register(t.Context(), regConfig(srv, store, regSpecs)) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		assert.NoError(t, err)
+	}
+	cmds := srv.Commands(regTeam)
+	assert.Len(t, cmds, 3)
+	stored, err := store.CommandTokens(t.Context(), Platform)
+	require.NoError(t, err)
+	require.Len(t, stored, 3)
+	for _, k := range stored {
+		assert.Equal(t, digestHex(cmds[k.Trigger].Token), k.TokenSHA256)
+	}
+}

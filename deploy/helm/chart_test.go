@@ -617,7 +617,7 @@ func TestChart_NotesListTheCommandsAndWarn(t *testing.T) {
 	assert.NotContains(t, mustRender(t, "config: {mattermostURL: 'https://chat.example.com', publicURL: 'https://bot.example.org'}\n").Notes, "without config.publicURL")
 
 	// Mattermost commands: registered by the bot, the NOTES say how.
-	assert.Contains(t, notes, "-- opsbot mattermost register --team NAME [--single]")
+	assert.Contains(t, notes, "-- /usr/local/bin/opsbot mattermost register --team NAME [--single]")
 	reg := mustRender(t, "config: {mattermostURL: 'https://chat.example.com', mattermostRegister: 'ops,infra:single'}\n")
 	assert.Contains(t, reg.Notes, "registered at start in ops,infra:single")
 	assert.Contains(t, reg.Notes, "WARNING: config.mattermostRegister needs config.publicURL")
