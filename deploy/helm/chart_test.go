@@ -384,7 +384,7 @@ func TestChart_PolicyConfigMapPassesOpsbotConfigCheck(t *testing.T) {
 		"defaults: the built-in policy": {``, func(t *testing.T, _, out string) {
 			assert.Equal(t, afterFirstLine(builtin), afterFirstLine(out), "the same targets, limits, permissions and approvals as no file at all")
 		}},
-		"config as values": {"policy: {config: {users: {'slack:U1': [admin]}, roles: {admin: {commands: ['*']}}, limits: {scan_ports: 1000}}}\n", func(t *testing.T, _, out string) {
+		"config as values": {"policy: {config: {users: {'slack:U024BE7LH': [admin]}, roles: {admin: {commands: ['*']}}, limits: {scan_ports: 1000}}}\n", func(t *testing.T, _, out string) {
 			assert.Contains(t, out, "scan_ports 1000")
 			assert.Contains(t, out, "permissions: 1 roles, 1 users")
 		}},
