@@ -379,7 +379,7 @@ func slackIdentity(key, id string) string {
 // slackUserID reports whether s reads as a Slack user ID: U or W, then
 // upper-case letters and digits.
 func slackUserID(s string) bool {
-	if len(s) < 3 || len(s) > 32 || s[0] != 'U' && s[0] != 'W' {
+	if len(s) < 2 || len(s) > 32 || s[0] != 'U' && s[0] != 'W' {
 		return false
 	}
 	for _, c := range s {
