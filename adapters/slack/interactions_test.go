@@ -208,6 +208,7 @@ func TestNotifyOutcome_PostsToTheChannelMentioningTheRequester(t *testing.T) {
 
 func TestNotifyOutcome_TypedApprovalInTheSameChannelMentionsShortly(t *testing.T) {
 	ta, cmd, _ := approvalSetup(t)
+	ta.inlineWait = time.Minute // answered inline however loaded the machine is
 	_, body := ta.post(t, "/slack/commands", ta.slashBody("/apache", "restart web01", "UREQUESTER", "trig-r"), nil)
 	id := approvalIDRe.FindStringSubmatch(body)[1]
 	_, body = ta.post(t, "/slack/commands", ta.slashBody("/opsbot", "approve "+id, "UAPPROVER", "trig-a"), nil)
