@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -126,9 +127,13 @@ type control struct {
 	recentLost, recentAnswered float64
 
 	sent, retried, answered, lost int
-	lastAnswer                    time.Time
-	decidedAnswer, decidedSilent  int
-	stopped                       bool
+	// lastAnswer: when the last answer came, as time since start plus
+	// one (0: none yet); srttNow: srtt. Both are read without the lock by
+	// the questions every try asks.
+	lastAnswer                   atomic.Int64
+	srttNow                      atomic.Int64
+	decidedAnswer, decidedSilent int
+	stopped                      bool
 }
 
 func newControl(maxTO time.Duration, concurrency, ports int) *control {
@@ -269,13 +274,38 @@ func (c *control) answer(e *epoch, rtt time.Duration, lost []*epoch) {
 		le.lost++
 		c.lost++
 	}
-	c.lastAnswer = now
+	c.answeredAt(now)
 	c.decidedAnswer++
 	// Slow start: one more try in flight per answer, up to the limit.
 	if c.window < float64(c.maxWin) {
 		c.window++
 	}
 	c.mu.Unlock()
+}
+
+// answerAtOnce is release and answer in one step, for a first try the
+// local kernel decided within connect(2).
+func (c *control) answerAtOnce(e *epoch, rtt time.Duration) {
+	c.mu.Lock()
+	c.inflight--
+	waiting := c.waiting > 0
+	e.answered++
+	c.sampleLocked(rtt)
+	e.rttSum += rtt
+	e.rttN++
+	c.answered++
+	c.answeredAt(c.now())
+	c.decidedAnswer++
+	if c.window < float64(c.maxWin) {
+		c.window++
+	}
+	c.mu.Unlock()
+	if waiting {
+		select {
+		case c.freed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // timeout records a try whose timeout passed without an answer. While the
@@ -295,6 +325,7 @@ func (c *control) sampleLocked(rtt time.Duration) {
 	if !c.haveRTT {
 		c.haveRTT = true
 		c.srtt, c.rttvar, c.minRTT = rtt, rtt/2, rtt
+		c.srttNow.Store(int64(c.srtt))
 		return
 	}
 	d := c.srtt - rtt
@@ -304,6 +335,7 @@ func (c *control) sampleLocked(rtt time.Duration) {
 	c.rttvar = (3*c.rttvar + d) / 4
 	c.srtt = (7*c.srtt + rtt) / 8
 	c.minRTT = min(c.minRTT, rtt)
+	c.srttNow.Store(int64(c.srtt))
 }
 
 // evaluateLocked looks at the intervals whose tries have all met their
@@ -436,36 +468,44 @@ func (c *control) sure(tries int) bool {
 	return math.Pow(p, float64(tries))*float64(c.ports) <= 10*wrongPerScan
 }
 
+func (c *control) answeredAt(t time.Time) {
+	c.lastAnswer.Store(int64(t.Sub(c.start)) + 1)
+}
+
+// lastAnswerAt gives the time of the last answer; ok is false before any.
+func (c *control) lastAnswerAt() (t time.Time, ok bool) {
+	v := c.lastAnswer.Load()
+	if v == 0 {
+		return time.Time{}, false
+	}
+	return c.start.Add(time.Duration(v - 1)), true
+}
+
 // answeredAny reports whether the target ever answered.
 func (c *control) answeredAny() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.lastAnswer.IsZero()
+	return c.lastAnswer.Load() != 0
 }
 
 // answeredSince reports whether an answer came after t.
 func (c *control) answeredSince(t time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastAnswer.After(t)
+	last, ok := c.lastAnswerAt()
+	return ok && last.After(t)
 }
 
 // silentLonger reports whether the target has not answered for far
 // longer than its round trip: stoppedAfter at least.
 func (c *control) silentLonger() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.lastAnswer.IsZero() && c.now().Sub(c.lastAnswer) > max(stoppedAfter, 10*c.srtt)
+	last, ok := c.lastAnswerAt()
+	return ok && c.now().Sub(last) > max(stoppedAfter, 10*time.Duration(c.srttNow.Load()))
 }
 
 // silentFor is how long since the target's last answer (0 before any).
 func (c *control) silentFor() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lastAnswer.IsZero() {
+	last, ok := c.lastAnswerAt()
+	if !ok {
 		return 0
 	}
-	return c.now().Sub(c.lastAnswer)
+	return c.now().Sub(last)
 }
 
 func (c *control) markStopped() {

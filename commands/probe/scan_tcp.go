@@ -54,15 +54,50 @@ type tcpScan struct {
 	quietWake atomic.Bool
 }
 
-// tcpPort is what the engine knows of one port while it runs.
+// tcpPort is what the engine knows of one port while it runs. It holds no
+// pointer until a try of the port has to wait for its answer: a loopback
+// or LAN scan, whose tries the kernel decides at once, keeps 65535 of them
+// in 1.5 MB the garbage collector need not scan.
 type tcpPort struct {
 	tries   uint8
-	queued  bool       // a retry waits in retryq
-	decided bool       //
-	parked  bool       // in tcpScan.parked
-	sent    time.Time  // when the last try went out
-	open    []*os.File // sockets of tries still listening
-	epochs  [maxTriesAll]*epoch
+	queued  bool          // a retry waits in retryq
+	decided bool          //
+	parked  bool          // in tcpScan.parked
+	sent    time.Duration // when the last try went out, from the scan's start
+	w       *tcpWaiting
+}
+
+// tcpWaiting is what a port needs once a try of it waits for an answer.
+type tcpWaiting struct {
+	open   []*os.File // sockets of tries still listening
+	epochs []*epoch   // the interval of each try that waited, by try-1; nil for one decided at once
+}
+
+func (p *tcpPort) waiting(try int, e *epoch, f *os.File) {
+	if p.w == nil {
+		p.w = &tcpWaiting{epochs: make([]*epoch, 0, 4)}
+	}
+	for len(p.w.epochs) < try {
+		p.w.epochs = append(p.w.epochs, nil)
+	}
+	p.w.epochs[try-1] = e
+	p.w.open = append(p.w.open, f)
+}
+
+// listening is the number of the port's sockets still waiting for an answer.
+func (p *tcpPort) listening() int {
+	if p.w == nil {
+		return 0
+	}
+	return len(p.w.open)
+}
+
+// tryEpochs gives the intervals of the port's tries that waited.
+func (p *tcpPort) tryEpochs() []*epoch {
+	if p.w == nil {
+		return nil
+	}
+	return p.w.epochs
 }
 
 // pendingConn is a socket whose connect is in progress, handed from a
@@ -263,8 +298,11 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, is
 			}
 			try := int(min(p.tries, maxTriesAll-1)) + 1
 			p.tries = uint8(try)
-			p.sent = start
-			p.epochs[try-1] = e
+			p.sent = start.Sub(ts.start)
+			if st != 0 && try == 1 {
+				ts.decidedAtOnce(i, st, rs, e, time.Since(start))
+				return true
+			}
 			if st != 0 {
 				ts.mu.Unlock()
 				ts.ctl.release()
@@ -273,7 +311,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, is
 				return true
 			}
 			f := os.NewFile(uintptr(fd), "tcp-probe")
-			p.open = append(p.open, f)
+			p.waiting(try, e, f)
 			ts.mu.Unlock()
 			ts.handoff(ctx, pendingConn{f: f, i: i, try: try, sent: start, rto: stretched(ts.ctl.rto(), try), e: e})
 			return true
@@ -302,6 +340,27 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, is
 			return false
 		}
 		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+}
+
+// decidedAtOnce decides port i from the first try, which the local kernel
+// answered within connect(2): a loopback or LAN port. It is answered()
+// without what only a try that waited needs; ts.mu is held and released.
+func (ts *tcpScan) decidedAtOnce(i int, st State, rs Reason, e *epoch, rtt time.Duration) {
+	p := &ts.port[i]
+	if st == Closed || st == Open {
+		ts.responsive = i
+	}
+	p.decided = true
+	ts.undecided--
+	last := ts.undecided == 0
+	ts.mu.Unlock()
+	ts.ctl.answerAtOnce(e, rtt)
+	ts.finish(i, st, rs, rtt, 1)
+	<-ts.slots
+	ts.wake()
+	if last {
+		ts.poke()
 	}
 }
 
@@ -376,7 +435,7 @@ func (ts *tcpScan) isDecided(i int) bool {
 // forget closes the socket of a try and drops it from its port.
 func (ts *tcpScan) forget(p pendingConn) {
 	ts.mu.Lock()
-	ts.port[p.i].open = slicesDelete(ts.port[p.i].open, p.f)
+	ts.port[p.i].w.open = slicesDelete(ts.port[p.i].w.open, p.f)
 	ts.mu.Unlock()
 	_ = p.f.Close()
 }
@@ -410,7 +469,7 @@ func (ts *tcpScan) retry(i int) {
 // giveUp is called when the socket of a try stops listening.
 func (ts *tcpScan) giveUp(p pendingConn) {
 	ts.mu.Lock()
-	ts.port[p.i].open = slicesDelete(ts.port[p.i].open, p.f)
+	ts.port[p.i].w.open = slicesDelete(ts.port[p.i].w.open, p.f)
 	ts.mu.Unlock()
 	ts.settle(p.i)
 }
@@ -423,13 +482,13 @@ func (ts *tcpScan) settle(i int) {
 	n := ts.ctl.tries()
 	ts.mu.Lock()
 	port := &ts.port[i]
-	if port.decided || port.queued || port.parked || len(port.open) > 0 {
+	if port.decided || port.queued || port.parked || port.listening() > 0 {
 		ts.mu.Unlock()
 		return
 	}
 	gone := ts.goneLocked()
 	clean := 0
-	for _, e := range port.epochs[:port.tries] {
+	for _, e := range port.tryEpochs() {
 		if e != nil && ts.ctl.clean(e) {
 			clean++
 		}
@@ -442,7 +501,7 @@ func (ts *tcpScan) settle(i int) {
 		ts.poke()
 		return
 	}
-	if !gone && ts.ctl.answeredAny() && !ts.ctl.answeredSince(port.sent) {
+	if !gone && ts.ctl.answeredAny() && !ts.ctl.answeredSince(ts.start.Add(port.sent)) {
 		port.parked = true
 		ts.parked = append(ts.parked, int32(i))
 		ts.quietWake.Store(false)
@@ -483,6 +542,7 @@ func (ts *tcpScan) goneLocked() bool {
 // silent for a few round trips and none is under way.
 func (ts *tcpScan) maybePingLocked() {
 	if ts.responsive >= 0 && !ts.pinging && !ts.pingDue && ts.undecided > 0 &&
+		ts.ctl.silentFor() > 2*minRTO && // without a lock: a busy scan stops here
 		time.Since(ts.lastPing) > ts.ctl.rto() && ts.ctl.silentFor() > 2*ts.ctl.rto() {
 		ts.pingDue = true
 	}
@@ -533,14 +593,16 @@ func (ts *tcpScan) answered(p pendingConn, st State, rs Reason, at time.Time) {
 	last := ts.undecided == 0
 	tries := int(port.tries)
 	var lost []*epoch
-	for k := 0; k < p.try-1; k++ {
-		if port.epochs[k] != nil {
-			lost = append(lost, port.epochs[k])
+	for _, e := range port.tryEpochs()[:min(p.try-1, len(port.tryEpochs()))] {
+		if e != nil {
+			lost = append(lost, e)
 		}
 	}
-	for _, f := range port.open {
-		if f != p.f {
-			_ = f.SetWriteDeadline(time.Unix(1, 0)) // wake its waiter
+	if port.w != nil {
+		for _, f := range port.w.open {
+			if f != p.f {
+				_ = f.SetWriteDeadline(time.Unix(1, 0)) // wake its waiter
+			}
 		}
 	}
 	ts.mu.Unlock()
