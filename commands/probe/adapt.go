@@ -127,6 +127,9 @@ type control struct {
 	recentLost, recentAnswered float64
 
 	sent, retried, answered, lost int
+	// ambiguous: of lost, UDP probes unanswered before a later one was
+	// answered; a target's ICMP rate limit does that as well as the path.
+	ambiguous int
 	// lastAnswer: when the last answer came, as time since start plus
 	// one (0: none yet); srttNow: srtt. Both are read without the lock by
 	// the questions every try asks.
@@ -514,15 +517,22 @@ func (c *control) markStopped() {
 	c.mu.Unlock()
 }
 
-func (c *control) report() NetReport {
+// report gives what the path did. limited: the target limited its ICMP
+// errors, and UDP probes answered only on a later try count as withheld,
+// not lost.
+func (c *control) report(limited bool) NetReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := NetReport{Sent: c.sent, Retried: c.retried, Lost: c.lost, Answered: c.answered, Paced: c.rate, Queue: c.queueCut, Stopped: c.stopped}
+	lost := c.lost
+	if limited {
+		lost -= c.ambiguous
+	}
+	r := NetReport{Sent: c.sent, Retried: c.retried, Lost: lost, Answered: c.answered, Paced: c.rate, Queue: c.queueCut, Stopped: c.stopped}
 	if c.haveRTT {
 		r.RTT, r.MinRTT = c.srtt, c.minRTT
 	}
-	if c.lost+c.answered > 0 {
-		r.Loss = float64(c.lost) / float64(c.lost+c.answered)
+	if lost+c.answered > 0 {
+		r.Loss = float64(lost) / float64(lost+c.answered)
 	}
 	return r
 }
@@ -536,6 +546,7 @@ func (c *control) udpAnswer(rtt time.Duration, lostBefore int) {
 	c.sampleLocked(rtt)
 	c.answered++
 	c.lost += lostBefore
+	c.ambiguous += lostBefore
 	c.decidedAnswer++
 }
 
@@ -559,16 +570,68 @@ func (c *control) haveRTTNow() bool {
 // interval has been judged, and the path was not congested then (a try
 // lost to a full queue or a rate limit says nothing about the port).
 func (c *control) clean(e *epoch) bool {
+	ok, _ := c.fate(e)
+	return ok
+}
+
+// fate is clean, and whether a try that is not clean yet may become so:
+// its interval has not been judged.
+func (c *control) fate(e *epoch) (clean, pending bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.evaluateLocked(c.now())
-	if !e.evaluated || e.congested {
-		return false
+	if !e.evaluated {
+		return false, true
+	}
+	if e.congested {
+		return false, false
 	}
 	// Near the lowest loss seen: a try lost while the scan probed above
 	// the path's rate (losing more than usual, if not enough to call it
 	// congestion) does not count either.
-	return e.loss < 0 || c.floor >= 1 || e.loss <= max(2*c.floor, c.floor+cleanMargin)
+	return e.loss < 0 || c.floor >= 1 || e.loss <= max(2*c.floor, c.floor+cleanMargin), false
+}
+
+// needEvidence reports whether probes sent only to measure the loss are
+// worth their cost: answers are scarce (most ports are silent, so their
+// tries teach nothing about the path), and more samples would lower the
+// number of tries a silent port gets.
+func (c *control) needEvidence() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sent < initialWindow || float64(c.answered) > 0.2*float64(c.sent) || c.rate > 0 {
+		return false
+	}
+	return c.triesLocked() > minTries+1
+}
+
+// troubled reports whether the path has lost a probe or congested.
+func (c *control) troubled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost > 0 || c.rate > 0
+}
+
+// udpWitnesses is how many witness rounds prove a UDP port not closed.
+// One, unless the path loses probes: a closed port's probe or its ICMP
+// error lost on the way looks like a witness. limited: the target limits
+// its ICMP errors, so probes answered only on a later try say nothing
+// about the path; only losses a limit cannot cause count.
+func (c *control) udpWitnesses(limited bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lost := c.lost
+	if limited {
+		lost -= c.ambiguous
+	}
+	if lost <= 0 {
+		return 1
+	}
+	saved, savedRL, savedRA := c.lost, c.recentLost, c.recentAnswered
+	c.lost, c.recentLost, c.recentAnswered = lost, 0, 0
+	n := c.triesLocked()
+	c.lost, c.recentLost, c.recentAnswered = saved, savedRL, savedRA
+	return n
 }
 
 // lossSeen reports whether any probe is known lost.

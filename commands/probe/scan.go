@@ -146,6 +146,7 @@ type scan struct {
 	ctl     *control
 
 	rateLimited bool // UDP pacing saw a withheld ICMP
+	icmpLimited bool // UDP: most witness rounds found the target short of ICMP tokens
 }
 
 func newScan(spec ScanSpec) (*scan, error) {
@@ -243,7 +244,7 @@ func (s *scan) reportProgress(progress func(Progress)) (stop func()) {
 }
 
 func (s *scan) result(ctx context.Context) ScanResult {
-	r := ScanResult{Duration: time.Since(s.start), RateLimited: s.rateLimited, Results: s.results, Net: s.ctl.report()}
+	r := ScanResult{Duration: time.Since(s.start), RateLimited: s.rateLimited, Results: s.results, Net: s.ctl.report(s.icmpLimited)}
 	if int(s.done.Load()) < len(s.ports) {
 		// Canceled, or stopped by a local error: keep only decided ports.
 		r.Canceled = ctx.Err() != nil

@@ -47,7 +47,16 @@ type tcpScan struct {
 	pingDue    bool
 	pinging    bool
 	lastPing   time.Time
-	unanswered int     // pings unanswered since the last answer
+	unanswered int // pings unanswered since the last answer
+	// Evidence: behind a firewall that drops most ports, the few that
+	// answer say too little about the path's loss, and a silent port needs
+	// many tries before it may be called filtered. Probes of a port that
+	// answered closed (a RST costs the target nothing) measure the loss
+	// instead, a few at a time, until the number of tries stops falling.
+	closedPort int      // a port that answered closed; -1 until one did
+	evPings    int      // evidence probes in flight
+	evLost     []*epoch // of evidence probes unanswered since the last answered one
+	evDone     atomic.Bool
 	parked     []int32 // silent ports waiting for the target to show it is alive
 	// quietWake: parked is empty and unanswered is 0, so an answer has
 	// nothing to wake; read without the lock on every answer.
@@ -109,8 +118,20 @@ type pendingConn struct {
 	sent time.Time
 	rto  time.Duration
 	e    *epoch
-	ping bool // a liveness probe of a port already decided
+	kind tryKind
 }
+
+// tryKind tells a try of a port from a probe of a port already decided.
+type tryKind uint8
+
+const (
+	portTry  tryKind = iota
+	livePing         // is the target still there?
+	evidence         // what does the path lose?
+)
+
+// evidencePings is how many evidence probes may be in flight at once.
+const evidencePings = 16
 
 // kernelSYNRetry is when Linux sends a connecting socket's SYN again (its
 // initial RTO). An answer after it may answer the kernel's SYN, not ours:
@@ -121,8 +142,9 @@ const kernelSYNRetry = time.Second
 // its retransmission timer: a port still silent after a few tries is more
 // likely meeting congestion or a rate limit than the fourth loss in a row,
 // and its next tries should outlast the scan's slowing down.
-func stretched(rto time.Duration, try int) time.Duration {
-	if try <= backoffAfter {
+// A path that has lost nothing and never congested gives no reason to.
+func stretched(rto time.Duration, try int, troubled bool) time.Duration {
+	if try <= backoffAfter || !troubled {
 		return rto
 	}
 	return rto << min(try-backoffAfter, 2)
@@ -147,6 +169,7 @@ func (s *scan) runTCP(parent context.Context) error {
 		port:       make([]tcpPort, len(s.ports)),
 		undecided:  len(s.ports),
 		responsive: -1,
+		closedPort: -1,
 	}
 	// A random order spreads a firewall's closed ranges over the whole
 	// scan, so that the loss and answer rates measured early hold for the
@@ -184,21 +207,30 @@ func (ts *tcpScan) poke() {
 // take gives the next port to try: a queued retry first, then a port not
 // yet tried. It waits while every remaining port is in flight, and
 // returns false when every port is decided or ctx ends.
-func (ts *tcpScan) take(ctx context.Context) (i int, retry, ping, ok bool) {
+func (ts *tcpScan) take(ctx context.Context) (i int, retry bool, kind tryKind, ok bool) {
 	for {
 		ts.mu.Lock()
 		if ts.pingDue && ts.undecided > 0 {
 			ts.pingDue, ts.pinging, ts.lastPing = false, true, time.Now()
 			i = ts.responsive
 			ts.mu.Unlock()
-			return i, true, true, true
+			return i, true, livePing, true
+		}
+		if ts.closedPort >= 0 && ts.evPings < evidencePings && ts.undecided > evidencePings && !ts.evDone.Load() {
+			if ts.ctl.needEvidence() {
+				ts.evPings++
+				i = ts.closedPort
+				ts.mu.Unlock()
+				return i, true, evidence, true
+			}
+			ts.evDone.Store(true)
 		}
 		if len(ts.retryq) > 0 {
 			i = int(ts.retryq[0])
 			ts.retryq = ts.retryq[1:]
 			ts.port[i].queued = false
 			ts.mu.Unlock()
-			return i, true, false, true
+			return i, true, portTry, true
 		}
 		undecided := ts.undecided
 		var release []int32
@@ -216,12 +248,12 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ping, ok bool) {
 			ts.settle(int(i))
 		}
 		if k := ts.next.Add(1) - 1; k < int64(len(ts.order)) {
-			return int(ts.order[k]), false, false, true
+			return int(ts.order[k]), false, portTry, true
 		}
 		ts.next.Add(-1) // keep it from growing without bound while idle
 		if undecided == 0 {
 			ts.poke() // wake the other connectors too
-			return 0, false, false, false
+			return 0, false, portTry, false
 		}
 		t := time.NewTimer(10 * time.Millisecond)
 		select {
@@ -231,7 +263,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ping, ok bool) {
 		}
 		t.Stop()
 		if ctx.Err() != nil {
-			return 0, false, false, false
+			return 0, false, portTry, false
 		}
 	}
 }
@@ -239,7 +271,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry, ping, ok bool) {
 func (ts *tcpScan) connector(ctx context.Context) {
 	t := ts.target.clone() // at() writes the port into it
 	for ctx.Err() == nil {
-		i, retry, ping, ok := ts.take(ctx)
+		i, retry, kind, ok := ts.take(ctx)
 		if !ok {
 			return
 		}
@@ -256,7 +288,7 @@ func (ts *tcpScan) connector(ctx context.Context) {
 			ts.ctl.release()
 			return
 		}
-		if !ts.probe(ctx, t, i, e, ping) {
+		if !ts.probe(ctx, t, i, e, kind) {
 			return
 		}
 	}
@@ -264,7 +296,7 @@ func (ts *tcpScan) connector(ctx context.Context) {
 
 // probe sends one try to port i and either decides the port or hands the
 // socket to a waiter. It returns false if the scan must stop.
-func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, isPing bool) bool {
+func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, kind tryKind) bool {
 	sa := t.at(ts.ports[i])
 	var firstErr time.Time
 	backoff := time.Millisecond
@@ -274,16 +306,18 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, is
 		if err == nil {
 			ts.mu.Lock()
 			p := &ts.port[i]
-			if isPing {
+			if kind != portTry {
 				ts.mu.Unlock()
-				ping := pendingConn{i: i, try: 1, sent: start, e: e, ping: true}
+				ping := pendingConn{i: i, try: 1, sent: start, e: e, kind: kind}
 				if st != 0 {
 					ts.ctl.release()
 					ts.answered(ping, st, rs, time.Now())
 					<-ts.slots
 					return true
 				}
-				ping.f, ping.rto = os.NewFile(uintptr(fd), "tcp-ping"), ts.ctl.rto()
+				// A late answer to a ping is an answer, not a loss: it
+				// waits twice the timeout of a try.
+				ping.f, ping.rto = os.NewFile(uintptr(fd), "tcp-ping"), 2*ts.ctl.rto()
 				ts.handoff(ctx, ping)
 				return true
 			}
@@ -313,7 +347,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, is
 			f := os.NewFile(uintptr(fd), "tcp-probe")
 			p.waiting(try, e, f)
 			ts.mu.Unlock()
-			ts.handoff(ctx, pendingConn{f: f, i: i, try: try, sent: start, rto: stretched(ts.ctl.rto(), try), e: e})
+			ts.handoff(ctx, pendingConn{f: f, i: i, try: try, sent: start, rto: stretched(ts.ctl.rto(), try, ts.ctl.troubled()), e: e})
 			return true
 		}
 		var le *errLocal
@@ -350,6 +384,9 @@ func (ts *tcpScan) decidedAtOnce(i int, st State, rs Reason, e *epoch, rtt time.
 	p := &ts.port[i]
 	if st == Closed || st == Open {
 		ts.responsive = i
+	}
+	if st == Closed && ts.closedPort < 0 {
+		ts.closedPort = i
 	}
 	p.decided = true
 	ts.undecided--
@@ -402,11 +439,20 @@ func (ts *tcpScan) serve(ctx context.Context, p pendingConn) {
 		ts.answered(p, st, rs, at)
 		return
 	}
-	if p.ping {
+	switch p.kind {
+	case livePing:
 		ts.mu.Lock()
 		ts.pinging = false
 		ts.unanswered++
 		ts.quietWake.Store(false)
+		ts.mu.Unlock()
+		return
+	case evidence:
+		ts.mu.Lock()
+		ts.evPings--
+		if len(ts.evLost) < 4*evidencePings {
+			ts.evLost = append(ts.evLost, p.e)
+		}
 		ts.mu.Unlock()
 		return
 	}
@@ -487,21 +533,31 @@ func (ts *tcpScan) settle(i int) {
 		return
 	}
 	gone := ts.goneLocked()
-	clean := 0
+	clean, pending := 0, 0
 	for _, e := range port.tryEpochs() {
-		if e != nil && ts.ctl.clean(e) {
+		if e == nil {
+			continue
+		}
+		switch ok, later := ts.ctl.fate(e); {
+		case ok:
 			clean++
+		case later:
+			pending++
 		}
 	}
-	// Only tries sent while the path was not congested count.
-	if clean < n && !gone && int(port.tries) < maxTriesAll {
+	// Only tries sent while the path was not congested count. Tries whose
+	// interval is not judged yet are waited for (woken, as parked ports
+	// are, by the next answer), not doubled by another try: a long round
+	// trip makes that wait long, and every try holds a socket.
+	wait := clean < n && clean+pending >= n && ts.responsive >= 0
+	if clean < n && !gone && !wait && int(port.tries) < maxTriesAll {
 		port.queued = true
 		ts.retryq = append(ts.retryq, int32(i))
 		ts.mu.Unlock()
 		ts.poke()
 		return
 	}
-	if !gone && ts.ctl.answeredAny() && !ts.ctl.answeredSince(ts.start.Add(port.sent)) {
+	if !gone && (wait || ts.ctl.answeredAny() && !ts.ctl.answeredSince(ts.start.Add(port.sent))) {
 		port.parked = true
 		ts.parked = append(ts.parked, int32(i))
 		ts.quietWake.Store(false)
@@ -570,11 +626,23 @@ func (ts *tcpScan) wake() {
 // answered decides port p.i from an answer to try p.try, unless another
 // answer came first.
 func (ts *tcpScan) answered(p pendingConn, st State, rs Reason, at time.Time) {
-	if p.ping {
+	switch p.kind {
+	case livePing:
 		ts.mu.Lock()
 		ts.pinging = false
 		ts.mu.Unlock()
 		ts.ctl.answer(p.e, at.Sub(p.sent), nil)
+		ts.wake()
+		return
+	case evidence:
+		// Evidence probes unanswered before this one were lost: the
+		// target answered them before and answers now.
+		ts.mu.Lock()
+		ts.evPings--
+		lost := ts.evLost
+		ts.evLost = nil
+		ts.mu.Unlock()
+		ts.ctl.answer(p.e, at.Sub(p.sent), lost)
 		ts.wake()
 		return
 	}
@@ -583,6 +651,9 @@ func (ts *tcpScan) answered(p pendingConn, st State, rs Reason, at time.Time) {
 	port := &ts.port[p.i]
 	if st == Closed || st == Open {
 		ts.responsive = p.i
+	}
+	if st == Closed && ts.closedPort < 0 {
+		ts.closedPort = p.i
 	}
 	if port.decided {
 		ts.mu.Unlock()

@@ -154,6 +154,12 @@ func fileWait(ctx context.Context, f *os.File, sent time.Time, timeout time.Dura
 			return done
 		})
 		at = time.Now()
+		if !done && errors.Is(werr, os.ErrDeadlineExceeded) {
+			// The deadline and the answer may both have come before this
+			// goroutine ran again (a busy machine): look once more, so
+			// that an answer already there is not taken for silence.
+			_ = rc.Control(func(s uintptr) { st, rs, done = tcpPoll(int(s)) })
+		}
 		if done {
 			if rs == Timeout { // the kernel gave up, or a local error: no answer
 				return 0, 0, at, false

@@ -149,6 +149,9 @@ func (u *udpScan) pace(ctx context.Context, cands []int) []int {
 	maxSize := udpRoundMax
 	stalled := 0
 	progress := false
+	// Rounds that found fewer tokens than probes of the known-closed
+	// port: a limit does that to most rounds, the path only to a few.
+	rounds, short := 0, 0
 	if u.limiter != nil {
 		maxSize = max(min(maxSize, u.limiter.Burst()-1), 1)
 	}
@@ -173,6 +176,10 @@ func (u *udpScan) pace(ctx context.Context, cands []int) []int {
 			continue
 		}
 		p.record(sent, grant)
+		rounds++
+		if last < len(batch)+udpControls-1 {
+			short++
+		}
 		// The last control answering means tokens were left over: the
 		// target is not short of them (no limit, or a fast one), so
 		// witness more candidates per round. A miss means tokens are
@@ -192,10 +199,9 @@ func (u *udpScan) pace(ctx context.Context, cands []int) []int {
 		// A witness proves a port not closed unless its own probe (or
 		// the ICMP error it drew) was lost on the way: on a lossy path a
 		// port needs as many witnesses as a silent TCP port needs tries.
-		need := 1
-		if u.ctl.lossSeen() {
-			need = min(u.ctl.tries(), udpMaxPasses)
-		}
+		limited := short >= 3 && 2*short > rounds
+		u.icmpLimited = limited
+		need := min(u.ctl.udpWitnesses(limited), udpMaxPasses)
 		var proven []int
 		for _, i := range witnessed {
 			u.witnessCount[i]++

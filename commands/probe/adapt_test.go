@@ -1,0 +1,70 @@
+package probe
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Under a target's ICMP rate limit, a UDP port answered only on a later
+// try had its error withheld, not lost: it must not make every witness
+// count several times over, nor show in the reply as path loss. A loss a
+// limit cannot cause (the first of two back-to-back controls silent, the
+// second answered) still counts.
+func TestControl_WithheldICMPIsNotPathLossUnderALimit(t *testing.T) {
+	c := newControl(time.Second, 64, 100)
+	for range 90 {
+		c.udpAnswer(10*time.Millisecond, 3) // silent three times, then closed
+	}
+	assert.Equal(t, 1, c.udpWitnesses(true), "limited: withheld errors are no loss")
+	assert.Greater(t, c.udpWitnesses(false), 1, "no limit: the same silence is path loss")
+	assert.Zero(t, c.report(true).Lost)
+	assert.Equal(t, 270, c.report(false).Lost)
+
+	c.udpLost(1, 1)
+	assert.Greater(t, c.udpWitnesses(true), 1, "a lost control counts under a limit too")
+	assert.Equal(t, 1, c.report(true).Lost)
+}
+
+// Probes sent only to measure the loss go out while answers are scarce
+// (a firewall drops most ports), and stop once the path is paced or most
+// ports answer.
+func TestControl_EvidenceOnlyWhileAnswersAreScarce(t *testing.T) {
+	sendAndAnswer := func(sent, answered int) *control {
+		c := newControl(time.Second, 1024, 1000)
+		var es []*epoch
+		for range sent {
+			e, err := c.acquire(context.Background(), false)
+			require.NoError(t, err)
+			c.release() // the window has no room for all of them at once
+			es = append(es, e)
+		}
+		for k := range answered {
+			c.answer(es[k], 100*time.Millisecond, nil)
+		}
+		return c
+	}
+	assert.True(t, sendAndAnswer(200, 10).needEvidence(), "10 answers of 200 tries")
+	assert.False(t, sendAndAnswer(200, 150).needEvidence(), "most ports answer: their tries are evidence enough")
+	assert.False(t, sendAndAnswer(20, 1).needEvidence(), "too early to tell")
+	paced := sendAndAnswer(200, 10)
+	paced.rate = 300
+	assert.False(t, paced.needEvidence(), "a paced path has no probes to spare")
+}
+
+// A silent port's later tries wait longer only once the path has shown
+// trouble: behind a firewall on a clean path, backing off only costs time.
+func TestStretched_OnlyOnATroubledPath(t *testing.T) {
+	rto := 100 * time.Millisecond
+	assert.Equal(t, rto, stretched(rto, backoffAfter+2, false))
+	assert.Equal(t, 4*rto, stretched(rto, backoffAfter+2, true))
+	assert.Equal(t, rto, stretched(rto, backoffAfter, true))
+
+	c := newControl(time.Second, 64, 100)
+	assert.False(t, c.troubled())
+	c.udpAnswer(time.Millisecond, 1)
+	assert.True(t, c.troubled())
+}
