@@ -158,4 +158,6 @@ func TestSocketMode_ClickIsAckedAndRun(t *testing.T) {
 	reqs := h.requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, "/opsbot whoami", reqs[0].Line)
+	assert.Equal(t, "C2147483705", reqs[0].Channel)
+	assert.Equal(t, "incident-42", reqs[0].ChannelName, "a click passes the channel's name too, for roles that name it")
 }
