@@ -62,7 +62,7 @@ func TestRun_PortcheckOnAListeningPort(t *testing.T) {
 
 	code, out, _ := run(t, "run", "--as", "alice", fmt.Sprintf("/portcheck 127.0.0.1 %d", port))
 	assert.Equal(t, 0, code)
-	assert.Regexp(t, fmt.Sprintf(`Connection to 127\.0\.0\.1 %d port \[tcp/[^\]]+\] succeeded! \(\d+\.\d ms\)`, port), out)
+	assert.Regexp(t, fmt.Sprintf(`Connection to 127\.0\.0\.1 %d port \[tcp/[^\]]+\] succeeded! \(\d+(\.\d)? ms\)`, port), out)
 
 	ln.Close()
 	code, out, _ = run(t, "run", fmt.Sprintf("/portcheck 127.0.0.1 %d", port))
