@@ -136,7 +136,8 @@ func checkTrigger(t string) error {
 		return fmt.Errorf("trigger %q: 1 to 128 characters, without the leading slash", t)
 	}
 	for _, r := range t {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_./-", r)) {
+		allowed := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_./-", r)
+		if !allowed {
 			return fmt.Errorf("trigger %q: only letters, digits, '_', '.', '/' and '-' (no spaces)", t)
 		}
 	}
