@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +31,8 @@ type Policy struct {
 	Groups   map[string][]string `yaml:"groups"`
 	// Audit is retention: how long records stay, where they go after.
 	Audit AuditPolicy `yaml:"audit"`
+	// TLS is what /tls verifies against and when it warns.
+	TLS TLSPolicy `yaml:"tls"`
 
 	// Source is the file the policy came from, "" for the built-in default.
 	Source string `yaml:"-"`
@@ -55,6 +58,31 @@ type Limits struct {
 	RollBatch       int      `yaml:"roll_batch"`        // hosts of a group changed at once after the canary
 	JobsPerUser     int      `yaml:"jobs_per_user"`     // commands one user may have running at once
 	JobsTotal       int      `yaml:"jobs_total"`        // commands running at once, all users together
+}
+
+// TLSPolicy is /tls's settings.
+type TLSPolicy struct {
+	// CABundle is a PEM file of the roots /tls trusts instead of the
+	// system's (a private CA); "" = the system roots.
+	CABundle string `yaml:"ca_bundle"`
+	// ExpiryWarnDays: a certificate with fewer days left is called out.
+	ExpiryWarnDays int `yaml:"expiry_warn_days"`
+}
+
+// Roots reads the CA bundle; nil (the system roots) when none is named.
+func (t TLSPolicy) Roots() (*x509.CertPool, error) {
+	if t.CABundle == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(t.CABundle) //nolint:gosec // the operator names the bundle
+	if err != nil {
+		return nil, fmt.Errorf("tls.ca_bundle: cannot read %s: %w", t.CABundle, errors.Unwrap(err))
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("tls.ca_bundle: %s holds no PEM certificate: accepted is a file of -----BEGIN CERTIFICATE----- blocks", t.CABundle)
+	}
+	return pool, nil
 }
 
 // Role grants commands ("scan", "apache reload", "*") and approvals.
@@ -122,6 +150,9 @@ const (
 	DefaultRollBatch       = 1
 	DefaultJobsPerUser     = 4
 	DefaultJobsTotal       = 32
+	// DefaultTLSExpiryWarnDays: /tls calls out a certificate with fewer
+	// days left.
+	DefaultTLSExpiryWarnDays = 14
 )
 
 // DefaultApprovalRequired are the actions that wait for a second person
@@ -270,6 +301,7 @@ func (p *Policy) defaults() {
 		JobsPerUser:     DefaultJobsPerUser,
 		JobsTotal:       DefaultJobsTotal,
 	}
+	p.TLS = TLSPolicy{ExpiryWarnDays: DefaultTLSExpiryWarnDays}
 	p.Approval = ApprovalPolicy{TTL: Duration{D: DefaultApprovalTTL}, Approvals: 1,
 		Required: append([]string(nil), DefaultApprovalRequired...)}
 }
@@ -354,6 +386,12 @@ func (p *Policy) validate() []problem {
 		bad("limits.roll_batch is %d: accepted 1 to 1000", l.RollBatch)
 	}
 	p.validateInventory(bad)
+	if p.TLS.ExpiryWarnDays < 0 || p.TLS.ExpiryWarnDays > 3650 {
+		bad("tls.expiry_warn_days is %d: accepted 0 to 3650", p.TLS.ExpiryWarnDays)
+	}
+	if _, err := p.TLS.Roots(); err != nil {
+		bad("%s", err.Error())
+	}
 	for _, msg := range p.Audit.problems() {
 		bad("%s", msg)
 	}

@@ -21,6 +21,27 @@ type Portcheck struct {
 	check    func(context.Context, netip.AddrPort, probe.Proto, probe.Options) probe.Result
 	scan     func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
 	vantages Vantages
+	tls      *TLS
+}
+
+// WithTLS lets "/portcheck HOST PORT tls" answer as /tls HOST PORT.
+func (c *Portcheck) WithTLS(t *TLS) *Portcheck {
+	c.tls = t
+	return c
+}
+
+// asTLS returns the words for /tls when the request says "tls" after the
+// host: /portcheck HOST PORT tls [sni NAME] ...
+func (c *Portcheck) asTLS(args []string) ([]string, bool) {
+	if c.tls == nil {
+		return nil, false
+	}
+	for i := 1; i < len(args); i++ {
+		if strings.EqualFold(args[i], "tls") {
+			return append(append([]string(nil), args[:i]...), args[i+1:]...), true
+		}
+	}
+	return nil, false
 }
 
 // NewPortcheck checks ports on hosts the target policy allows, at most
@@ -77,6 +98,8 @@ is a table, a row per vantage host, and says which tool each used and what
 that tool cannot tell (netcat calls a dropped UDP port "succeeded": opsbot
 reports it open|filtered). nc and bash check one port at a time, so they
 take only as many ports as fit in the time a vantage check may take.
+With tls after the port (/portcheck www.example.com 443 tls), the answer
+is /tls's: the certificate served, verification, versions (see /opsbot help tls).
 Exit status of opsbot run: 0 when every port is open (from every vantage
 host), 1 otherwise.`
 }
@@ -98,6 +121,10 @@ func (c *Portcheck) parseArgs(args []string) (targetArgs, error) {
 
 // Prepare validates and resolves without probing, for an approval request.
 func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, error) {
+	if args, ok := c.asTLS(req.Args); ok {
+		req.Args = args
+		return c.tls.Prepare(ctx, req)
+	}
 	ta, err := c.parseArgs(req.Args)
 	if err != nil {
 		return bot.Prepared{}, err
@@ -119,6 +146,10 @@ func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared,
 // Run parses, checks policy, probes every port on every allowed address
 // at once, and reports.
 func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
+	if args, ok := c.asTLS(req.Args); ok {
+		req.Args = args
+		return c.tls.Run(ctx, req)
+	}
 	ta, err := c.parseArgs(req.Args)
 	if err != nil {
 		return bot.Reply{}, err

@@ -184,9 +184,15 @@ func (m *Main) buildRouter(p *bot.Policy) (*bot.Router, error) {
 	perms := bot.NewPermissions(p)
 	hosts := bot.HostAccess{Inventory: bot.NewInventory(p), Perms: perms}
 	vantages := commands.Vantages{Hosts: hosts, Runner: m.Runners}
+	roots, err := p.TLS.Roots()
+	if err != nil {
+		return nil, &bot.Error{Code: bot.ECONFIG, Message: err.Error(), Err: err}
+	}
+	tlsCmd := commands.NewTLS(targets, commands.TLSConfig{Roots: roots, CABundle: p.TLS.CABundle, WarnDays: p.TLS.ExpiryWarnDays})
 	r := bot.NewRouter(bot.RouterConfig{
 		Commands: []bot.Command{
-			commands.NewPortcheck(targets, l.PortcheckPorts).WithVantages(vantages),
+			commands.NewPortcheck(targets, l.PortcheckPorts).WithVantages(vantages).WithTLS(tlsCmd),
+			tlsCmd,
 			commands.NewScan(targets, l).WithVantages(vantages),
 			commands.NewListen(l.ListenFor.D),
 			apache.New(apache.Config{Hosts: hosts, Runner: m.Runners, RollBatch: l.RollBatch}),
