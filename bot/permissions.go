@@ -7,7 +7,7 @@ import (
 
 // ReadOnlyGrants are what everyone may run when the policy defines no roles
 // and no users (DESIGN.md §4): the checks, and the status and show views.
-var ReadOnlyGrants = []string{"portcheck", "scan", "listen", "apache status", "apache configtest", "apache modules", "apache vhosts", "relayd status", "relayd show"}
+var ReadOnlyGrants = []string{"portcheck", "scan", "tls", "listen", "apache status", "apache configtest", "apache modules", "apache vhosts", "relayd status", "relayd show"}
 
 // Open permissions: anyone may ask these, because they show nothing but the
 // asker's own standing, or because the approvals service checks the asker

@@ -103,3 +103,21 @@ func TestPolicy_SlackGrantsByUserIDOnly(t *testing.T) {
 		assert.NoError(t, err, doc)
 	}
 }
+
+func TestParsePolicy_TLS(t *testing.T) {
+	p, err := ParsePolicy([]byte("targets: {allow: [127.0.0.1]}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, DefaultTLSExpiryWarnDays, p.TLS.ExpiryWarnDays)
+	roots, err := p.TLS.Roots()
+	require.NoError(t, err)
+	assert.Nil(t, roots, "the system roots")
+
+	_, err = ParsePolicy([]byte("tls:\n  expiry_warn_days: -1\n"))
+	assert.Contains(t, ErrorMessage(err), "2:21: tls.expiry_warn_days is -1: accepted 0 to 3650")
+	_, err = ParsePolicy([]byte("tls:\n  ca_bundle: /nonexistent/ca.pem\n"))
+	assert.Contains(t, ErrorMessage(err), "2:14: tls.ca_bundle: cannot read /nonexistent/ca.pem: no such file or directory")
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("hello\n"), 0o600))
+	_, err = ParsePolicy([]byte("tls:\n  ca_bundle: " + notPEM + "\n"))
+	assert.Contains(t, ErrorMessage(err), "holds no PEM certificate")
+}

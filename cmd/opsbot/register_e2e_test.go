@@ -71,7 +71,7 @@ func TestE2E_MattermostRegisterThenServe(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "/portcheck: removed")
 	assert.Contains(t, out, "/opsbot: updated")
-	assert.Contains(t, out, "team ops: 6 of 6 changed")
+	assert.Contains(t, out, "team ops: 7 of 7 changed")
 	out, code = c.run("mattermost", "register", "--team", "ops", "--single")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "team ops: nothing changed")
