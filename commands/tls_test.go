@@ -175,6 +175,17 @@ func TestTLS_NoTLSIsATruthfulReply(t *testing.T) {
 	}
 }
 
+func TestTLS_HelpSaysWhatItCannotTell(t *testing.T) {
+	r, checks := tlsRouter(t, nil, 14)
+	reply := run(t, r, "/tls help")
+	assert.Equal(t, 0, reply.Status.ExitCode())
+	all := reply.Title + reply.Text + strings.Join(reply.Lines, "\n") + reply.Code
+	assert.Contains(t, all, "Cannot tell: SSLv3 and SSLv2")
+	assert.Contains(t, all, "expiring within 14 days (tls.expiry_warn_days)")
+	assert.Contains(t, all, "verifies against the CA bundle ca.pem")
+	assert.Zero(t, *checks)
+}
+
 func TestTLS_StartTLSDefaultsToTheProtocolsPort(t *testing.T) {
 	a, err := parseTLSArgs([]string{"mail.test", "starttls", "SMTP"})
 	require.NoError(t, err)

@@ -70,6 +70,16 @@ func TestCheck_PrivateCAChainVerifiesWithItsRoot(t *testing.T) {
 	assert.Contains(t, r.NameErr, "other.test is not among the certificate's names (www.test, 127.0.0.1)")
 }
 
+func TestCheck_OCSPStapleSeen(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	c := ca.Chain(ca.Leaf(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0), "www.test"))
+	c.OCSPStaple = []byte{0x30, 0x03, 0x0a, 0x01, 0x00} // what a server staples; the check only sees that one is there
+	addr := tlstest.Serve(t, &tls.Config{Certificates: []tls.Certificate{c}})
+	r, err := tlscheck.Check(context.Background(), ap(t, addr), tlscheck.Options{SNI: "www.test", Roots: ca.Pool(), Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	assert.True(t, r.OCSPStaple)
+}
+
 func TestCheck_OldVersionsAcceptedWhenTheServerAllowsThem(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	leaf := ca.Leaf(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0), "old.test")
