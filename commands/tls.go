@@ -225,7 +225,7 @@ func (t *TLS) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 // tlsReply is the one place /tls results become words.
 func tlsReply(tg bot.Target, a tlsArgs, r tlscheck.Result, err error, now time.Time, warnDays int, rootName string) bot.Reply {
 	where := fmt.Sprintf("%s:%d", tg.Host, a.port)
-	if r.Addr.Addr().Is6() {
+	if tg.Name == "" && r.Addr.Addr().Is6() {
 		where = fmt.Sprintf("[%s]:%d", tg.Host, a.port)
 	}
 	var notes []string

@@ -95,8 +95,8 @@ func port(addr string) string {
 func TestTLS_CallsOutProblemsAtTheTop(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	now := time.Now()
-	serve := func(c tls.Certificate, min uint16) string {
-		return port(tlstest.Serve(t, &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: min, NextProtos: []string{"h2", "http/1.1"}}))
+	serve := func(c tls.Certificate, minVersion uint16) string {
+		return port(tlstest.Serve(t, &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: minVersion, NextProtos: []string{"h2", "http/1.1"}}))
 	}
 	good := serve(ca.Chain(ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 0, 90), "www.test")), 0)
 	soon := serve(ca.Chain(ca.Leaf(t, now.AddDate(0, -3, 0), now.AddDate(0, 0, 5).Add(time.Hour), "www.test")), 0)
