@@ -22,6 +22,9 @@ type Portcheck struct {
 	scan     func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
 	vantages Vantages
 	tls      *TLS
+	// now and sleep drive /portcheck ... until; nil: the real clock.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 // WithTLS lets "/portcheck HOST PORT tls" answer as /tls HOST PORT.
@@ -98,6 +101,15 @@ is a table, a row per vantage host, and says which tool each used and what
 that tool cannot tell (netcat calls a dropped UDP port "succeeded": opsbot
 reports it open|filtered). nc and bash check one port at a time, so they
 take only as many ports as fit in the time a vantage check may take.
+Waiting: /portcheck db01.example.com 5432 until open [for 10m] (or until
+closed: anything but open, for a port that must go away). Checks the first
+allowed address at once, then after 1s, 2s, 4s ... at most every 30s,
+keeps one message current (with a Cancel button), posts to the thread when
+the state changes, and answers when the state is reached or the time is up
+(default 10m, at most 24h). It counts as a running command of yours
+(limits.jobs_per_user) while it waits. Exit status of opsbot run: 0 when
+the state was reached, 1 when the time ran out.
+
 With tls after the port (/portcheck www.example.com 443 tls), the answer
 is /tls's: the certificate served, verification, versions (see /opsbot help tls).
 Exit status of opsbot run: 0 when every port is open (from every vantage
@@ -125,6 +137,16 @@ func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared,
 		req.Args = args
 		return c.tls.Prepare(ctx, req)
 	}
+	if ta, u, ok, err := c.parseUntil(req.Args); ok {
+		if err != nil {
+			return bot.Prepared{}, err
+		}
+		tg, err := target(ctx, c.targets, ta, req.Bound, 1)
+		if err != nil {
+			return bot.Prepared{}, err
+		}
+		return bot.Prepared{Hosts: []string{tg.Addrs[0].String()}, Impact: fmt.Sprintf("Checks %s port %d of %s until it is %s, for at most %s.", ta.proto, ta.ports[0], tg.Addrs[0], u.want(), bot.Human(u.dur))}, nil
+	}
 	ta, err := c.parseArgs(req.Args)
 	if err != nil {
 		return bot.Prepared{}, err
@@ -149,6 +171,12 @@ func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error)
 	if args, ok := c.asTLS(req.Args); ok {
 		req.Args = args
 		return c.tls.Run(ctx, req)
+	}
+	if ta, u, ok, err := c.parseUntil(req.Args); ok {
+		if err != nil {
+			return bot.Reply{}, err
+		}
+		return c.runUntil(ctx, req, ta, u)
 	}
 	ta, err := c.parseArgs(req.Args)
 	if err != nil {

@@ -50,3 +50,28 @@ func tlsPort(t *testing.T, addr string) string {
 	require.NoError(t, err)
 	return p
 }
+
+// opsbot run '/portcheck HOST PORT until open': 0 when the state was
+// reached, 1 when the time ran out.
+func TestE2E_PortcheckUntilExitCodes(t *testing.T) {
+	clearEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	open := tlsPort(t, ln.Addr().String())
+	closedLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := tlsPort(t, closedLn.Addr().String())
+	require.NoError(t, closedLn.Close())
+
+	code, out, errOut := run(t, "run", "/portcheck 127.0.0.1 "+open+" until open for 1m")
+	assert.Equal(t, 0, code, out+errOut)
+	assert.Contains(t, out, "127.0.0.1 "+open+"/tcp is already open")
+	code, out, errOut = run(t, "run", "/portcheck 127.0.0.1 "+closed+" until open for 1s")
+	assert.Equal(t, 1, code, out+errOut)
+	assert.Contains(t, out, "still closed after")
+	assert.Contains(t, out, "checks): not open")
+	code, out, errOut = run(t, "run", "/portcheck 127.0.0.1 "+closed+" until open for 100d")
+	assert.Equal(t, 2, code, out+errOut)
+	assert.Contains(t, out+errOut, `for "100d" is not a duration`)
+}
