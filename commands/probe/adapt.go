@@ -523,10 +523,7 @@ func (c *control) markStopped() {
 func (c *control) report(limited bool) NetReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lost := c.lost
-	if limited {
-		lost -= c.ambiguous
-	}
+	lost := c.pathLostLocked(limited)
 	r := NetReport{Sent: c.sent, Retried: c.retried, Lost: lost, Answered: c.answered, Paced: c.rate, Queue: c.queueCut, Stopped: c.stopped}
 	if c.haveRTT {
 		r.RTT, r.MinRTT = c.srtt, c.minRTT
@@ -612,6 +609,16 @@ func (c *control) troubled() bool {
 	return c.lost > 0 || c.rate > 0
 }
 
+// pathLostLocked is the probes known lost on the path. limited: the target
+// limits its ICMP errors, and UDP probes answered only on a later try were
+// withheld, not lost.
+func (c *control) pathLostLocked(limited bool) int {
+	if limited {
+		return c.lost - c.ambiguous
+	}
+	return c.lost
+}
+
 // udpWitnesses is how many witness rounds prove a UDP port not closed.
 // One, unless the path loses probes: a closed port's probe or its ICMP
 // error lost on the way looks like a witness. limited: the target limits
@@ -620,10 +627,7 @@ func (c *control) troubled() bool {
 func (c *control) udpWitnesses(limited bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lost := c.lost
-	if limited {
-		lost -= c.ambiguous
-	}
+	lost := c.pathLostLocked(limited)
 	if lost <= 0 {
 		return 1
 	}

@@ -278,7 +278,7 @@ func (ts *tcpScan) connector(ctx context.Context) {
 		if ts.wait(ctx, 1) != nil {
 			return
 		}
-		e, err := ts.ctl.acquire(ctx, retry)
+		e, err := ts.ctl.acquire(ctx, retry && kind == portTry) // probes of decided ports are no retries
 		if err != nil {
 			return
 		}
@@ -461,7 +461,11 @@ func (ts *tcpScan) serve(ctx context.Context, p pendingConn) {
 	}
 	ts.ctl.timeout()
 	ts.retry(p.i)
-	st, rs, at, done = fileWait(ctx, p.f, p.sent, max(p.rto, min(2*p.rto+p.rto/2, kernelSYNRetry-50*time.Millisecond)), nil)
+	// A try sent before the round trip was known waited the timeout the
+	// round trip then gave (fileWait's current), not the scan's longest:
+	// so does its late listening.
+	rto := min(p.rto, stretched(ts.ctl.rto(), p.try, ts.ctl.troubled()))
+	st, rs, at, done = fileWait(ctx, p.f, p.sent, max(rto, min(2*rto+rto/2, kernelSYNRetry-50*time.Millisecond)), nil)
 	if ctx.Err() != nil {
 		return
 	}
