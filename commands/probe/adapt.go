@@ -593,13 +593,20 @@ func (c *control) fate(e *epoch) (clean, pending bool) {
 // worth their cost: answers are scarce (most ports are silent, so their
 // tries teach nothing about the path), and more samples would lower the
 // number of tries a silent port gets.
-func (c *control) needEvidence() bool {
+// final: the answer will not change to yes (most ports answer, or the
+// path is paced, or the tries are as few as evidence makes them).
+func (c *control) needEvidence() (want, final bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sent < initialWindow || float64(c.answered) > 0.2*float64(c.sent) || c.rate > 0 {
-		return false
+	switch {
+	case c.rate > 0 || c.triesLocked() <= minTries+1:
+		return false, true
+	case c.sent < initialWindow:
+		return false, false // too early to tell
+	case float64(c.answered) > 0.2*float64(c.sent):
+		return false, true
 	}
-	return c.triesLocked() > minTries+1
+	return true, false
 }
 
 // troubled reports whether the path has lost a probe or congested.

@@ -47,12 +47,21 @@ func TestControl_EvidenceOnlyWhileAnswersAreScarce(t *testing.T) {
 		}
 		return c
 	}
-	assert.True(t, sendAndAnswer(200, 10).needEvidence(), "10 answers of 200 tries")
-	assert.False(t, sendAndAnswer(200, 150).needEvidence(), "most ports answer: their tries are evidence enough")
-	assert.False(t, sendAndAnswer(20, 1).needEvidence(), "too early to tell")
+	want := func(c *control) [2]bool {
+		w, final := c.needEvidence()
+		return [2]bool{w, final}
+	}
+	assert.Equal(t, [2]bool{true, false}, want(sendAndAnswer(200, 10)), "10 answers of 200 tries")
+	assert.Equal(t, [2]bool{false, true}, want(sendAndAnswer(200, 150)), "most ports answer: their tries are evidence enough")
+	assert.Equal(t, [2]bool{false, false}, want(sendAndAnswer(20, 1)), "too early to tell, not never")
 	paced := sendAndAnswer(200, 10)
 	paced.rate = 300
-	assert.False(t, paced.needEvidence(), "a paced path has no probes to spare")
+	assert.Equal(t, [2]bool{false, true}, want(paced), "a paced path has no probes to spare")
+	few := sendAndAnswer(200, 10)
+	for range 2000 {
+		few.answer(&epoch{}, time.Millisecond, nil) // evidence enough: tries at their fewest
+	}
+	assert.Equal(t, [2]bool{false, true}, want(few))
 }
 
 // A silent port's later tries wait longer only once the path has shown

@@ -217,13 +217,14 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry bool, kind tryKind, o
 			return i, true, livePing, true
 		}
 		if ts.closedPort >= 0 && ts.evPings < evidencePings && ts.undecided > evidencePings && !ts.evDone.Load() {
-			if ts.ctl.needEvidence() {
+			want, final := ts.ctl.needEvidence()
+			if want {
 				ts.evPings++
 				i = ts.closedPort
 				ts.mu.Unlock()
 				return i, true, evidence, true
 			}
-			ts.evDone.Store(true)
+			ts.evDone.Store(final)
 		}
 		if len(ts.retryq) > 0 {
 			i = int(ts.retryq[0])
