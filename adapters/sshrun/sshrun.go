@@ -391,15 +391,21 @@ func (r *Runner) newSession(ctx context.Context, client *ssh.Client) (*ssh.Sessi
 	case res := <-ch:
 		return res.sess, res.err
 	case <-ctx.Done():
+		// The asker is gone, not the connection: other commands share it.
+		// The session is closed when the server opens it.
+		go func() {
+			if res := <-ch; res.sess != nil {
+				_ = res.sess.Close()
+			}
+		}()
+		return nil, ctxErr(ctx)
 	case <-timer.C:
 	}
-	// Closing the connection unblocks NewSession; the caller drops it.
+	// No answer at all: the connection died silently. Closing it unblocks
+	// NewSession; the caller drops it.
 	_ = client.Close()
 	if res := <-ch; res.sess != nil {
 		_ = res.sess.Close()
-	}
-	if ctx.Err() != nil {
-		return nil, ctxErr(ctx)
 	}
 	return nil, fmt.Errorf("no answer within %s", r.cfg.DialTimeout)
 }

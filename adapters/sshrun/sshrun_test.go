@@ -529,3 +529,45 @@ func missingInCI(t *testing.T, why string) {
 	}
 	t.Skip(why)
 }
+
+// slowConn holds back what the server sends by delay after each read: a
+// loaded server (or machine) that is slow to open a session.
+type slowConn struct {
+	net.Conn
+	delay *atomic.Int64
+}
+
+func (c slowConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if d := time.Duration(c.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	return n, err
+}
+
+// A command canceled while its session is still opening leaves the
+// connection to the host alone: other commands share it.
+func TestRun_CancelWhileTheSessionOpensKeepsTheConnection(t *testing.T) {
+	t.Parallel()
+	var delay atomic.Int64
+	f := newFixture(t, func(c *sshrun.Config) {
+		dial := c.DialContext
+		c.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return slowConn{conn, &delay}, nil
+		}
+	})
+	f.run(t, "true") // connected
+	delay.Store(int64(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := f.runner.Run(ctx, f.host, []string{"true"})
+	require.Error(t, err, "canceled while the session opened")
+	delay.Store(0)
+	out := f.run(t, "echo", "still here")
+	assert.Equal(t, "still here\n", string(out.Stdout))
+	assert.Equal(t, int32(1), f.dials.Load(), "the canceled command closed the shared connection")
+}
