@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -77,8 +78,9 @@ left, key, SHA-256 fingerprint), whether it verifies against ` + t.rootName + `
 (and why not), whether it is valid for the SNI name (for an address without
 sni: for the address), and whether an OCSP response is stapled. Expired,
 expiring within ` + fmt.Sprint(t.warn) + ` days (tls.expiry_warn_days), not yet valid, self-signed,
-name mismatch, an unverifiable chain and TLS 1.0/1.1 accepted are named at
-the top. A name is resolved once and checked against the target policy; the
+name mismatch, an unverifiable chain, only insecure cipher suites and
+TLS 1.0/1.1 accepted are named at the top. A failed handshake says whether
+the server asked for a client certificate or refused the ClientHello. A name is resolved once and checked against the target policy; the
 first allowed address is checked.
 
 Cannot tell: SSLv3 and SSLv2 (the client is Go's crypto/tls, which does not
@@ -245,9 +247,12 @@ func tlsReply(tg bot.Target, a tlsArgs, r tlscheck.Result, err error, now time.T
 		case errors.As(err, &no):
 			reply.Title = where + ": no TLS"
 			reply.Lines = []string{no.Message}
-		default:
+		case isDialError(err):
 			reply.Title = where + ": no connection"
 			reply.Lines = []string{connError(err)}
+		default:
+			reply.Title = where + ": TLS handshake failed"
+			reply.Lines = []string{err.Error()}
 		}
 		if r.Greeting != "" {
 			reply.Lines = append(reply.Lines, "greeting: "+r.Greeting)
@@ -290,6 +295,9 @@ func tlsReply(tg bot.Target, a tlsArgs, r tlscheck.Result, err error, now time.T
 		}
 	} else {
 		problems = append(problems, "NO CERTIFICATE: the server sent none")
+	}
+	if r.InsecureOnly {
+		problems = append(problems, "WEAK CIPHERS: the server accepts only cipher suites current clients refuse; it chose "+tls.CipherSuiteName(r.Cipher))
 	}
 	if len(old) > 0 {
 		problems = append(problems, "OLD PROTOCOLS: accepts "+strings.Join(old, " and ")+" (deprecated by RFC 8996)")
@@ -393,6 +401,11 @@ func refusal(msg string) bool {
 		}
 	}
 	return false
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func connError(err error) string {

@@ -158,11 +158,21 @@ func TestTLS_NoTLSIsATruthfulReply(t *testing.T) {
 	hang := port(tlstest.Raw(t, func(c net.Conn) { _, _ = c.Read(make([]byte, 64<<10)); time.Sleep(3 * time.Second) }))
 	closed, err := probeFreePort()
 	require.NoError(t, err)
+	ca := tlstest.NewCA(t)
+	mtls := port(tlstest.Serve(t, &tls.Config{Certificates: []tls.Certificate{ca.Chain(ca.Leaf(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0), "www.test"))},
+		MaxVersion: tls.VersionTLS12, ClientAuth: tls.RequireAnyClientCert}))
+	weak := port(tlstest.Serve(t, &tls.Config{Certificates: []tls.Certificate{ca.Chain(ca.Leaf(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0), "www.test"))},
+		MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}}))
 	r, _ := tlsRouter(t, nil, 14)
+	reply := run(t, r, "/tls 127.0.0.1 "+weak+" sni www.test")
+	assert.Equal(t, 1, reply.Status.ExitCode())
+	assert.Contains(t, reply.Title, "TLS 1.2")
+	assert.Contains(t, strings.Join(reply.Lines, "\n"), "WEAK CIPHERS: the server accepts only cipher suites current clients refuse; it chose TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256")
 	for _, tc := range []struct{ line, title, line0 string }{
 		{"/tls 127.0.0.1 " + ssh, "127.0.0.1:" + ssh + ": no TLS", `not TLS: the port speaks SSH ("SSH-2.0-OpenSSH_9.2p1")`},
 		{"/tls 127.0.0.1 " + hang + " timeout 200ms", "127.0.0.1:" + hang + ": no TLS", "no TLS handshake in 200ms"},
 		{"/tls 127.0.0.1 " + closed, "127.0.0.1:" + closed + ": no connection", "connection refused"},
+		{"/tls 127.0.0.1 " + mtls, "127.0.0.1:" + mtls + ": TLS handshake failed", "(the server asks for a client certificate, which /tls does not have)"},
 		{"/tls 127.0.0.1 " + ssh + " starttls smtp", "no TLS", `SMTP: the greeting is not 220, it answered "SSH-2.0-OpenSSH_9.2p1"`},
 	} {
 		t.Run(tc.line, func(t *testing.T) {

@@ -88,8 +88,11 @@ type Result struct {
 	NameOK     bool
 	NameErr    string // why the name does not match
 	OCSPStaple bool
-	Versions   []VersionResult
-	Handshake  time.Duration
+	// InsecureOnly: a current client's handshake (Go's default suites)
+	// failed and one offering insecure suites too succeeded.
+	InsecureOnly bool
+	Versions     []VersionResult
+	Handshake    time.Duration
 }
 
 // NoTLSError is a port that answered, but not with TLS, or did not answer
@@ -97,6 +100,17 @@ type Result struct {
 type NoTLSError struct{ Message string }
 
 func (e *NoTLSError) Error() string { return e.Message }
+
+// HandshakeError is a TLS server that refused the handshake; Message
+// says what the client saw (the alert, and what it likely means).
+type HandshakeError struct {
+	Message string
+	Err     error
+	refused bool // at the ClientHello, before any ServerHello
+}
+
+func (e *HandshakeError) Error() string { return e.Message }
+func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // VersionName is "TLS 1.2" for tls.VersionTLS12.
 func VersionName(v uint16) string {
@@ -152,6 +166,16 @@ func Check(ctx context.Context, addr netip.AddrPort, o Options) (Result, error) 
 	}
 	start := time.Now()
 	st, greeting, err := handshake(ctx, addr, o, cfg)
+	var he *HandshakeError
+	if errors.As(err, &he) && he.refused {
+		// Refused at the ClientHello: try once more with every suite Go
+		// has, which tells "only insecure suites" from "nothing Go speaks".
+		weak := cfg.Clone()
+		weak.CipherSuites = allSuites()
+		if st2, _, err2 := handshake(ctx, addr, o, weak); err2 == nil {
+			st, err, res.InsecureOnly = st2, nil, true
+		}
+	}
 	res.Greeting = greeting
 	if err != nil {
 		return res, err
@@ -217,10 +241,26 @@ func handshake(ctx context.Context, addr netip.AddrPort, o Options, cfg *tls.Con
 		}
 		rec.buf = rec.buf[:0]
 	}
+	asked := false
+	cfg = cfg.Clone()
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked = true
+		return &tls.Certificate{}, nil
+	}
 	c := tls.Client(rec, cfg)
 	err = c.HandshakeContext(ctx)
 	if err != nil {
-		return tls.ConnectionState{}, greeting, explain(err, rec, o.Timeout)
+		err = explain(err, rec, o.Timeout)
+		var alert tls.AlertError
+		if errors.As(err, &alert) || strings.Contains(err.Error(), "remote error") {
+			switch {
+			case asked:
+				err = &HandshakeError{Message: err.Error() + " (the server asks for a client certificate, which /tls does not have)", Err: err}
+			case len(rec.buf) > 0 && rec.buf[0] == 0x15: // the first record is an alert: no ServerHello
+				err = &HandshakeError{Message: err.Error() + " (the server refused the ClientHello: none of the versions TLS 1.0-1.3 and cipher suites Go has suit it, or it wants another SNI name)", Err: err, refused: true}
+			}
+		}
+		return tls.ConnectionState{}, greeting, err
 	}
 	return c.ConnectionState(), greeting, nil
 }
