@@ -80,12 +80,14 @@ sni: for the address), and whether an OCSP response is stapled. Expired,
 expiring within ` + fmt.Sprint(t.warn) + ` days (tls.expiry_warn_days), not yet valid, self-signed,
 name mismatch, an unverifiable chain, only insecure cipher suites and
 TLS 1.0/1.1 accepted are named at the top. A failed handshake says whether
-the server asked for a client certificate or refused the ClientHello. A name is resolved once and checked against the target policy; the
-first allowed address is checked.
+the server asked for a client certificate or refused the ClientHello. A
+name is resolved once and checked against the target policy; the first
+allowed address is checked.
 
 Cannot tell: SSLv3 and SSLv2 (the client is Go's crypto/tls, which does not
-speak them), cipher suites Go does not implement (RC4, DHE, export, NULL),
-the full list of suites a server accepts, revocation (no OCSP or CRL
+speak them), cipher suites Go does not implement (DHE key exchange, CCM,
+CAMELLIA, ARIA, export, NULL; RC4 and 3DES it does try), the full list
+of suites a server accepts, revocation (no OCSP or CRL
 fetch; only whether a staple is there), client-certificate requirements
 beyond the handshake. STARTTLS is SMTP, IMAP and POP3 only.
 Exit status of opsbot run: 0 when the chain verifies, matches the name,

@@ -156,6 +156,7 @@ func TestTLS_NoTLSIsATruthfulReply(t *testing.T) {
 		_, _ = c.Read(make([]byte, 1024))
 	}))
 	hang := port(tlstest.Raw(t, func(c net.Conn) { _, _ = c.Read(make([]byte, 64<<10)); time.Sleep(3 * time.Second) }))
+	hangup := port(tlstest.Raw(t, func(c net.Conn) { _, _ = c.Read(make([]byte, 64<<10)) }))
 	closed, err := probeFreePort()
 	require.NoError(t, err)
 	ca := tlstest.NewCA(t)
@@ -172,6 +173,7 @@ func TestTLS_NoTLSIsATruthfulReply(t *testing.T) {
 		{"/tls 127.0.0.1 " + ssh, "127.0.0.1:" + ssh + ": no TLS", `not TLS: the port speaks SSH ("SSH-2.0-OpenSSH_9.2p1")`},
 		{"/tls 127.0.0.1 " + hang + " timeout 200ms", "127.0.0.1:" + hang + ": no TLS", "no TLS handshake in 200ms"},
 		{"/tls 127.0.0.1 " + closed, "127.0.0.1:" + closed + ": no connection", "connection refused"},
+		{"/tls 127.0.0.1 " + hangup, "127.0.0.1:" + hangup + ": no TLS", "the server closed the connection without answering the ClientHello"},
 		{"/tls 127.0.0.1 " + mtls, "127.0.0.1:" + mtls + ": TLS handshake failed", "(the server asks for a client certificate, which /tls does not have)"},
 		{"/tls 127.0.0.1 " + ssh + " starttls smtp", "no TLS", `SMTP: the greeting is not 220, it answered "SSH-2.0-OpenSSH_9.2p1"`},
 	} {

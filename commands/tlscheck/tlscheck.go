@@ -5,8 +5,10 @@
 // the /tls command's job. It speaks STARTTLS for SMTP, IMAP and POP3.
 //
 // Go's crypto/tls is the client, so what it cannot speak is not tested:
-// SSLv3 and SSLv2, cipher suites Go does not implement (RC4 is refused,
-// export and NULL suites, DHE key exchange), TLS 1.3 suite choice.
+// SSLv3 and SSLv2, cipher suites Go does not implement (DHE key exchange,
+// CCM, CAMELLIA, ARIA, export and NULL suites), TLS 1.3 suite choice. The
+// version probes offer Go's insecure suites too (RC4, 3DES, RSA key
+// exchange), so a server is not called "refused" for lack of them.
 package tlscheck
 
 import (
@@ -26,6 +28,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -308,10 +311,8 @@ func explain(err error, rec *recorder, timeout time.Duration) error {
 		}
 		return &NoTLSError{Message: fmt.Sprintf("no TLS handshake in %s: the port accepted the connection but never answered the ClientHello (not TLS, or a server that waits for the client to speak another protocol first)", timeout)}
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		if len(rec.buf) == 0 {
-			return &NoTLSError{Message: "the server closed the connection without answering the ClientHello (not TLS, or it refuses every version and suite Go offers)"}
-		}
+	if len(rec.buf) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return &NoTLSError{Message: "the server closed the connection without answering the ClientHello (not TLS, or it refuses every version and suite Go offers)"}
 	}
 	return err
 }
