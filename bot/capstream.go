@@ -13,29 +13,29 @@ import (
 // message in place at a bounded rate.
 const MaxPosts = 20
 
-// CappedStream passes at most max posts to its stream and counts the rest.
+// CappedStream passes at most limit posts to its stream and counts the rest.
 type CappedStream struct {
 	inner Stream
-	max   int
+	limit int
 
 	mu      sync.Mutex
 	posted  int
 	dropped int
 }
 
-// NewCappedStream caps s at max posts (MaxPosts when max <= 0). A stream
+// NewCappedStream caps s at limit posts (MaxPosts when limit <= 0). A stream
 // that is already capped is returned as it is.
-func NewCappedStream(s Stream, max int) *CappedStream {
+func NewCappedStream(s Stream, limit int) *CappedStream {
 	if c, ok := s.(*CappedStream); ok {
 		return c
 	}
-	if max <= 0 {
-		max = MaxPosts
+	if limit <= 0 {
+		limit = MaxPosts
 	}
 	if s == nil {
 		s = NopStream{}
 	}
-	return &CappedStream{inner: s, max: max}
+	return &CappedStream{inner: s, limit: limit}
 }
 
 var _ Stream = (*CappedStream)(nil)
@@ -43,10 +43,10 @@ var _ Stream = (*CappedStream)(nil)
 // Progress implements Stream: passed through.
 func (c *CappedStream) Progress(r Reply) { c.inner.Progress(r) }
 
-// Post implements Stream: the first max posts pass, the rest are counted.
+// Post implements Stream: the first limit posts pass, the rest are counted.
 func (c *CappedStream) Post(r Reply) {
 	c.mu.Lock()
-	if c.posted >= c.max {
+	if c.posted >= c.limit {
 		c.dropped++
 		c.mu.Unlock()
 		return
@@ -67,7 +67,7 @@ func (c *CappedStream) Dropped() int {
 func (c *CappedStream) Remaining() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.max - c.posted
+	return c.limit - c.posted
 }
 
 // Note is the line a final reply carries when posts were held back, "" when
@@ -77,5 +77,5 @@ func (c *CappedStream) Note() string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d more message(s) from this request were not posted: one request posts at most %d.", n, c.max)
+	return fmt.Sprintf("%d more message(s) from this request were not posted: one request posts at most %d.", n, c.limit)
 }

@@ -45,7 +45,7 @@ func (b *busyObserver) Busy(what string) {
 func TestJobs_PerUserAndTotalCapsAnswerBusy(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	slow := &fakeCommand{name: "slow", RunFn: func(ctx context.Context, _ Request) (Reply, error) {
+	slow := &fakeCommand{name: "slow", RunFn: func(_ context.Context, _ Request) (Reply, error) {
 		started <- struct{}{}
 		<-release
 		return Reply{Status: StatusOK, Title: "done"}, nil

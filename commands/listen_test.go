@@ -17,7 +17,7 @@ import (
 func TestListen_TwentyThousandConnectionsPostTheFirstTenThenCount(t *testing.T) {
 	l := NewListen(time.Minute)
 	const n = 20000
-	l.listen = func(_ context.Context, spec probe.ListenSpec, ev func(probe.ListenEvent)) (probe.ListenSummary, error) {
+	l.listen = func(_ context.Context, _ probe.ListenSpec, ev func(probe.ListenEvent)) (probe.ListenSummary, error) {
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		ev(probe.ListenEvent{Kind: probe.Listening, Time: now})
 		for i := range n {

@@ -51,8 +51,6 @@ type mmServer struct {
 	prefix     string            // the subpath the site is served under ("" = none)
 }
 
-func newMMServer(t *testing.T) *mmServer { return newMMServerAt(t, "") }
-
 // newMMServerAt serves the site under a subpath (SiteURL
 // https://host/sub): the API and the command hooks live only below it.
 func newMMServerAt(t *testing.T, prefix string) *mmServer {

@@ -225,14 +225,6 @@ func (f *fakeSlack) shared() []fakeFile {
 	return append([]fakeFile(nil), f.files...)
 }
 
-// posted records a message as the app's own, for tests that click on a
-// message the adapter did not post in the test.
-func (f *fakeSlack) posted(channel, ts string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.msgs[channel+"/"+ts] = fakeMsg{}
-}
-
 // refuseAll makes method answer err (ok: false) from now on.
 func (f *fakeSlack) refuseAll(method, err string) {
 	f.mu.Lock()

@@ -563,16 +563,11 @@ func (c *control) haveRTTNow() bool {
 	return c.haveRTT
 }
 
-// clean reports whether a try sent in e counts as evidence of silence: its
-// interval has been judged, and the path was not congested then (a try
-// lost to a full queue or a rate limit says nothing about the port).
-func (c *control) clean(e *epoch) bool {
-	ok, _ := c.fate(e)
-	return ok
-}
-
-// fate is clean, and whether a try that is not clean yet may become so:
-// its interval has not been judged.
+// fate reports whether a try sent in e counts as evidence of silence
+// (clean: its interval has been judged, and the path was not congested
+// then; a try lost to a full queue or a rate limit says nothing about the
+// port), and whether a try not clean yet may become so (pending: its
+// interval has not been judged).
 func (c *control) fate(e *epoch) (clean, pending bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -643,11 +638,4 @@ func (c *control) udpWitnesses(limited bool) int {
 	n := c.triesLocked()
 	c.lost, c.recentLost, c.recentAnswered = saved, savedRL, savedRA
 	return n
-}
-
-// lossSeen reports whether any probe is known lost.
-func (c *control) lossSeen() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lost > 0
 }

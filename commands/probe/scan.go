@@ -265,7 +265,8 @@ func probeOrder(ports []uint16) []int32 {
 			rest = append(rest, int32(i))
 		}
 	}
-	rand.Shuffle(len(common), func(a, b int) { common[a], common[b] = common[b], common[a] })
-	rand.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
+	// An order, not a secret: math/rand is enough.
+	rand.Shuffle(len(common), func(a, b int) { common[a], common[b] = common[b], common[a] }) //nolint:gosec // see above
+	rand.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })           //nolint:gosec // see above
 	return append(common, rest...)
 }

@@ -512,7 +512,7 @@ func (ts *tcpScan) retry(i int) {
 		return
 	}
 	p.queued = true
-	ts.retryq = append(ts.retryq, int32(i))
+	ts.retryq = append(ts.retryq, int32(i)) //nolint:gosec // i indexes the scan's ports: at most 65535
 	ts.mu.Unlock()
 	ts.poke()
 }
@@ -557,14 +557,14 @@ func (ts *tcpScan) settle(i int) {
 	wait := clean < n && clean+pending >= n && ts.responsive >= 0
 	if clean < n && !gone && !wait && int(port.tries) < maxTriesAll {
 		port.queued = true
-		ts.retryq = append(ts.retryq, int32(i))
+		ts.retryq = append(ts.retryq, int32(i)) //nolint:gosec // i indexes the scan's ports: at most 65535
 		ts.mu.Unlock()
 		ts.poke()
 		return
 	}
 	if !gone && (wait || ts.ctl.answeredAny() && !ts.ctl.answeredSince(ts.start.Add(port.sent))) {
 		port.parked = true
-		ts.parked = append(ts.parked, int32(i))
+		ts.parked = append(ts.parked, int32(i)) //nolint:gosec // i indexes the scan's ports: at most 65535
 		ts.quietWake.Store(false)
 		if ts.responsive >= 0 && !ts.pinging && !ts.pingDue {
 			ts.pingDue = true

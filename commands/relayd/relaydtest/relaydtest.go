@@ -299,7 +299,7 @@ func (b *Bed) Config(files ...string) string {
 	dir := filepath.Join(b.Dir, "etc")
 	must(b.t, os.MkdirAll(dir, 0o750))
 	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(Testdata(), "conf", f))
+		data, err := os.ReadFile(filepath.Join(Testdata(), "conf", f)) //nolint:gosec // the package's own testdata
 		must(b.t, err)
 		data = bytes.ReplaceAll(data, []byte("@ETC@"), []byte(dir))
 		must(b.t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o600))
