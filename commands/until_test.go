@@ -108,9 +108,10 @@ func TestPortcheckUntil_ClosedAndAChangeOfStateIsPosted(t *testing.T) {
 		s := states[min(n, len(states)-1)]
 		n++
 		reason := probe.Handshake
-		if s == probe.Filtered {
+		switch s {
+		case probe.Filtered:
 			reason = probe.Timeout
-		} else if s == probe.Closed {
+		case probe.Closed:
 			reason = probe.Refused
 		}
 		return probe.Result{Target: ap, Proto: proto, State: s, Reason: reason}
