@@ -126,3 +126,23 @@ func TestScan_CanceledWhileWaitingForSocketsIsCanceled(t *testing.T) {
 	assert.True(t, res.Canceled)
 	assert.Empty(t, res.Results)
 }
+
+// A single check that finds no free socket still asks the port: a
+// verdict is never given for a port nobody probed.
+func TestCheck_OverBudgetStillProbes(t *testing.T) {
+	ports := tcpListeners(t, 1)
+	b := NewBudget(2*ScanMinimum, 20*time.Millisecond)
+	full, err := b.Reserve(context.Background(), 1<<20)
+	require.NoError(t, err)
+	defer full.Release()
+	for {
+		l, err := b.One(context.Background())
+		if err != nil {
+			break // nothing left, not even headroom
+		}
+		defer l.Release()
+	}
+	r := Check(context.Background(), netip.AddrPortFrom(loopback, ports[0]), TCP, Options{Timeout: time.Second, Sockets: b})
+	assert.Equal(t, Open, r.State, "the listener answers")
+	assert.Equal(t, 1, r.Tries)
+}

@@ -147,6 +147,7 @@ const (
 type Options struct {
 	Timeout time.Duration // TCP: connect timeout; UDP: wait for a reply per try. 0 → 3s
 	Retries int           // UDP: extra tries on silence. 0 → DefaultRetries; <0 → none
+	Sockets *Budget       // the budget the check draws on; nil is the process's (Sockets)
 }
 
 func retries(n int) int {

@@ -69,23 +69,23 @@ func (r ScanResult) Ports(s State) []uint16 {
 // returns an error: a canceled ctx gives the state known so far
 // (Filtered/Timeout or OpenFiltered/Silence).
 //
-// The check takes one socket from the process's budget first. When none is
-// free within the budget's wait, it reports what a check that could send
-// nothing knows: Filtered/Timeout (OpenFiltered/Silence for UDP) with
-// Tries 0.
+// The check takes one socket from the socket budget first (opt.Sockets,
+// nil: the process's). When none is free within the budget's wait, it
+// probes all the same, on the reserve the budget keeps for the bot itself:
+// a check is one socket, the job caps bound how many run, and a verdict is
+// never given for a port that was not asked.
 func Check(ctx context.Context, target netip.AddrPort, proto Proto, opt Options) Result {
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultCheckTimeout
 	}
-	lease, err := Sockets().One(ctx)
-	if err != nil {
-		if proto == UDP {
-			return Result{Target: target, Proto: UDP, State: OpenFiltered, Reason: Silence}
-		}
-		return Result{Target: target, Proto: TCP, State: Filtered, Reason: Timeout}
+	sockets := opt.Sockets
+	if sockets == nil {
+		sockets = Sockets()
 	}
-	defer lease.Release()
+	if lease, err := sockets.One(ctx); err == nil {
+		defer lease.Release()
+	}
 	if proto == UDP {
 		return checkUDP(ctx, target, timeout, retries(opt.Retries))
 	}
