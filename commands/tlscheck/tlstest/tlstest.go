@@ -166,26 +166,11 @@ func write(t testing.TB, path string, data []byte) {
 // returns its address. Each connection completes a handshake and closes.
 func Serve(t testing.TB, cfg *tls.Config) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer func() { _ = c.Close() }()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				_ = c.(*tls.Conn).Handshake()
-				_, _ = c.Read(make([]byte, 1))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return Raw(t, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		_ = tc.Handshake()
+		_, _ = tc.Read(make([]byte, 1))
+	})
 }
 
 // Raw runs a plain TCP server that hands each connection to fn.
