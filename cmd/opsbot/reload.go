@@ -78,11 +78,17 @@ func (m *Main) policyStatus() string {
 	return s
 }
 
-// watchReload reloads the policy on each SIGHUP until ctx ends.
-func (m *Main) watchReload(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
+// notifyReload starts catching SIGHUP. serve calls it before it says it
+// is serving: until then SIGHUP's default action would end the process
+// (a systemctl reload right after start killed the bot).
+func notifyReload() (hup chan os.Signal, stop func()) {
+	hup = make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	return hup, func() { signal.Stop(hup) }
+}
+
+// watchReload reloads the policy on each SIGHUP on hup until ctx ends.
+func (m *Main) watchReload(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -148,6 +148,8 @@ func (m *Main) Serve(ctx context.Context) error {
 		listeners = append(listeners, mln)
 		m.Log.Info("serving /metrics on its own address", "addr", mln.Addr().String())
 	}
+	hup, stopHUP := notifyReload()
+	defer stopHUP()
 	m.Log.Info("serving", "addr", ln.Addr().String(), "platforms", names, "replica", m.Router.Replica(), "lease", setup.lease, "version", version)
 
 	var wg sync.WaitGroup
@@ -172,7 +174,7 @@ func (m *Main) Serve(ctx context.Context) error {
 	// every readyInterval, each change logged with its cause.
 	wg.Go(func() { rd.watch(ctx) })
 	// SIGHUP loads the policy file again (systemctl reload opsbot).
-	wg.Go(func() { m.watchReload(ctx) })
+	wg.Go(func() { m.watchReload(ctx, hup) })
 	// audit.retain: export, then remove, at start and every hour.
 	wg.Go(func() { m.watchRetention(ctx) })
 	// OPSBOT_MATTERMOST_REGISTER: create or update the slash commands.

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -76,4 +77,15 @@ func TestStretched_OnlyOnATroubledPath(t *testing.T) {
 	assert.False(t, c.troubled())
 	c.udpAnswer(time.Millisecond, 1)
 	assert.True(t, c.troubled())
+}
+
+// A ping's socket is forgotten like a try's, although its port was decided
+// at once and never waited (no listening sockets of its own): CI once
+// crashed here when a ping timed out.
+func TestForget_APingOfAPortDecidedAtOnce(t *testing.T) {
+	ts := &tcpScan{port: make([]tcpPort, 1)}
+	f, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	assert.NotPanics(t, func() { ts.forget(pendingConn{f: f, i: 0, kind: livePing}) })
+	assert.Zero(t, ts.port[0].listening())
 }

@@ -93,6 +93,14 @@ func (p *tcpPort) waiting(try int, e *epoch, f *os.File) {
 	p.w.open = append(p.w.open, f)
 }
 
+// dropOpen forgets f among the port's listening sockets. A probe of a
+// decided port (a ping) may have none: its port never waited.
+func (p *tcpPort) dropOpen(f *os.File) {
+	if p.w != nil {
+		p.w.open = slicesDelete(p.w.open, f)
+	}
+}
+
 // listening is the number of the port's sockets still waiting for an answer.
 func (p *tcpPort) listening() int {
 	if p.w == nil {
@@ -486,7 +494,7 @@ func (ts *tcpScan) isDecided(i int) bool {
 // forget closes the socket of a try and drops it from its port.
 func (ts *tcpScan) forget(p pendingConn) {
 	ts.mu.Lock()
-	ts.port[p.i].w.open = slicesDelete(ts.port[p.i].w.open, p.f)
+	ts.port[p.i].dropOpen(p.f)
 	ts.mu.Unlock()
 	_ = p.f.Close()
 }
@@ -520,7 +528,7 @@ func (ts *tcpScan) retry(i int) {
 // giveUp is called when the socket of a try stops listening.
 func (ts *tcpScan) giveUp(p pendingConn) {
 	ts.mu.Lock()
-	ts.port[p.i].w.open = slicesDelete(ts.port[p.i].w.open, p.f)
+	ts.port[p.i].dropOpen(p.f)
 	ts.mu.Unlock()
 	ts.settle(p.i)
 }
