@@ -11,8 +11,9 @@ type Digest struct {
 	Hosts     int `json:"hosts"`
 	HostsUp   int `json:"hosts_up"`
 
-	// NotActive lists redirects, relays and routers whose status is not
-	// plain "active": down, disabled, or a redirect on its backup table.
+	// NotActive lists the degraded redirects, relays and routers: those
+	// whose status is not plain "active", so down, disabled, or a redirect
+	// on its backup table (which is active, but degraded).
 	NotActive []Row `json:"not_active,omitempty"`
 	// TablesDown lists tables that are not active or have a host not up.
 	TablesDown []TableDown `json:"tables_down,omitempty"`

@@ -104,6 +104,25 @@ func TestStatus_HealthyIsOK(t *testing.T) {
 	golden(t, "status_healthy", rep, b)
 }
 
+// A redirect on its backup table is active but degraded: the title counts
+// it as degraded (not "not active", which its row contradicts) and the
+// redirects field counts it active and says it is on its backup table.
+func TestStatus_RedirectOnBackupTableIsDegradedInTitleAndField(t *testing.T) {
+	t.Parallel()
+	b := newBed(t).On("relayctl show summary", prints("show_summary_backup.txt")).On("relayctl show hosts", prints("show_hosts_backup.txt"))
+	rep := oneHost(t, b, nil).run(t, "/relayd status lb1", nil)
+	assert.Equal(t, bot.StatusNegative, rep.Status)
+	assert.Equal(t, "relayd on lb1: 1 of 7 hosts up, 6 down; 1 of 2 redirects, relays and routers degraded", rep.Title)
+	assert.NotContains(t, rep.Title, "not active")
+	fields := map[string]string{}
+	for _, f := range rep.Fields {
+		fields[f.Name] = f.Value
+	}
+	assert.Equal(t, "1 of 1 active, 1 on its backup table", fields["redirects"])
+	assert.Equal(t, "1 of 1 active", fields["relays"])
+	golden(t, "status_backup", rep, b)
+}
+
 func TestStatus_DaemonMissingRefusedOrForbidden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ fixture, golden, want string }{

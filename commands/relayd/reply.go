@@ -73,7 +73,9 @@ func hostStatusReply(s snapshot) bot.Reply {
 			rep.Title += ", " + b
 		}
 		if n := len(d.NotActive); n > 0 {
-			rep.Title += fmt.Sprintf("; %d of %d redirects, relays and routers not active", n, d.Redirects+d.Relays+d.Routers)
+			// Degraded, not "not active": a redirect on its backup table is
+			// active, and the redirects field below counts it so.
+			rep.Title += fmt.Sprintf("; %d of %d redirects, relays and routers degraded", n, d.Redirects+d.Relays+d.Routers)
 		}
 	}
 
@@ -182,12 +184,19 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
+// activeOf counts the redirects or relays that are active; a redirect on
+// its backup table is active, and said apart: "1 of 1 active, 1 on its
+// backup table", so that the count agrees with the rows and with the
+// "degraded" of the title.
 func activeOf(rdrs []Redirect, relays []Relay) string {
-	n, active := 0, 0
+	n, active, backup := 0, 0, 0
 	for _, r := range rdrs {
 		n++
 		if r.State == StateActive {
 			active++
+			if r.UsingBackup {
+				backup++
+			}
 		}
 	}
 	for _, r := range relays {
@@ -198,6 +207,9 @@ func activeOf(rdrs []Redirect, relays []Relay) string {
 	}
 	if n == 0 {
 		return "none"
+	}
+	if backup > 0 {
+		return fmt.Sprintf("%d of %d active, %d on its backup table", active, n, backup)
 	}
 	return fmt.Sprintf("%d of %d active", active, n)
 }
