@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // DefaultLease is how long a replica's claim on an approved action holds
@@ -34,7 +36,7 @@ func NewReplicaID() string {
 	if err != nil || host == "" {
 		host = "opsbot"
 	}
-	return fmt.Sprintf("%s/%d/%s", truncate(host, 64), os.Getpid(), NewID()[:6])
+	return fmt.Sprintf("%s/%d/%s", text.Truncate(host, 64), os.Getpid(), NewID()[:6])
 }
 
 // SetLease names this process in the claims it takes on approved actions
@@ -93,16 +95,9 @@ var approvalID = regexp.MustCompile(`^[0-9a-f]{12}$`)
 // CheckApprovalID validates an ID as typed.
 func CheckApprovalID(id string) error {
 	if !approvalID.MatchString(id) {
-		return Errorf(EINVALID, "%q is not an approval ID: IDs are 12 hexadecimal characters, as printed after \"approval ID:\"", truncate(id, 40))
+		return Errorf(EINVALID, "%q is not an approval ID: IDs are 12 hexadecimal characters, as printed after \"approval ID:\"", text.Truncate(id, 40))
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // bindingDigest is the SHA-256 that binds an approval to its action.

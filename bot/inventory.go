@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // hostName is what an inventory host or group may be called: it is typed in
@@ -16,7 +18,7 @@ var hostName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 // CheckHostName validates an inventory host or group name as typed.
 func CheckHostName(word string) error {
 	if !hostName.MatchString(word) {
-		return Errorf(EINVALID, "%q is not an inventory host or group name: names are letters, digits, '.', '_' and '-', at most 63, starting with a letter or digit", truncate(word, 40))
+		return Errorf(EINVALID, "%q is not an inventory host or group name: names are letters, digits, '.', '_' and '-', at most 63, starting with a letter or digit", text.Truncate(word, 40))
 	}
 	return nil
 }

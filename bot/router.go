@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Subcommander is implemented by commands whose first word selects what
@@ -253,7 +255,7 @@ func (r *Router) route(ctx context.Context, req Request, info *auditInfo) (Reply
 	}
 	cmd, ok := r.commands[name]
 	if !ok {
-		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands are %s (try help)", truncate(words[0], 40), r.list(req)), req.ID), info
+		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands are %s (try help)", text.Truncate(words[0], 40), r.list(req)), req.ID), info
 	}
 	if len(req.Args) == 1 && (req.Args[0] == "help" || req.Args[0] == "-h" || req.Args[0] == "--help") {
 		return r.usage(req, name), info
@@ -406,7 +408,7 @@ func (r *Router) help(req Request) Reply {
 func (r *Router) usage(req Request, name string) Reply {
 	cmd, ok := r.commands[strings.ToLower(name)]
 	if !ok || !r.mayRunAny(req, cmd.Name()) {
-		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands you may run are %s", truncate(name, 40), r.list(req)), "")
+		return ErrorReply(Errorf(ENOTFOUND, "unknown command %q: the commands you may run are %s", text.Truncate(name, 40), r.list(req)), "")
 	}
 	return Reply{Status: StatusInfo, Title: "/" + cmd.Name() + ": " + cmd.Summary(), Text: cmd.Usage()}
 }
@@ -433,7 +435,7 @@ func (r *Router) Knows(name string) bool {
 // context canceled and answers with what it has so far.
 func (r *Router) Cancel(_ context.Context, req Request, id string) (Reply, error) {
 	if err := CheckApprovalID(id); err != nil {
-		return Reply{}, Errorf(EINVALID, "%q is not a request ID: IDs are 12 hexadecimal characters", truncate(id, 40))
+		return Reply{}, Errorf(EINVALID, "%q is not a request ID: IDs are 12 hexadecimal characters", text.Truncate(id, 40))
 	}
 	r.mu.Lock()
 	run, ok := r.running[id]

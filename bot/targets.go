@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Resolver looks up a name's addresses; *net.Resolver is one.
@@ -345,7 +347,7 @@ func (t *Targets) Bound(ctx context.Context, host string, bound []string) (Targe
 	for _, b := range bound {
 		a, err := netip.ParseAddr(b)
 		if err != nil {
-			return tg, Errorf(EFAILED, "the approval of %s is bound to %q, which is not an address: nothing ran; request it again", tg.Host, truncate(b, 60))
+			return tg, Errorf(EFAILED, "the approval of %s is bound to %q, which is not an address: nothing ran; request it again", tg.Host, text.Truncate(b, 60))
 		}
 		e := t.check(a, name)
 		if e == nil {

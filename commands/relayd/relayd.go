@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Config is what /relayd uses.
@@ -184,13 +185,13 @@ func parseObject(t Type, word string) (object, error) {
 		id, err := strconv.ParseUint(word, 10, 32)
 		// UINT_MAX is relayd's EMPTY_ID: "look it up by name".
 		if err != nil || id == 1<<32-1 {
-			return o, bot.Errorf(bot.EINVALID, "%s id %s is out of range: relayd ids go up to 4294967294", t, truncate(word, 20))
+			return o, bot.Errorf(bot.EINVALID, "%s id %s is out of range: relayd ids go up to 4294967294", t, text.Truncate(word, 20))
 		}
 		o.ByID, o.ID = true, uint32(id)
 		return o, nil
 	}
 	if len(word) > 63 || !objectName.MatchString(word) || strings.HasSuffix(word, " ") || strings.Contains(word, "  ") {
-		return o, bot.Errorf(bot.EINVALID, "%q is not a relayd %s id or name: %s", truncate(word, 40), t, nameRule)
+		return o, bot.Errorf(bot.EINVALID, "%q is not a relayd %s id or name: %s", text.Truncate(word, 40), t, nameRule)
 	}
 	o.Name = word
 	return o, nil
@@ -210,7 +211,7 @@ func (c *Command) parse(req bot.Request) (request, error) {
 		known = known || s == r.sub
 	}
 	if !known {
-		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
+		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", text.Truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
 	}
 	rest := req.Args[1:]
 	switch r.sub {
@@ -220,7 +221,7 @@ func (c *Command) parse(req bot.Request) (request, error) {
 		}
 		r.view = strings.ToLower(rest[0])
 		if !contains(views, r.view) {
-			return request{}, bot.Errorf(bot.EINVALID, "unknown view %q: /relayd show takes %s", truncate(rest[0], 40), strings.Join(views, ", "))
+			return request{}, bot.Errorf(bot.EINVALID, "unknown view %q: /relayd show takes %s", text.Truncate(rest[0], 40), strings.Join(views, ", "))
 		}
 		rest = rest[1:]
 	case "host", "table", "redirect":
@@ -229,7 +230,7 @@ func (c *Command) parse(req bot.Request) (request, error) {
 		}
 		r.action = strings.ToLower(rest[0])
 		if r.action != "enable" && r.action != "disable" {
-			return request{}, bot.Errorf(bot.EINVALID, "/relayd %s takes enable or disable, not %q", r.sub, truncate(rest[0], 40))
+			return request{}, bot.Errorf(bot.EINVALID, "/relayd %s takes enable or disable, not %q", r.sub, text.Truncate(rest[0], 40))
 		}
 		var err error
 		if r.obj, err = parseObject(Type(r.sub), rest[1]); err != nil {
@@ -290,13 +291,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func (c *Command) io(h bot.Host) hostIO {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -355,6 +356,21 @@ func TestBadInputNeverReachesTheRunner(t *testing.T) {
 	assert.Contains(t, bot.ErrorMessage(err), "add relayd: {} to the host's entry")
 	_, err = s.cmd.Run(context.Background(), bot.Request{Command: "relayd", Args: []string{"status"}})
 	assert.Contains(t, bot.ErrorMessage(err), "you may run it on lb1, lb2")
+}
+
+// Words quoted back in an error are cut on a rune boundary: a multi-byte
+// character across the cut is dropped whole, never split into invalid UTF-8.
+func TestBadInput_QuotedWordIsCutOnARuneBoundary(t *testing.T) {
+	t.Parallel()
+	s := oneHost(t, newBed(t).Healthy(), nil)
+	word := strings.Repeat("a", 39) + "éé"
+	for _, args := range [][]string{{word, "lb1"}, {"show", word, "lb1"}, {"host", "disable", word + ";", "lb1"}} {
+		_, err := s.cmd.Run(context.Background(), bot.Request{Command: "relayd", Args: args, Stream: bot.NopStream{}})
+		require.Error(t, err, "%q", args)
+		msg := bot.ErrorMessage(err)
+		assert.True(t, utf8.ValidString(msg), "%q: %q", args, msg)
+		assert.Contains(t, msg, `"`+strings.Repeat("a", 39)+`..."`, "%q", args)
+	}
 }
 
 func TestNamesRelaydUses_AreAccepted(t *testing.T) {
