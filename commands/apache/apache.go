@@ -60,7 +60,9 @@ func (*Command) Summary() string {
 func (*Command) Usage() string {
 	return synopsis + `
   status       server-status (generation, busy and idle workers, requests/s,
-               uptime) and whether the parent process is alive
+               uptime), whether the parent process is alive, and each TLS
+               virtual host's certificate served (SHA-256, days left) and
+               whether it is the one in its SSLCertificateFile on disk
   configtest   apache2ctl configtest; a failure names the file and line
   modules      apache2ctl -M; vhosts: apache2ctl -S. Both read the config
                on disk, which may differ from what is loaded until a reload
@@ -78,6 +80,13 @@ the probe URL answers, and that the error log has no fatal entry since the
 action. A reload does load newly enabled modules and replaced certificates
 (Apache 2.4); one exception was seen: mod_cgid enabled for the first time
 answered 503 until a second reload, which the probe URL check reports.
+
+For each TLS virtual host (SSLEngine on in its <VirtualHost> block, as
+apache2ctl -S lists it) reload and restart show the certificate served
+before and after (one handshake from the host, ServerName as SNI), and a
+served certificate that is not the one in its SSLCertificateFile after the
+action is a failed check with both fingerprints. Not followed: Include
+inside a vhost block, a certificate set outside the block.
 
 A group rolls: its first host alone (the canary), then batches; each batch
 is checked before the next, and the first failure stops the roll and says

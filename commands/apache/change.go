@@ -18,6 +18,9 @@ type snapshot struct {
 	Parent    parent
 	Status    Status
 	StatusErr error
+	Sites     []TLSSite  // the TLS virtual hosts of the config on disk
+	SitesErr  error      // why they are unknown
+	Certs     []siteCert // what each served, when the parent was alive
 }
 
 func (s snapshot) pidFile() string {
@@ -38,6 +41,10 @@ func (h hostIO) snapshotWith(ctx context.Context, cfg RunConfig, cfgErr error) s
 	s := snapshot{Host: h.host, Cfg: cfg, CfgErr: cfgErr}
 	s.Parent = h.parentState(ctx, s.pidFile())
 	s.Status, s.StatusErr = h.status(ctx)
+	s.Sites, s.SitesErr = h.tlsSites(ctx)
+	if s.Parent.alive() && len(s.Sites) > 0 {
+		s.Certs = h.certs(ctx, s.Sites)
+	}
 	return s
 }
 
@@ -106,7 +113,8 @@ type change struct {
 	After    parent
 	Probe    probe
 	Fatal    []LogEntry
-	LogNote  string // the error log could not be checked, and why
+	LogNote  string     // the error log could not be checked, and why
+	Certs    []siteCert // each TLS virtual host's certificate after the action
 	Problems []string
 	Took     time.Duration
 }
@@ -174,6 +182,10 @@ func (c *Command) apply(ctx context.Context, h hostIO, action string) (ch change
 		ch.Probe = h.probe(ctx)
 		if !ch.Probe.ok() {
 			ch.Problems = append(ch.Problems, "the probe URL "+probeText(ch.Probe))
+		}
+		if len(ch.Before.Sites) > 0 {
+			ch.Certs = h.certs(ctx, ch.Before.Sites)
+			ch.Problems = append(ch.Problems, certProblems(ch.Certs, action)...)
 		}
 	}
 	if logPath != "" {

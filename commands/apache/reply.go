@@ -46,6 +46,13 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 		if n := problemText(s); n != "" {
 			notes = append(notes, s.Host.Name+": "+n)
 		}
+		_, mismatches := certFields(s)
+		for _, m := range mismatches {
+			notes = append(notes, s.Host.Name+": "+m)
+		}
+		if len(mismatches) > 0 {
+			rep.Status = bot.StatusNegative
+		}
 	}
 	rep.Text = strings.Join(notes, "\n")
 	return rep
@@ -106,10 +113,19 @@ func hostStatusReply(s snapshot) bot.Reply {
 		fields = append(fields, bot.Field{Name: "requests", Value: fmt.Sprintf("%.2f/s on average since the last restart, %d in total", st.ReqPerSec, st.TotalAccesses)})
 	}
 	fields = append(fields, bot.Field{Name: "parent", Value: s.Parent.String()})
+	cf, mismatches := certFields(s)
+	fields = append(fields, cf...)
 	rep := bot.Reply{Status: bot.StatusOK, Title: title, Fields: fields}
+	var text []string
 	if s.Parent.State == "unknown" {
-		rep.Text = "Whether the parent process is alive is unknown: " + s.Parent.String()
+		text = append(text, "Whether the parent process is alive is unknown: "+s.Parent.String())
 	}
+	if len(mismatches) > 0 {
+		rep.Status = bot.StatusNegative
+		text = append(text, mismatches...)
+		text = append(text, "What is served is not what a reload would load: the file changed since the last reload or restart, or the config points elsewhere.")
+	}
+	rep.Text = strings.Join(text, "\n")
 	return rep
 }
 
@@ -439,7 +455,9 @@ func hostChangeReply(c change) bot.Reply {
 	case c.LogNote != "":
 		logField = c.LogNote
 	}
-	fields = append(fields, bot.Field{Name: "error log", Value: logField}, bot.Field{Name: "took", Value: bot.Human(c.Took)})
+	fields = append(fields, bot.Field{Name: "error log", Value: logField})
+	fields = append(fields, changeCertFields(c)...)
+	fields = append(fields, bot.Field{Name: "took", Value: bot.Human(c.Took)})
 	if c.ok() {
 		title := fmt.Sprintf("%s Apache on %s: generation %s, verified", pastTense[c.Action], name, genChange(c))
 		rep := bot.Reply{Status: bot.StatusOK, Title: title, Fields: fields}

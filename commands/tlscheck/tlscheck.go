@@ -52,6 +52,9 @@ type Options struct {
 	Timeout  time.Duration  // per connection, connect to the end of the handshake
 	Roots    *x509.CertPool // nil: the system roots
 	Now      time.Time      // the time verification uses; zero: time.Now()
+	// Dial opens the TCP connection; nil dials from here. /apache passes
+	// one that connects from the Apache host itself.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Cert is one certificate as served.
@@ -151,6 +154,21 @@ func allSuites() []uint16 {
 // protocol version, all at once. The error is a *NoTLSError when the
 // port does not speak TLS, or a connection error.
 func Check(ctx context.Context, addr netip.AddrPort, o Options) (Result, error) {
+	res, err := Served(ctx, addr, o)
+	if err != nil {
+		return res, err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	res.Versions = versions(ctx, addr, o)
+	return res, nil
+}
+
+// Served completes one handshake as a modern client would and returns
+// what was served (the chain, its verification and name match), without
+// the per-version probes: what a before/after comparison needs.
+func Served(ctx context.Context, addr netip.AddrPort, o Options) (Result, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -190,8 +208,12 @@ func Check(ctx context.Context, addr netip.AddrPort, o Options) (Result, error) 
 		res.Chain = append(res.Chain, describe(c))
 	}
 	verify(&res, st.PeerCertificates, o)
+	return res, nil
+}
 
-	res.Versions = make([]VersionResult, len(Versions))
+// versions tries one handshake per protocol version, all at once.
+func versions(ctx context.Context, addr netip.AddrPort, o Options) []VersionResult {
+	out := make([]VersionResult, len(Versions))
 	var wg sync.WaitGroup
 	for i, v := range Versions {
 		wg.Add(1)
@@ -207,14 +229,14 @@ func Check(ctx context.Context, addr netip.AddrPort, o Options) (Result, error) 
 				vc.CipherSuites = allSuites()
 			}
 			_, _, err := handshake(ctx, addr, o, vc)
-			res.Versions[i] = VersionResult{Version: v, Accepted: err == nil}
+			out[i] = VersionResult{Version: v, Accepted: err == nil}
 			if err != nil {
-				res.Versions[i].Err = err.Error()
+				out[i].Err = err.Error()
 			}
 		}()
 	}
 	wg.Wait()
-	return res, nil
+	return out
 }
 
 // handshake dials, speaks STARTTLS when asked, and completes one TLS
@@ -222,8 +244,12 @@ func Check(ctx context.Context, addr netip.AddrPort, o Options) (Result, error) 
 func handshake(ctx context.Context, addr netip.AddrPort, o Options, cfg *tls.Config) (tls.ConnectionState, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr.String())
+	dial := o.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	raw, err := dial(ctx, "tcp", addr.String())
 	if err != nil {
 		return tls.ConnectionState{}, "", err
 	}
@@ -554,3 +580,7 @@ func certName(c *x509.Certificate) string {
 	}
 	return c.Subject.String()
 }
+
+// Describe reads the facts of one certificate, as Result.Chain has them:
+// a file's certificate compared with the one served.
+func Describe(c *x509.Certificate) Cert { return describe(c) }
