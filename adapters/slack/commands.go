@@ -114,7 +114,7 @@ func (a *Adapter) command(ctx context.Context, cmd slack.SlashCommand, raw []byt
 			a.inflight.Go(func() { a.deliver(ctx, d, st, res.ts, res.reply, false) })
 			return nil, nil
 		}
-		m := withDropped(Render(res.reply), st.droppedPosts())
+		m := withDropped(render(res.reply), st.droppedPosts())
 		resp := &response{ResponseType: m.ResponseType(), Text: m.Text, Blocks: m.Blocks}
 		if maxBytes > 0 {
 			if b, _ := json.Marshal(resp); len(b) >= maxBytes {
@@ -157,7 +157,7 @@ func workingAck(line, channelName, reqID string) *response {
 // there is one, otherwise through response_url (replacing the ephemeral
 // ack when the reply is ephemeral too), falling back to the Web API.
 func (a *Adapter) deliver(ctx context.Context, d delivery, st *stream, ts string, reply bot.Reply, acked bool) {
-	m := withDropped(Render(reply), st.droppedPosts())
+	m := withDropped(render(reply), st.droppedPosts())
 	if ts != "" {
 		err := st.finish(ts, m)
 		a.untrack(d.channel, ts)

@@ -96,19 +96,19 @@ func (a *Adapter) click(ctx context.Context, cb slack.InteractionCallback, act s
 	})
 	unregister()
 	if ts := st.close(); ts != "" {
-		if err := st.finish(ts, withDropped(Render(reply), st.droppedPosts())); err != nil {
+		if err := st.finish(ts, withDropped(render(reply), st.droppedPosts())); err != nil {
 			a.log.Warn("final edit of the progress message failed", "req", d.reqID, "err", err)
 		}
 		a.untrack(channel, ts)
 	}
 
 	if reply.Supersedes == "" || a.tracked(channel, msgTS) {
-		m := withDropped(Render(reply), st.droppedPosts())
+		m := withDropped(render(reply), st.droppedPosts())
 		m.Ephemeral = true
 		a.answerClicker(ctx, d, m)
 		return
 	}
-	m := withDropped(Decided(reply, cb.User.ID, name), st.droppedPosts())
+	m := withDropped(decidedPrompt(reply, cb.User.ID, name), st.droppedPosts())
 	var err error
 	if msgTS != "" && a.posted.has(channel+"/"+msgTS) {
 		err = a.updateMessage(ctx, channel, msgTS, m.Text, m.Blocks)
@@ -129,7 +129,7 @@ func (a *Adapter) click(ctx context.Context, cb slack.InteractionCallback, act s
 }
 
 // answerClicker shows a reply to the clicking user only.
-func (a *Adapter) answerClicker(ctx context.Context, d delivery, m Message) {
+func (a *Adapter) answerClicker(ctx context.Context, d delivery, m rendered) {
 	err := a.webhook(ctx, d.responseURL, webhookMessage(m.Text, m.Blocks, true, false))
 	if err != nil {
 		err = a.postEphemeral(ctx, d.channel, d.user, m.Text, m.Blocks)
@@ -141,11 +141,11 @@ func (a *Adapter) answerClicker(ctx context.Context, d delivery, m Message) {
 	a.sendMore(ctx, d, m, "")
 }
 
-// Decided renders the message that replaces an approval prompt once a
+// decidedPrompt renders the message that replaces an approval prompt once a
 // click decided it: how it ended (Reply.Decides) and who clicked, then the
 // result, with no prompt buttons left.
-func Decided(reply bot.Reply, userID, userName string) Message {
-	m := Render(reply)
+func decidedPrompt(reply bot.Reply, userID, userName string) rendered {
+	m := render(reply)
 	m.Ephemeral = false
 	who := "<@" + escape(userID) + ">"
 	if userName != "" && userName != userID {

@@ -176,7 +176,7 @@ func TestClick_DenyUpdatesAPromptPostedByTheBot(t *testing.T) {
 	// whose response_url failed): the decision edits it with chat.update.
 	_, body := ta.post(t, "/slack/commands", ta.slashBody("/apache", "restart web01", "UREQUESTER", "trig-req2"), nil)
 	id := approvalIDRe.FindStringSubmatch(body)[1]
-	m := Render(bot.Reply{Status: bot.StatusPending, Title: "Approval needed"})
+	m := render(bot.Reply{Status: bot.StatusPending, Title: "Approval needed"})
 	ts, err := ta.postMessage(t.Context(), "C2147483705", "", m.Text, m.Blocks)
 	require.NoError(t, err)
 

@@ -32,7 +32,7 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 		}
 		return
 	}
-	m := Render(outcome)
+	m := render(outcome)
 	head := contextBlock(truncateRunes(mention+" "+about+":", maxSectionChars))
 	blocks := append([]slack.Block{head}, m.Blocks...)
 	ts, err := a.postMessage(ctx, ap.Channel, "", mention+" "+m.Text, blocks)

@@ -25,14 +25,14 @@ const (
 	maxFallback     = 3000  // the plain `text` fallback
 )
 
-// Message is one rendered reply: the first message, and the follow-up
+// rendered is one rendered reply: the first message, and the follow-up
 // messages that carry the rest of an output too long for one message.
-type Message struct {
+type rendered struct {
 	Text      string        `json:"text"`
 	Blocks    []slack.Block `json:"blocks"`
 	Ephemeral bool          `json:"ephemeral"`
 	// More holds the block groups of the follow-up messages, in order.
-	More []Part `json:"more,omitempty"`
+	More []followUp `json:"more,omitempty"`
 	// File is the whole output as a text file, when it needs more than
 	// maxMore follow-ups: it is shared after them, in their thread.
 	File *File `json:"file,omitempty"`
@@ -51,14 +51,14 @@ type File struct {
 // no file can go, cut with a note).
 const maxMore = 3
 
-// Part is one follow-up message of a split reply.
-type Part struct {
+// followUp is one follow-up message of a split reply.
+type followUp struct {
 	Text   string        `json:"text"`
 	Blocks []slack.Block `json:"blocks"`
 }
 
 // ResponseType is the slash-command response type of the message.
-func (m Message) ResponseType() string {
+func (m rendered) ResponseType() string {
 	if m.Ephemeral {
 		return slack.ResponseTypeEphemeral
 	}
@@ -87,13 +87,13 @@ var statusEmoji = map[bot.Status]string{
 	bot.StatusFailed:   ":rotating_light:",
 }
 
-// Render turns a reply into Block Kit: the verdict as a header, the fields,
+// render turns a reply into Block Kit: the verdict as a header, the fields,
 // result lines and table as monospace blocks, the explanation, and the
 // actions as buttons whose value is the command line they run. Output that
 // does not fit one message is split into follow-up messages, and the first
 // message says so: nothing is cut silently.
-func Render(r bot.Reply) Message {
-	m := Message{Text: fallback(r), Ephemeral: Ephemeral(r.Status)}
+func render(r bot.Reply) rendered {
+	m := rendered{Text: fallback(r), Ephemeral: Ephemeral(r.Status)}
 
 	var head []slack.Block
 	title := r.Title
@@ -140,7 +140,7 @@ func Render(r bot.Reply) Message {
 			if len(part) == 0 { // one block larger than a message cannot happen: blocks are ≤ 3000 chars
 				part, rest = rest[:1], rest[1:]
 			}
-			m.More = append(m.More, Part{Blocks: part})
+			m.More = append(m.More, followUp{Blocks: part})
 		}
 		for i := range m.More {
 			m.More[i].Text = fmt.Sprintf("%s (continued, part %d of %d)", truncateRunes(plainTitle(r), 200), i+2, len(m.More)+1)

@@ -91,7 +91,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 func TestRender_Golden(t *testing.T) {
 	for name, r := range goldenReplies {
 		t.Run(name, func(t *testing.T) {
-			m := Render(r)
+			m := render(r)
 			checkLimits(t, m)
 			checkGolden(t, name, goldenJSON(t, m))
 		})
@@ -101,7 +101,7 @@ func TestRender_Golden(t *testing.T) {
 			Fields:  []bot.Field{{Name: "generation", Value: "2 → 3"}, {Name: "took", Value: "1.2 s"}},
 			Text:    "Approved by slack:U0APPROVER; requested by slack:U024BE7LH (approval 3f2a9c1b7d4e).",
 			Decides: &bot.Decided{Approval: "3f2a9c1b7d4e", Verdict: bot.VerdictApproved, By: "slack:carol"}, Supersedes: "3f2a9c1b7d4e"}
-		m := Decided(r, "U0APPROVER", "carol")
+		m := decidedPrompt(r, "U0APPROVER", "carol")
 		checkLimits(t, m)
 		checkGolden(t, "decided_prompt", goldenJSON(t, m))
 	})
@@ -111,7 +111,7 @@ func TestRender_Golden(t *testing.T) {
 }
 
 // checkLimits asserts Slack's limits on a rendered message.
-func checkLimits(t *testing.T, m Message) {
+func checkLimits(t *testing.T, m rendered) {
 	t.Helper()
 	assert.NotEmpty(t, m.Text, "a plain-text fallback, always")
 	all := [][]slack.Block{m.Blocks}
@@ -149,7 +149,7 @@ func checkLimits(t *testing.T, m Message) {
 
 func TestRender_LongOutputIsSplitNeverCut(t *testing.T) {
 	r := longReply()
-	m := Render(r)
+	m := render(r)
 	require.NotEmpty(t, m.More, "too long for one message")
 	b, _ := json.Marshal(m.Blocks)
 	assert.Contains(t, string(b), "continues in")
@@ -170,7 +170,7 @@ func TestRender_LongOutputIsSplitNeverCut(t *testing.T) {
 
 func TestRender_OneHugeLineIsSplitWithinItself(t *testing.T) {
 	line := strings.Repeat("a<b>&", 2000) // 10 000 chars, 24 000 escaped
-	m := Render(bot.Reply{Status: bot.StatusOK, Title: "x", Lines: []string{line}})
+	m := render(bot.Reply{Status: bot.StatusOK, Title: "x", Lines: []string{line}})
 	checkLimits(t, m)
 	var got strings.Builder
 	for _, blk := range m.Blocks {
@@ -189,7 +189,7 @@ func TestRender_ManyFieldsAndButtonsRespectLimits(t *testing.T) {
 	for i := range 30 {
 		r.Actions = append(r.Actions, bot.Action{Label: fmt.Sprint("Approve ", i), Command: fmt.Sprint("/opsbot approve ", i)})
 	}
-	m := Render(r)
+	m := render(r)
 	checkLimits(t, m)
 	sections := 0
 	for _, b := range m.Blocks {
@@ -206,6 +206,6 @@ func TestRender_EphemeralByStatus(t *testing.T) {
 		bot.StatusOK: false, bot.StatusNegative: false, bot.StatusFailed: false, bot.StatusPending: false,
 		bot.StatusInfo: true, bot.StatusUsage: true, bot.StatusDenied: true,
 	} {
-		assert.Equal(t, want, Render(bot.Reply{Status: st, Title: "x"}).Ephemeral, st.String())
+		assert.Equal(t, want, render(bot.Reply{Status: st, Title: "x"}).Ephemeral, st.String())
 	}
 }

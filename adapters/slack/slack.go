@@ -335,7 +335,7 @@ func webhookMessage(text string, blocks []slack.Block, ephemeral, replace bool) 
 // sendMore posts the follow-up messages of a split reply: in the channel
 // (threaded under the first message when its timestamp is known), or to
 // the user alone for an ephemeral reply.
-func (a *Adapter) sendMore(ctx context.Context, d delivery, m Message, threadTS string) {
+func (a *Adapter) sendMore(ctx context.Context, d delivery, m rendered, threadTS string) {
 	for _, p := range m.More {
 		var err error
 		if m.Ephemeral {

@@ -109,7 +109,7 @@ func (s *stream) close() string {
 
 // finish replaces the progress message with the final reply, no sooner
 // than the edit interval allows.
-func (s *stream) finish(ts string, m Message) error {
+func (s *stream) finish(ts string, m rendered) error {
 	s.mu.Lock()
 	wait := time.Until(s.last.Add(s.a.editInterval))
 	s.mu.Unlock()
@@ -163,7 +163,7 @@ func (s *stream) run() {
 
 // showProgress posts or edits the progress message.
 func (s *stream) showProgress(r bot.Reply) {
-	m := Render(r) // its Cancel action comes from r.Cancel
+	m := render(r) // its Cancel action comes from r.Cancel
 	s.mu.Lock()
 	ts := s.ts
 	s.mu.Unlock()
@@ -197,7 +197,7 @@ func (s *stream) showProgress(r bot.Reply) {
 // sendPost adds a message to the thread; the first post starts it when no
 // progress message exists.
 func (s *stream) sendPost(r bot.Reply) {
-	m := Render(r)
+	m := render(r)
 	s.mu.Lock()
 	thread := s.threadTS
 	s.mu.Unlock()
@@ -242,7 +242,7 @@ func (s *stream) droppedPosts() int {
 
 // withDropped adds to a final reply how many of the command's messages
 // could not be shown, so none is lost silently.
-func withDropped(m Message, n int) Message {
+func withDropped(m rendered, n int) rendered {
 	if n > 0 {
 		m.Blocks = append(m.Blocks, contextBlock(fmt.Sprintf(
 			":warning: %d message(s) from this command could not be posted here. Invite the bot (/invite @opsbot) to see them next time.", n)))
