@@ -552,16 +552,6 @@ func (s *ApprovalService) Approvals(ctx context.Context, req Request, all bool) 
 	return out, nil
 }
 
-// PendingApprovals lists the requests waiting for a decision, first
-// expiring (and auditing) the ones whose time is up.
-func (s *ApprovalService) PendingApprovals(ctx context.Context) ([]Approval, error) {
-	if s.store == nil {
-		return nil, nil
-	}
-	s.ExpireApprovals(ctx)
-	return s.store.PendingApprovals(ctx, s.now())
-}
-
 // ExpireApprovals moves pending requests past their time to expired, and
 // running ones whose lease lapsed (their replica stopped) to failed as
 // abandoned; it audits and announces each. Every replica calls it on a

@@ -72,11 +72,6 @@ func (r *Router) Approvals(ctx context.Context, req Request, all bool) ([]Approv
 	return r.approvals.Approvals(ctx, req, all)
 }
 
-// PendingApprovals is ApprovalService.PendingApprovals.
-func (r *Router) PendingApprovals(ctx context.Context) ([]Approval, error) {
-	return r.approvals.PendingApprovals(ctx)
-}
-
 // ExpireApprovals is ApprovalService.ExpireApprovals.
 func (r *Router) ExpireApprovals(ctx context.Context) { r.approvals.ExpireApprovals(ctx) }
 

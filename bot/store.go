@@ -16,9 +16,6 @@ type Store interface {
 	CreateApproval(ctx context.Context, a Approval) error
 	// Approval returns one request; an unknown ID is an *Error ENOTFOUND.
 	Approval(ctx context.Context, id string) (Approval, error)
-	// PendingApprovals lists requests still pending and not expired at now,
-	// oldest first.
-	PendingApprovals(ctx context.Context, now time.Time) ([]Approval, error)
 	// ListApprovals lists every request pending or running, and every other
 	// one created at or after since, oldest first: what /opsbot approvals
 	// shows.

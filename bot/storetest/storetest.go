@@ -124,7 +124,6 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"DecideAfterExpiryConflictsAndExpires", testDecideExpired},
 		{"DecideAtTheExpiryInstantIsInTime", testDecideAtExpiry},
 		{"ExpirePendingMovesOnlyOverduePending", testExpirePending},
-		{"PendingApprovalsListsLivePendingOldestFirst", testPendingApprovals},
 		{"FinishStoresTheOutcome", testFinish},
 		{"FinishOnNonRunningConflicts", testFinishNotRunning},
 		{"FinishRejectsNonFinalState", testFinishInvalidState},
@@ -465,9 +464,9 @@ func testDeny(t *testing.T, open func(*testing.T) bot.Store) {
 
 	_, _, err = s.Decide(ctx, a.ID, deny("erin", "", at3), at3, lease(at3))
 	assert.Contains(t, requireCode(t, err, bot.ECONFLICT), "was denied")
-	pending, err := s.PendingApprovals(ctx, at3)
+	stored, err = s.Approval(ctx, a.ID)
 	require.NoError(t, err)
-	assert.Empty(t, pending)
+	assert.Equal(t, bot.ApprovalDenied, stored.State)
 }
 
 func testDecisionAtDefaultsToNow(t *testing.T, open func(*testing.T) bot.Store) {
@@ -561,40 +560,6 @@ func testExpirePending(t *testing.T, open func(*testing.T) bot.Store) {
 	again, err := open(t).ExpirePending(ctx, now)
 	require.NoError(t, err)
 	assert.Empty(t, again)
-}
-
-func testPendingApprovals(t *testing.T, open func(*testing.T) bot.Store) {
-	s := open(t)
-	ctx := t.Context()
-	none, err := s.PendingApprovals(ctx, t0)
-	require.NoError(t, err)
-	assert.Empty(t, none)
-
-	newer := create(t, s, newApproval(t, 2, t0.Add(time.Minute)))
-	older := create(t, s, newApproval(t, 1, t0))
-	overdue := create(t, s, newApproval(t, 1, t0.Add(-time.Hour)))
-	running := create(t, s, newApproval(t, 1, t0))
-	_, _, err = s.Decide(ctx, running.ID, approve("carol", t0), t0, lease(t0))
-	require.NoError(t, err)
-	_, _, err = s.Decide(ctx, newer.ID, approve("carol", t0.Add(2*time.Minute)), t0.Add(2*time.Minute), lease(t0.Add(2*time.Minute)))
-	require.NoError(t, err)
-	newer.Decisions = []bot.Decision{approve("carol", t0.Add(2*time.Minute))}
-
-	now := t0.Add(5 * time.Minute)
-	pending, err := open(t).PendingApprovals(ctx, now)
-	require.NoError(t, err)
-	assert.Equal(t, []bot.Approval{want(older), want(newer)}, pending)
-
-	// Listing does not change state: the overdue one is still pending in
-	// the database until ExpirePending or a Decide says otherwise.
-	stored, err := s.Approval(ctx, overdue.ID)
-	require.NoError(t, err)
-	assert.Equal(t, bot.ApprovalPending, stored.State)
-
-	// At exactly the expiry instant a request is still live.
-	pending, err = s.PendingApprovals(ctx, older.Expires)
-	require.NoError(t, err)
-	assert.Len(t, pending, 2)
 }
 
 func testFinish(t *testing.T, open func(*testing.T) bot.Store) {
@@ -1329,9 +1294,9 @@ func testReopen(t *testing.T, open func(*testing.T) bot.Store) {
 	require.NoError(t, s.Close())
 
 	s = open(t)
-	got, err := s.PendingApprovals(ctx, t0)
+	got, err := s.Approval(ctx, pending.ID)
 	require.NoError(t, err)
-	assert.Equal(t, []bot.Approval{want(pending)}, got)
+	assert.Equal(t, want(pending), got)
 	log, err := s.Audit(ctx, bot.AuditQuery{})
 	require.NoError(t, err)
 	assert.Equal(t, []bot.AuditRecord{wantRecord(newRecord(bot.AuditRequested, t0), seq)}, log)

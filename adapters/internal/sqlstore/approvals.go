@@ -79,22 +79,6 @@ func (s *Store) ListApprovals(ctx context.Context, since time.Time) ([]bot.Appro
 	return list, nil
 }
 
-// PendingApprovals lists the requests pending and not expired at now (at
-// the instant of expiry a request is still live), oldest first.
-func (s *Store) PendingApprovals(ctx context.Context, now time.Time) ([]bot.Approval, error) {
-	var list []bot.Approval
-	err := s.inReadTx(ctx, func(tx Tx) error {
-		var err error
-		list, err = listApprovals(ctx, tx, `SELECT `+approvalColumns+` FROM approvals
-			WHERE state = 'pending' AND expires >= ? ORDER BY created, id`, s.t(now))
-		return err
-	})
-	if err != nil {
-		return nil, s.fail("pending approvals", err)
-	}
-	return list, nil
-}
-
 // Decide records one decision. Its transaction holds the request
 // exclusively from its first read (see the package comment): every other
 // Decide or Finish on it, from any handle or process, waits, then reads
