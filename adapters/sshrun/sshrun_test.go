@@ -25,6 +25,7 @@ import (
 	"github.com/opsbot/opsbot/adapters/sshrun"
 	"github.com/opsbot/opsbot/adapters/sshrun/sshtest"
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/internal/testenv"
 )
 
 // fixture is a private sshd and a runner pointed at it that counts the TCP
@@ -436,7 +437,7 @@ func TestRun_AuthenticatesWithAgent(t *testing.T) {
 	srv := sshtest.Start(t)
 	agentBin, err := exec.LookPath("ssh-agent")
 	if err != nil {
-		missingInCI(t, "ssh-agent missing: apt-get install openssh-client")
+		testenv.Missing(t, "ssh-agent missing: apt-get install openssh-client")
 	}
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	agent := exec.Command(agentBin, "-D", "-a", sock)
@@ -518,16 +519,6 @@ func TestDialHost_ReachesLoopbackOfTheHostOnTheSameConnection(t *testing.T) {
 	_, err = f.runner.DialHost(context.Background(), f.host, "127.0.0.1:1")
 	require.Error(t, err, "a closed port on the host is an error")
 	assert.Contains(t, err.Error(), "web01")
-}
-
-// missingInCI skips t for a missing dependency, or fails it when CI=true:
-// CI must run every test.
-func missingInCI(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why + "; CI=true requires it")
-	}
-	t.Skip(why)
 }
 
 // slowConn holds back what the server sends by delay after each read: a
