@@ -39,7 +39,7 @@ func TestCerts_ReplacedInPlaceReloadServesTheNewOne(t *testing.T) {
 	s := b.servers["web1"]
 	ca := tlstest.NewCA(t)
 	now := time.Now()
-	certA := ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 0, 60), "www.test")
+	certA := ca.Leaf(t, now.Add(-time.Hour), now.Add(60*24*time.Hour), "www.test")
 	certFile, keyFile, chainFile := tlstest.WriteFiles(t, s.Dir, "www", certA, ca)
 	port := freePort(t)
 	s.EnableModule(t, "socache_shmcb", "ssl")
@@ -67,7 +67,7 @@ func TestCerts_ReplacedInPlaceReloadServesTheNewOne(t *testing.T) {
 
 	// Replaced in place: still the old one served, which status calls a
 	// mismatch with the full fingerprints.
-	certB := ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 0, 90), "www.test")
+	certB := ca.Leaf(t, now.Add(-time.Hour), now.Add(90*24*time.Hour), "www.test")
 	tlstest.WriteFiles(t, s.Dir, "www", certB, ca)
 	rep = b.run(t, "/apache status web1")
 	assert.Equal(t, bot.StatusNegative, rep.Status, text(rep))
@@ -83,6 +83,14 @@ func TestCerts_ReplacedInPlaceReloadServesTheNewOne(t *testing.T) {
 	rep = b.run(t, "/apache status web1")
 	assert.Equal(t, bot.StatusOK, rep.Status, text(rep))
 	assert.Contains(t, field(rep, site), short(fingerprint(certB)))
+
+	// A restart shows the same before and after.
+	certC := ca.Leaf(t, now.Add(-time.Hour), now.Add(10*24*time.Hour), "www.test")
+	tlstest.WriteFiles(t, s.Dir, "www", certC, ca)
+	rep = b.run(t, "/apache restart web1")
+	require.Equal(t, bot.StatusOK, rep.Status, text(rep))
+	assert.Contains(t, field(rep, site), "before "+short(fingerprint(certB))+"…; now SHA-256 "+short(fingerprint(certC)))
+	assert.Contains(t, field(rep, site), "(9 days left), same as the file on disk")
 }
 
 // Two virtual hosts with the same name on one port: Apache serves the
@@ -94,8 +102,8 @@ func TestCerts_AFileThatIsNotServedFailsThePostCheck(t *testing.T) {
 	s := b.servers["web1"]
 	ca := tlstest.NewCA(t)
 	now := time.Now()
-	first := ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 0, 30), "www.test")
-	shadow := ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 0, 30), "www.test")
+	first := ca.Leaf(t, now.Add(-time.Hour), now.Add(30*24*time.Hour), "www.test")
+	shadow := ca.Leaf(t, now.Add(-time.Hour), now.Add(30*24*time.Hour), "www.test")
 	c1, k1, _ := tlstest.WriteFiles(t, s.Dir, "first", first, nil)
 	c2, k2, _ := tlstest.WriteFiles(t, s.Dir, "shadow", shadow, nil)
 	port := freePort(t)
