@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Config is what /apache uses.
@@ -116,7 +118,7 @@ func (c *Command) parse(req bot.Request) (request, error) {
 		known = known || s == r.sub
 	}
 	if !known {
-		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
+		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", text.Truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
 	}
 	if len(req.Args) > 2 {
 		return request{}, bot.Errorf(bot.EINVALID, "/apache %s takes one host or group, got %d words: usage %s", r.sub, len(req.Args)-1, synopsis)
@@ -147,13 +149,6 @@ func (c *Command) parse(req bot.Request) (request, error) {
 	}
 	r.hosts, r.group = hosts, group
 	return r, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func (c *Command) io(h bot.Host) hostIO {

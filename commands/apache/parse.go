@@ -14,7 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // ErrNotAutoStatus is wrapped by ParseStatus when the body is not mod_status's
@@ -228,7 +229,7 @@ func htmlPageError(page string) error {
 	if title == "Apache Status" {
 		return fmt.Errorf("%w: got mod_status's HTML page; add ?auto to the status URL", ErrNotAutoStatus)
 	}
-	return fmt.Errorf("%w: got an HTML page titled %q; the status URL should end in /server-status?auto", ErrNotAutoStatus, truncateText(title, 80))
+	return fmt.Errorf("%w: got an HTML page titled %q; the status URL should end in /server-status?auto", ErrNotAutoStatus, text.Truncate(title, 80))
 }
 
 // RunConfig is what apache2ctl -t -D DUMP_RUN_CFG prints: where the running
@@ -888,16 +889,5 @@ func (e *LogEntry) takeGroup(g string, first bool) bool {
 
 func firstLineOf(s string, n int) string {
 	line, _, _ := strings.Cut(s, "\n")
-	return truncateText(strings.TrimSpace(line), n)
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return text.Truncate(strings.TrimSpace(line), n)
 }
