@@ -426,8 +426,26 @@ func (c *control) decayed(e *epoch) {
 // lossLocked is the loss estimate, pessimistic while there is little
 // evidence: it starts at one loss in lossPriorWeight tries.
 func (c *control) lossLocked() float64 {
-	lost, answered := c.lossCountsLocked()
+	return lossEstimate(c.lossCountsLocked())
+}
+
+func lossEstimate(lost, answered float64) float64 {
 	return (lost + 1) / (lost + answered + lossPriorWeight)
+}
+
+// lossUpper is the upper confidence bound of the loss estimate from
+// these counts.
+func lossUpper(lost, answered float64) float64 {
+	p := lossEstimate(lost, answered)
+	n := lost + answered + lossPriorWeight
+	return min(p+2*math.Sqrt(p*(1-p)/n), 0.95)
+}
+
+// triesFor is how many unanswered tries of a silent port a scan of ports
+// needs at the loss bound p.
+func triesFor(p float64, ports int) int {
+	n := math.Ceil(math.Log(wrongPerScan/float64(max(ports, 1))) / math.Log(p))
+	return int(min(max(n, minTries), maxTries))
 }
 
 // lossCountsLocked gives the recent counts once enough intervals are
@@ -449,16 +467,11 @@ func (c *control) tries() int {
 }
 
 func (c *control) triesLocked() int {
-	p := c.lossUpperLocked()
-	n := math.Ceil(math.Log(wrongPerScan/float64(max(c.ports, 1))) / math.Log(p))
-	return int(min(max(n, minTries), maxTries))
+	return triesFor(c.lossUpperLocked(), c.ports)
 }
 
 func (c *control) lossUpperLocked() float64 {
-	p := c.lossLocked()
-	lost, answered := c.lossCountsLocked()
-	n := lost + answered + lossPriorWeight
-	return min(p+2*math.Sqrt(p*(1-p)/n), 0.95)
+	return lossUpper(c.lossCountsLocked())
 }
 
 // sure reports whether tries unanswered tries make a port filtered beyond
@@ -633,9 +646,5 @@ func (c *control) udpWitnesses(limited bool) int {
 	if lost <= 0 {
 		return 1
 	}
-	saved, savedRL, savedRA := c.lost, c.recentLost, c.recentAnswered
-	c.lost, c.recentLost, c.recentAnswered = lost, 0, 0
-	n := c.triesLocked()
-	c.lost, c.recentLost, c.recentAnswered = saved, savedRL, savedRA
-	return n
+	return triesFor(lossUpper(float64(lost), float64(c.answered)), c.ports)
 }

@@ -222,7 +222,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry bool, kind tryKind, o
 			ts.pingDue, ts.pinging, ts.lastPing = false, true, time.Now()
 			i = ts.responsive
 			ts.mu.Unlock()
-			return i, true, livePing, true
+			return i, false, livePing, true // a probe of a decided port is no retry
 		}
 		if ts.closedPort >= 0 && ts.evPings < evidencePings && ts.undecided > evidencePings && !ts.evDone.Load() {
 			want, final := ts.ctl.needEvidence()
@@ -230,7 +230,7 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry bool, kind tryKind, o
 				ts.evPings++
 				i = ts.closedPort
 				ts.mu.Unlock()
-				return i, true, evidence, true
+				return i, false, evidence, true
 			}
 			ts.evDone.Store(final)
 		}
@@ -287,7 +287,7 @@ func (ts *tcpScan) connector(ctx context.Context) {
 		if ts.wait(ctx, 1) != nil {
 			return
 		}
-		e, err := ts.ctl.acquire(ctx, retry && kind == portTry) // probes of decided ports are no retries
+		e, err := ts.ctl.acquire(ctx, retry)
 		if err != nil {
 			return
 		}
