@@ -107,9 +107,12 @@ type Targets struct {
 	// The addresses of the names in targets.deny, resolved when first
 	// needed and again once they are older than denyTTL. A failed lookup
 	// keeps the addresses known before: a DNS outage must not open them.
-	denyMu   sync.Mutex
-	denyAt   time.Time
-	denyAddr map[netip.Addr]string // address -> the deny entry it came from
+	// A refresh is done by one caller, outside the lock; the others go on
+	// with the addresses known (a minute old at most) meanwhile.
+	denyMu      sync.Mutex
+	denyAt      time.Time
+	denyAddr    map[netip.Addr]string // address -> the deny entry it came from; never changed once published
+	denyRefresh bool                  // a refresh is under way
 }
 
 // denyTTL is how long the resolved addresses of denied names are trusted.
@@ -141,11 +144,32 @@ func (t *Targets) deniedAddrs(ctx context.Context) map[netip.Addr]string {
 		return nil
 	}
 	t.denyMu.Lock()
-	defer t.denyMu.Unlock()
 	now := t.now()
-	if t.denyAddr != nil && now.Sub(t.denyAt) < denyTTL {
+	if t.denyAddr != nil && (now.Sub(t.denyAt) < denyTTL || t.denyRefresh) {
+		known := t.denyAddr
+		t.denyMu.Unlock()
+		return known
+	}
+	if t.denyAddr == nil {
+		// The first lookup: nothing is known to refuse by, so every
+		// caller waits for it.
+		defer t.denyMu.Unlock()
+		t.denyAddr, t.denyAt = t.resolveDenied(ctx, names, nil), now
 		return t.denyAddr
 	}
+	t.denyRefresh = true
+	known := t.denyAddr
+	t.denyMu.Unlock()
+	next := t.resolveDenied(ctx, names, known)
+	t.denyMu.Lock()
+	t.denyAddr, t.denyAt, t.denyRefresh = next, now, false
+	t.denyMu.Unlock()
+	return next
+}
+
+// resolveDenied looks up names at once, within 5 s. A name whose lookup
+// failed for any reason but "no such host" keeps its addresses in known.
+func (t *Targets) resolveDenied(ctx context.Context, names []string, known map[netip.Addr]string) map[netip.Addr]string {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	type answer struct {
@@ -167,7 +191,7 @@ func (t *Targets) deniedAddrs(ctx context.Context) map[netip.Addr]string {
 			var dnsErr *net.DNSError
 			if !errors.As(ans.err, &dnsErr) || !dnsErr.IsNotFound {
 				// Keep what this name resolved to before.
-				for a, n := range t.denyAddr {
+				for a, n := range known {
 					if n == ans.name {
 						next[a] = n
 					}
@@ -179,7 +203,6 @@ func (t *Targets) deniedAddrs(ctx context.Context) map[netip.Addr]string {
 			next[a.Unmap().WithZone("")] = ans.name
 		}
 	}
-	t.denyAddr, t.denyAt = next, now
 	return next
 }
 

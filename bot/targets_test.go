@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,56 @@ func TestTargets_RateLimitIgnoresZones(t *testing.T) {
 	assert.Equal(t, ERATELIMIT, ErrorCode(err))
 	_, err = tg.Resolve(context.Background(), "fe80::5")
 	assert.Equal(t, ERATELIMIT, ErrorCode(err))
+}
+
+// stuckResolver answers db.example.com at once until stuck is set, then
+// holds every lookup until release is closed.
+type stuckResolver struct {
+	fakeResolver
+	stuck   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuckResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if s.stuck.Load() {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return s.fakeResolver.LookupNetIP(ctx, network, host)
+}
+
+// A slow refresh of the denied names holds up only the caller doing it:
+// other checks go on with the addresses known, and stay refused.
+func TestTargets_DenyRefreshDoesNotHoldOtherChecks(t *testing.T) {
+	r := &stuckResolver{fakeResolver: fakeResolver{"db.example.com": addrs("10.0.0.9")}, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	tg := newTargets(t, TargetRules{Allow: []string{"10.0.0.0/8"}, Deny: []string{"db.example.com"}}, r)
+	now := time.Unix(1000, 0)
+	tg.now = func() time.Time { return now }
+	_, err := tg.Resolve(context.Background(), "10.0.0.9")
+	require.Equal(t, EDENIED, ErrorCode(err))
+
+	now = now.Add(2 * denyTTL)
+	r.stuck.Store(true)
+	refreshed := make(chan error, 1)
+	go func() {
+		_, err := tg.Resolve(context.Background(), "10.0.0.9")
+		refreshed <- err
+	}()
+	<-r.entered // the refresh is waiting for DNS
+	other := make(chan [2]error, 1)
+	go func() {
+		_, denied := tg.Resolve(context.Background(), "10.0.0.9")
+		_, allowed := tg.Resolve(context.Background(), "10.0.0.8")
+		other <- [2]error{denied, allowed}
+	}()
+	select {
+	case errs := <-other:
+		assert.Equal(t, EDENIED, ErrorCode(errs[0]), "refused by the addresses known")
+		assert.NoError(t, errs[1])
+	case <-time.After(10 * time.Second):
+		t.Error("other checks waited for the refresh's DNS lookup")
+	}
+	close(r.release)
+	assert.Equal(t, EDENIED, ErrorCode(<-refreshed))
 }
