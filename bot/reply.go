@@ -79,6 +79,26 @@ type Reply struct {
 	// progress of: adapters add the one Cancel action (CancelAction) that
 	// stops it.
 	Cancel string `json:",omitempty"`
+	// Mention is the person this reply is news for (a wait that ended, a
+	// state that changed while they were away): chat adapters name them
+	// in their platform's syntax (Slack <@U123>, Mattermost @username), so
+	// that the platform notifies them. Platforms notify for a new message,
+	// not an edit, so commands set it on thread posts (Stream.Post). An
+	// adapter names a person only of its own platform; the terminal
+	// ignores it.
+	Mention *Mention `json:",omitempty"`
+}
+
+// Mention is a person to notify, as their platform knows them.
+type Mention struct {
+	Platform string // "slack", "mattermost", "shell"
+	User     string // the platform's user ID
+	UserName string // the platform's user name, for platforms that mention by name
+}
+
+// MentionOf is the asker of req, to be notified.
+func MentionOf(req Request) *Mention {
+	return &Mention{Platform: req.Platform, User: req.User, UserName: req.UserName}
 }
 
 // Verdict is how an approval request ended.

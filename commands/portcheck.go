@@ -104,8 +104,10 @@ take only as many ports as fit in the time a vantage check may take.
 Waiting: /portcheck db01.example.com 5432 until open [for 10m] (or until
 closed: anything but open, for a port that must go away). Checks the first
 allowed address at once, then after 1s, 2s, 4s ... at most every 30s,
-keeps one message current (with a Cancel button), posts to the thread when
-the state changes, and answers when the state is reached or the time is up
+keeps one message current (with a Cancel button), posts to the thread,
+naming you (a mention, so that Slack or Mattermost notifies you), when the
+state changes and when the time is up, and answers when the state is
+reached or the time is up
 (default 10m, at most 24h). It counts as a running command of yours
 (limits.jobs_per_user) while it waits. Exit status of opsbot run: 0 when
 the state was reached, 1 when the time ran out.

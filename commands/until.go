@@ -132,8 +132,16 @@ func (c *Portcheck) runUntil(ctx context.Context, req bot.Request, ta targetArgs
 		}
 		checks++
 		reached := (r.State == probe.Open) == u.open
-		if checks > 1 && r.State != last.State && !reached {
-			stream.Post(bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("%s %d/%s is now %s (was %s)", who, ap.Port(), ta.proto, r.State, last.State), Lines: []string{portLine(tg.Name, r, timeout)}})
+		if checks > 1 && r.State != last.State {
+			// A new message in the thread, naming the asker: the platform
+			// notifies them (an edit of the progress message would not).
+			post := bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("%s %d/%s is now %s (was %s)", who, ap.Port(), ta.proto, r.State, last.State),
+				Lines: []string{portLine(tg.Name, r, timeout)}, Mention: bot.MentionOf(req)}
+			if reached {
+				post.Status = bot.StatusOK
+				post.Title += fmt.Sprintf(": %s after %s", u.want(), waitText(now().Sub(start)))
+			}
+			stream.Post(post)
 		}
 		last = r
 		if reached {
@@ -163,6 +171,10 @@ func (c *Portcheck) runUntil(ctx context.Context, req bot.Request, ta targetArgs
 	}
 	if ctx.Err() != nil {
 		reply.Title = fmt.Sprintf("%s %d/%s: stopped waiting after %s (%d checks), last %s", who, ap.Port(), ta.proto, waitText(now().Sub(start)), checks, last.State)
+	} else {
+		// The time is up: said in the thread too, naming the asker.
+		stream.Post(bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("Time is up: %s %d/%s is still %s after %s, not %s", who, ap.Port(), ta.proto, last.State, waitText(now().Sub(start)), u.want()),
+			Mention: bot.MentionOf(req)})
 	}
 	reply.Text = untilNotes(tg)
 	return reply, nil

@@ -77,14 +77,17 @@ func TestPortcheckUntil_AListenerThatAppearsAfterADelay(t *testing.T) {
 	}
 	pc := untilPortcheck(t, clk)
 	st := &recStream{}
-	reply, err := pc.Run(context.Background(), bot.Request{Args: []string{"127.0.0.1", p, "until", "open", "for", "5m"}, Stream: st})
+	reply, err := pc.Run(context.Background(), bot.Request{Platform: "slack", User: "U0ASKER", UserName: "asker", Args: []string{"127.0.0.1", p, "until", "open", "for", "5m"}, Stream: st})
 	require.NoError(t, err)
 	assert.Equal(t, bot.StatusOK, reply.Status)
 	assert.Equal(t, "127.0.0.1 "+p+"/tcp is open after 7s (4 checks)", reply.Title)
 	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, clk.sleeps, "backoff doubles")
 	require.Len(t, st.progress, 3, "one progress per wait, edited in place by the adapters")
 	assert.Contains(t, st.progress[2].Title, "Waiting for 127.0.0.1 "+p+"/tcp to be open: closed, 3 checks, 3s of 5m")
-	assert.Empty(t, st.posts, "closed all along: no change of state to post")
+	require.Len(t, st.posts, 1, "closed, then open: one change of state, posted")
+	assert.Equal(t, "127.0.0.1 "+p+"/tcp is now open (was closed): open after 7s", st.posts[0].Title)
+	assert.Equal(t, &bot.Mention{Platform: "slack", User: "U0ASKER", UserName: "asker"}, st.posts[0].Mention, "the asker is named in the thread")
+	assert.Nil(t, reply.Mention, "the final reply edits the progress message: no notification there")
 }
 
 func TestPortcheckUntil_TimeIsUp(t *testing.T) {
@@ -92,10 +95,14 @@ func TestPortcheckUntil_TimeIsUp(t *testing.T) {
 	require.NoError(t, err)
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
 	pc := untilPortcheck(t, clk)
-	reply, err := pc.Run(context.Background(), bot.Request{Args: []string{"127.0.0.1", p, "until", "open", "for", "10s"}})
+	st := &recStream{}
+	reply, err := pc.Run(context.Background(), bot.Request{Platform: "mattermost", User: "uAsker", UserName: "asker", Args: []string{"127.0.0.1", p, "until", "open", "for", "10s"}, Stream: st})
 	require.NoError(t, err)
 	assert.Equal(t, 1, reply.Status.ExitCode())
 	assert.Contains(t, reply.Title, "still closed after 10s (5 checks): not open")
+	require.Len(t, st.posts, 1, "the time is up: said in the thread")
+	assert.Equal(t, "Time is up: 127.0.0.1 "+p+"/tcp is still closed after 10s, not open", st.posts[0].Title)
+	assert.Equal(t, &bot.Mention{Platform: "mattermost", User: "uAsker", UserName: "asker"}, st.posts[0].Mention)
 	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 3 * time.Second}, clk.sleeps, "the last wait ends at the deadline")
 }
 
@@ -133,8 +140,13 @@ func TestPortcheckUntil_ClosedAndAChangeOfStateIsPosted(t *testing.T) {
 	reply, err = pc.Run(context.Background(), bot.Request{Args: []string{"10.0.0.5", "443", "until", "open"}, Stream: st})
 	require.NoError(t, err)
 	assert.Equal(t, bot.StatusOK, reply.Status)
-	require.Len(t, st.posts, 1)
+	require.Len(t, st.posts, 2, "each change of state is posted, the last one reaching the state")
 	assert.Equal(t, "10.0.0.5 443/tcp is now filtered (was closed)", st.posts[0].Title)
+	assert.Equal(t, "10.0.0.5 443/tcp is now open (was filtered): open after 3s", st.posts[1].Title)
+	assert.Equal(t, bot.StatusOK, st.posts[1].Status)
+	for _, p := range st.posts {
+		assert.NotNil(t, p.Mention, "a change of state names the asker")
+	}
 }
 
 func TestPortcheckUntil_CancelStopsTheWait(t *testing.T) {

@@ -246,6 +246,29 @@ func TestStream_PostRepliesInTheThread(t *testing.T) {
 	assert.Equal(t, posts[0].Post.Id, posts[1].Post.RootId)
 }
 
+// A reply that names its asker (bot.Reply.Mention: /portcheck ... until
+// saw the state change) notifies them: @username in a new post's message,
+// where Mattermost reads mentions. A person of another platform, or a name
+// that is not a username, is never written as a mention.
+func TestStream_MentionNotifiesTheAskerInTheThread(t *testing.T) {
+	h := &fakeHandler{fn: func(_ context.Context, req bot.Request) bot.Reply {
+		req.Stream.Post(bot.Reply{Status: bot.StatusOK, Title: "db01 5432/tcp is now open (was closed)", Mention: bot.MentionOf(req)})
+		req.Stream.Post(bot.Reply{Status: bot.StatusInfo, Title: "elsewhere", Mention: &bot.Mention{Platform: "slack", User: "U0DAVE", UserName: "dave"}})
+		req.Stream.Post(bot.Reply{Status: bot.StatusInfo, Title: "forged", Mention: &bot.Mention{Platform: Platform, User: "x", UserName: "dave @channel"}})
+		return bot.Reply{Status: bot.StatusOK, Title: "db01 5432/tcp is open after 7s (4 checks)"}
+	}}
+	f := newFixture(t, h)
+	f.postCommand(t, f.commandForm("/portcheck", "db01 5432 until open", "uCarol00000000000000000000", "carol"), testCmdToken)
+	posts := f.srv.recorded(http.MethodPost, "/api/v4/posts")
+	require.Len(t, posts, 3)
+	assert.Equal(t, "@carol", posts[0].Post.Message)
+	assert.Equal(t, []string{"carol"}, f.srv.mentioned(), "the asker, once")
+	for _, p := range posts[1:] {
+		assert.Empty(t, p.Post.Message)
+		assert.Equal(t, posts[0].Post.Id, p.Post.RootId, "in the thread")
+	}
+}
+
 func TestNew_SaysWhatIsMissing(t *testing.T) {
 	_, err := New(Config{URL: "https://chat.example.com", Token: "t", Handler: &fakeHandler{}})
 	require.Error(t, err)

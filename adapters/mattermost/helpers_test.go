@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,21 @@ type mmServer struct {
 	denyUpdate bool
 	files      map[string]string // uploaded file ID -> content
 	prefix     string            // the subpath the site is served under ("" = none)
+	// notified are the usernames new posts mentioned, as the server
+	// reads mentions: @username of a known user in a post's message (not
+	// its attachments), on creation only (an edit notifies no one).
+	notified []string
+}
+
+// mmMention is an @ mention as the server reads it: at a word start, a
+// username's characters after it (a zero-width space breaks it).
+var mmMention = regexp.MustCompile(`(?:^|[^\p{L}\p{N}_.\-])@([a-z0-9._\-]+)`)
+
+// mentioned returns the usernames new posts have notified so far.
+func (s *mmServer) mentioned() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.notified...)
 }
 
 // newMMServerAt serves the site under a subpath (SiteURL
@@ -104,6 +120,14 @@ func newMMServerAt(t *testing.T, prefix string) *mmServer {
 		p.Id = fmt.Sprintf("post%022d", s.seq)
 		p.UserId = "uBot0000000000000000000000"
 		s.posts[p.Id] = p
+		for _, m := range mmMention.FindAllStringSubmatch(p.Message, -1) {
+			name := strings.TrimRight(m[1], ".-_") // the server trims trailing punctuation
+			for _, u := range s.users {
+				if u.Username == name {
+					s.notified = append(s.notified, name)
+				}
+			}
+		}
 		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path, Post: p, Body: body})
 		s.mu.Unlock()
 		writeJSON(w, http.StatusCreated, p)

@@ -152,7 +152,31 @@ func render(r bot.Reply, btn buttons) []page {
 		}
 		pages[i] = page{Attachments: []*model.MessageAttachment{att}}
 	}
+	if who := mentionOf(r); who != "" && len(pages) > 0 {
+		// In the message, not the attachment: the message is what
+		// Mattermost reads mentions in.
+		pages[0].Message = who
+	}
 	return pages
+}
+
+// mattermostUserName is what Mattermost accepts as a username
+// (model.IsValidUsername: lower-case letters, digits, '.', '-', '_').
+var mattermostUserName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// mentionOf is Mattermost's mention of the person a reply is news for
+// (bot.Reply.Mention), "" when there is none, they are not a Mattermost
+// user, or their name is not one a mention can carry.
+func mentionOf(r bot.Reply) string {
+	m := r.Mention
+	if m == nil || m.Platform != Platform || !mattermostUserName.MatchString(m.UserName) {
+		return ""
+	}
+	switch m.UserName {
+	case "all", "channel", "here":
+		return "" // not a person: it would notify everyone
+	}
+	return "@" + m.UserName
 }
 
 // renderText is a reply as one markdown string, for an ephemeral answer to

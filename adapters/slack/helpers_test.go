@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,7 +87,9 @@ type apiCall struct {
 // ephemeral one (message_not_found); a reply's thread_ts names the thread
 // root (a reply's ts threads under its root); files arrive through the
 // external upload (files.getUploadURLExternal, the bytes,
-// files.completeUploadExternal).
+// files.completeUploadExternal). It records whom a message notifies as
+// Slack does: a <@U...> mention in a new message's text or blocks; an edit
+// (chat.update) notifies no one.
 type fakeSlack struct {
 	*slacktest.Server
 	mu        sync.Mutex
@@ -96,6 +100,7 @@ type fakeSlack struct {
 	msgs      map[string]fakeMsg
 	uploads   map[string]string // file ID -> content
 	files     []fakeFile        // completed uploads
+	notified  []string          // user IDs a new message mentioned, in order
 }
 
 // fakeMsg is a message the fake holds, by channel/ts.
@@ -149,6 +154,13 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 					thread = root.thread // a reply to a reply joins the root's thread
 				}
 				f.msgs[channel+"/"+ts] = fakeMsg{thread: thread}
+				var once []string // a message notifies each person once
+				for _, m := range slackMention.FindAllStringSubmatch(r.PostForm.Get("text")+r.PostForm.Get("blocks"), -1) {
+					if !slices.Contains(once, m[1]) {
+						once = append(once, m[1])
+					}
+				}
+				f.notified = append(f.notified, once...)
 			case "chat.postEphemeral":
 				f.msgs[channel+"/"+ts] = fakeMsg{ephemeral: true}
 			}
@@ -209,6 +221,17 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 	f.Start()
 	t.Cleanup(f.Stop)
 	return f
+}
+
+// slackMention is a user mention as Slack reads it in mrkdwn.
+var slackMention = regexp.MustCompile(`<@([UW][A-Z0-9]+)(?:\|[^>]*)?>`)
+
+// mentioned returns the users new messages have notified so far, once
+// per message.
+func (f *fakeSlack) mentioned() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.notified...)
 }
 
 // thread is the thread root of a posted message: "" for a root.

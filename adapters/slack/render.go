@@ -2,6 +2,7 @@ package slack
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -107,6 +108,12 @@ func render(r bot.Reply) rendered {
 		for _, chunk := range splitText(escape(title), maxSectionChars-len(emoji)-8) {
 			head = append(head, mrkdwnSection(emoji+" *"+chunk+"*"))
 		}
+	}
+	if who := mentionOf(r); who != "" {
+		// In the text (what the notification shows) and in the blocks (what
+		// the channel shows): Slack notifies for <@U123> in either.
+		m.Text = who + " " + m.Text
+		head = append(head, mrkdwnSection(who))
 	}
 	head = append(head, fieldSections(r.Fields)...)
 
@@ -346,6 +353,18 @@ func actionBlocks(actions []bot.Action) []slack.Block {
 		out = append(out, slack.NewActionBlock("", elems...))
 	}
 	return out
+}
+
+// slackUserID is what Slack user IDs look like (U024BE7LH, W012A3CDE).
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+
+// mentionOf is Slack's mention of the person a reply is news for
+// (bot.Reply.Mention), "" when there is none or they are not a Slack user.
+func mentionOf(r bot.Reply) string {
+	if r.Mention == nil || r.Mention.Platform != "slack" || !slackUserID.MatchString(r.Mention.User) {
+		return ""
+	}
+	return "<@" + r.Mention.User + ">"
 }
 
 // escape makes text safe in mrkdwn: Slack reads &, < and > as markup.

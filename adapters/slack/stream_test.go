@@ -154,3 +154,34 @@ func TestStream_PostsInAChannelWithoutTheBotAreNotLostSilently(t *testing.T) {
 	assert.Contains(t, body, "listener closed")
 	assert.Contains(t, body, "2 message(s) from this command could not be posted here", "the rest is counted, not lost silently")
 }
+
+// A reply that names its asker (bot.Reply.Mention: /portcheck ... until
+// saw the state change) notifies them: <@U...> in a new thread message,
+// where Slack notifies, not only in an edit, where it does not. A person
+// of another platform, or a malformed ID, is never written as a mention.
+func TestStream_MentionNotifiesTheAskerInTheThread(t *testing.T) {
+	h := &fakeHandler{HandleFn: func(_ context.Context, req bot.Request) bot.Reply {
+		req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Waiting for db01 5432/tcp to be open: closed"})
+		time.Sleep(80 * time.Millisecond)
+		req.Stream.Post(bot.Reply{Status: bot.StatusOK, Title: "db01 5432/tcp is now open (was closed)", Mention: bot.MentionOf(req)})
+		req.Stream.Post(bot.Reply{Status: bot.StatusInfo, Title: "elsewhere", Mention: &bot.Mention{Platform: "mattermost", User: "U0OTHER", UserName: "other"}})
+		req.Stream.Post(bot.Reply{Status: bot.StatusInfo, Title: "forged", Mention: &bot.Mention{Platform: "slack", User: "U1> <!channel"}})
+		return bot.Reply{Status: bot.StatusOK, Title: "db01 5432/tcp is open after 7s (4 checks)"}
+	}}
+	ta := newTestAdapter(t, h, nil)
+	ta.inlineWait = 20 * time.Millisecond
+	ta.post(t, "/slack/commands", ta.slashBody("/portcheck", "db01 5432 until open", "U0ASKER", "trig-mention"), nil)
+	eventually(t, func() bool {
+		u := ta.slack.got("chat.update")
+		return len(u) > 0 && strings.Contains(u[len(u)-1].Form.Get("text"), "after 7s")
+	}, "final reply in the progress message")
+	assert.Equal(t, []string{"U0ASKER"}, ta.slack.mentioned(), "the asker, once, by the change-of-state post")
+	posts := ta.slack.got("chat.postMessage")
+	require.Len(t, posts, 4, "the progress message and three thread posts")
+	assert.True(t, strings.HasPrefix(posts[1].Form.Get("text"), "<@U0ASKER> db01 5432/tcp is now open"), posts[1].Form.Get("text"))
+	assert.Equal(t, posts[0].TS, posts[1].Form.Get("thread_ts"), "in the thread of the progress message")
+	for _, p := range posts[2:] {
+		assert.NotContains(t, p.Form.Get("text")+p.Form.Get("blocks"), "<@")
+		assert.NotContains(t, p.Form.Get("text")+p.Form.Get("blocks"), "<!channel")
+	}
+}
