@@ -5,14 +5,13 @@
 package commands
 
 import (
-	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/internal/portwords"
 	"github.com/opsbot/opsbot/commands/probe"
 )
 
@@ -74,44 +73,15 @@ func parsePort(s string, proto probe.Proto) (uint16, error) {
 	return 0, bot.Errorf(bot.EINVALID, "%q is not a port or a known %s service name: accepted are %s", s, proto, portsAccepted)
 }
 
-func parsePortNumber(s string) (uint16, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		if s == "" {
-			return 0, bot.Errorf(bot.EINVALID, "a range needs two ports, like 8000-8100")
-		}
-		return 0, bot.Errorf(bot.EINVALID, "%q is not a port number: ports are 1 to 65535", s)
-	}
-	if n < 1 || n > 65535 {
-		return 0, bot.Errorf(bot.EINVALID, "port %d is out of range: ports are 1 to 65535", n)
-	}
-	return uint16(n), nil
-}
+// parsePortNumber reads one port number: 1 to 65535.
+func parsePortNumber(s string) (uint16, error) { return portwords.PortNumber(s) }
 
-func sortedPorts(set map[uint16]bool) []uint16 {
-	out := make([]uint16, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
+func sortedPorts(set map[uint16]bool) []uint16 { return portwords.Sorted(set) }
 
 // parseDuration accepts Go durations (3s, 500ms, 5m) and, like nc -w, a
 // bare number of seconds.
 func parseDuration(what, s string, lo, hi time.Duration) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		n, nerr := strconv.ParseFloat(s, 64)
-		if nerr != nil {
-			return 0, bot.Errorf(bot.EINVALID, "%s %q is not a duration: write 3s, 500ms or 2m", what, s)
-		}
-		d = time.Duration(n * float64(time.Second))
-	}
-	if d < lo || d > hi {
-		return 0, bot.Errorf(bot.EINVALID, "%s %s is out of range: accepted %s to %s", what, s, lo, hi)
-	}
-	return d, nil
+	return portwords.Duration(what, s, lo, hi)
 }
 
 // unsupportedProtos are words a user may try for a protocol; naming them
@@ -123,25 +93,7 @@ func protoError(word string) error {
 }
 
 // portRanges writes a port list compactly: "22, 80, 8000-8003".
-func portRanges(ports []uint16) string {
-	var b strings.Builder
-	for i := 0; i < len(ports); {
-		j := i
-		for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteString(", ")
-		}
-		if j > i {
-			fmt.Fprintf(&b, "%d-%d", ports[i], ports[j])
-		} else {
-			fmt.Fprintf(&b, "%d", ports[i])
-		}
-		i = j + 1
-	}
-	return b.String()
-}
+func portRanges(ports []uint16) string { return portwords.Ranges(ports) }
 
 // human is bot.Human, under the short name the port lines use.
 func human(d time.Duration) string { return bot.Human(d) }

@@ -26,7 +26,8 @@ import (
 
 	"github.com/opsbot/opsbot/adapters/sshrun"
 	"github.com/opsbot/opsbot/bot"
-	"github.com/opsbot/opsbot/commands/vantagetest"
+	"github.com/opsbot/opsbot/commands/vantage"
+	"github.com/opsbot/opsbot/commands/vantage/vantagetest"
 )
 
 // TestMain: run as "opsbot probe ..." (a vantage host's copy of opsbot is
@@ -34,7 +35,7 @@ import (
 // `opsbot probe`, the same function cmd/opsbot calls.
 func TestMain(m *testing.M) {
 	if filepath.Base(os.Args[0]) == "opsbot" && len(os.Args) > 1 && os.Args[1] == "probe" {
-		os.Exit(ProbeMain(context.Background(), os.Args[2:], os.Stdout, os.Stderr))
+		os.Exit(vantage.ProbeMain(context.Background(), os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

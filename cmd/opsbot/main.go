@@ -32,6 +32,7 @@ import (
 	"github.com/opsbot/opsbot/commands/apache"
 	"github.com/opsbot/opsbot/commands/probe"
 	"github.com/opsbot/opsbot/commands/relayd"
+	"github.com/opsbot/opsbot/commands/vantage"
 	"golang.org/x/term"
 )
 
@@ -332,7 +333,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// has checked everything, and it passes an address, not a name.
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return commands.ProbeMain(ctx, args, stdout, stderr)
+		return vantage.ProbeMain(ctx, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "opsbot", version)
 		return 0

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opsbot/opsbot/adapters/sshrun/sshtest"
-	"github.com/opsbot/opsbot/commands/vantagetest"
+	"github.com/opsbot/opsbot/commands/vantage/vantagetest"
 )
 
 // Issue 9 end to end: `opsbot run '/portcheck TARGET PORT from GROUP'`

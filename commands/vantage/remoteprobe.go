@@ -1,4 +1,4 @@
-package commands
+package vantage
 
 import (
 	"context"
@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opsbot/opsbot/commands/internal/portwords"
 	"github.com/opsbot/opsbot/commands/probe"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // The remote probe: `opsbot probe`, a hidden subcommand that a copy of
@@ -37,6 +39,9 @@ const probeFormat = "opsbot-probe/1"
 const (
 	probeCheckConcurrency = 32 // like a local /portcheck
 	probeMaxTime          = 30 * time.Minute
+	// -w takes what /portcheck's and /scan's timeout accepts.
+	minWait = 10 * time.Millisecond
+	maxWait = 60 * time.Second
 )
 
 // probeReport is the JSON document `opsbot probe --json` prints.
@@ -158,14 +163,14 @@ func ProbeMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usage("%v", err)
 		}
 	}
-	ports := sortedPorts(set)
+	ports := portwords.Sorted(set)
 	proto := probe.TCP
 	if *udp {
 		proto = probe.UDP
 	}
 	var timeout time.Duration
 	if *wait != "" {
-		if timeout, err = parseDuration("-w", *wait, minTimeout, maxTimeout); err != nil {
+		if timeout, err = portwords.Duration("-w", *wait, minWait, maxWait); err != nil {
 			return usage("%s", err.Error())
 		}
 	}
@@ -251,13 +256,13 @@ func checkPorts(ctx context.Context, check func(context.Context, netip.AddrPort,
 func parseWirePorts(word string, into map[uint16]bool) error {
 	for _, part := range strings.Split(word, ",") {
 		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := parsePortNumber(lo)
+		a, err := portwords.PortNumber(lo)
 		if err != nil {
 			return errors.New(err.Error())
 		}
 		b := a
 		if isRange {
-			if b, err = parsePortNumber(hi); err != nil {
+			if b, err = portwords.PortNumber(hi); err != nil {
 				return errors.New(err.Error())
 			}
 		}
@@ -337,7 +342,7 @@ func decodeReport(data []byte, addr netip.Addr, proto probe.Proto, asked []uint1
 		}
 		r := probe.Result{
 			Target: netip.AddrPortFrom(addr, w.Port), Proto: proto, State: st, Reason: rs,
-			RTT: time.Duration(w.RTTus) * time.Microsecond, Tries: w.Tries, Service: truncateRunes(w.Service, 20),
+			RTT: time.Duration(w.RTTus) * time.Microsecond, Tries: w.Tries, Service: text.TruncateRunes(w.Service, 20),
 			Bytes: w.Bytes, Witnessed: w.Witnessed, Doubtful: w.Doubtful,
 		}
 		if w.ICMPFrom != "" {

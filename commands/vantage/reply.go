@@ -1,118 +1,67 @@
-package commands
+package vantage
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/internal/portwords"
 	"github.com/opsbot/opsbot/commands/probe"
 )
 
-// vantagePlan is a request's vantage hosts and the one address they
-// check, resolved and allowed on the bot.
-type vantagePlan struct {
-	word  string // the vantage as typed
-	group bool
-	hosts []bot.Host
-	tg    bot.Target
-	addr  netip.Addr
+// Plan is a request's vantage hosts and the one address they check,
+// resolved and allowed on the bot by the command.
+type Plan struct {
+	Word   string // the vantage as typed
+	Group  bool   // Word names a group
+	Hosts  []bot.Host
+	Target bot.Target
+	Addr   netip.Addr // the address checked: the first of Target's
 }
 
-// resolve decides the vantage hosts first (the asker must be allowed to
-// run key on each), then the target, through the same policy and rate
-// limits as a check from the bot itself: an unknown or forbidden vantage
-// costs no DNS lookup and no rate-limit token. An approved run takes the
-// address the approval bound (the first of req.Bound, see preparedHosts)
-// and resolves nothing again.
-func (v Vantages) resolve(ctx context.Context, req bot.Request, key string, targets *bot.Targets, ta targetArgs) (vantagePlan, error) {
-	if v.Hosts == nil {
-		return vantagePlan{}, bot.Errorf(bot.ECONFIG, "checks from other hosts (from %s) are not set up here: the bot has no inventory", ta.vantage)
-	}
-	hosts, group, err := v.Hosts.Resolve(req, key, ta.vantage)
-	if err != nil {
-		return vantagePlan{}, err
-	}
-	tg, err := target(ctx, targets, ta, req.Bound, 1)
-	if err != nil {
-		return vantagePlan{}, err
-	}
-	return vantagePlan{word: ta.vantage, group: group, hosts: hosts, tg: tg, addr: tg.Addrs[0]}, nil
-}
-
-func (p vantagePlan) hostList() string {
-	names := make([]string, len(p.hosts))
-	for i, h := range p.hosts {
+// HostList names the vantage hosts: "web01", or "web (web01, web02)".
+func (p Plan) HostList() string {
+	names := make([]string, len(p.Hosts))
+	for i, h := range p.Hosts {
 		names[i] = h.Name
 	}
 	s := strings.Join(names, ", ")
-	if p.group {
-		s = p.word + " (" + s + ")"
+	if p.Group {
+		s = p.Word + " (" + s + ")"
 	}
 	return s
 }
 
-// preparedHosts binds an approval to the vantage hosts as the inventory
+// PreparedHosts binds an approval to the vantage hosts as the inventory
 // has them and to the address checked.
-func (p vantagePlan) preparedHosts() []string {
-	out := []string{p.addr.String()}
-	for _, h := range p.hosts {
+func (p Plan) PreparedHosts() []string {
+	out := []string{p.Addr.String()}
+	for _, h := range p.Hosts {
 		out = append(out, h.Label())
 	}
 	return out
 }
 
-// target names what was checked: "db.example.com (10.0.0.5)" or "10.0.0.5".
-func (p vantagePlan) target() string {
-	if p.tg.Name != "" {
-		return p.tg.Name + " (" + p.addr.String() + ")"
+// Name names what was checked: "db.example.com (10.0.0.5)" or "10.0.0.5".
+func (p Plan) Name() string {
+	if p.Target.Name != "" {
+		return p.Target.Name + " (" + p.Addr.String() + ")"
 	}
-	return p.addr.String()
+	return p.Addr.String()
 }
 
 // everyone names all the vantage hosts at once: "all 2 hosts of web", or
 // the one host.
-func (p vantagePlan) everyone() string {
-	if len(p.hosts) == 1 {
-		return p.hosts[0].Name
+func (p Plan) everyone() string {
+	if len(p.Hosts) == 1 {
+		return p.Hosts[0].Name
 	}
-	if p.group {
-		return fmt.Sprintf("all %d hosts of %s", len(p.hosts), p.word)
+	if p.Group {
+		return fmt.Sprintf("all %d hosts of %s", len(p.Hosts), p.Word)
 	}
-	return fmt.Sprintf("all %d hosts", len(p.hosts))
-}
-
-func (c *Portcheck) runFrom(ctx context.Context, req bot.Request, ta targetArgs) (bot.Reply, error) {
-	plan, err := c.vantages.resolve(ctx, req, c.Name(), c.targets, ta)
-	if err != nil {
-		return bot.Reply{}, err
-	}
-	job := vantageJob{addr: plan.addr, proto: ta.proto, ports: ta.ports, timeout: ta.timeout}
-	eng := vantageEngine{runner: c.vantages.Runner, check: c.check, scan: probe.Scan}
-	start := time.Now()
-	rows := eng.run(ctx, plan.hosts, job, nil)
-	return vantagePortcheckReply(plan, job, rows, time.Since(start)), nil
-}
-
-func (s *Scan) runFrom(ctx context.Context, req bot.Request, ta targetArgs) (bot.Reply, error) {
-	plan, err := s.vantages.resolve(ctx, req, s.Name(), s.targets, ta)
-	if err != nil {
-		return bot.Reply{}, err
-	}
-	job := vantageJob{addr: plan.addr, proto: ta.proto, ports: ta.ports, timeout: ta.timeout, scan: true,
-		concurrency: s.limits.ScanConcurrency, rate: s.limits.ScanRate}
-	eng := vantageEngine{runner: s.vantages.Runner, check: probe.Check, scan: s.scan}
-	title := fmt.Sprintf("%s %s %s from %s", plan.target(), ta.proto, ta.spec, plan.word)
-	start := s.now()
-	progress := func(done int) {
-		req.Stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: "Scanning " + title,
-			Text: fmt.Sprintf("%d of %d vantage hosts done, %s", done, len(plan.hosts), human(s.now().Sub(start)))})
-	}
-	progress(0)
-	rows := eng.run(ctx, plan.hosts, job, progress)
-	return vantageScanReply(plan, ta, job, rows, s.now().Sub(start)), nil
+	return fmt.Sprintf("all %d hosts", len(p.Hosts))
 }
 
 // cellState is a cell as the table shows it.
@@ -129,7 +78,7 @@ func portName(p uint16, proto probe.Proto) string { return fmt.Sprintf("%d/%s", 
 // whoSaw groups the checked rows by what they saw of port i, in row
 // order: "open from web01, filtered from web02". differs says the rows
 // disagree.
-func whoSaw(rows []vantageRow, i int) (summary string, differs bool) {
+func whoSaw(rows []Row, i int) (summary string, differs bool) {
 	var order []string
 	by := map[string][]string{}
 	for _, r := range rows {
@@ -154,7 +103,7 @@ func whoSaw(rows []vantageRow, i int) (summary string, differs bool) {
 
 // differences names up to two ports the vantage hosts disagree on, and
 // how many more there are: "80/tcp open from web01, filtered from web02".
-func differences(rows []vantageRow, ports []uint16, proto probe.Proto) (string, []uint16) {
+func differences(rows []Row, ports []uint16, proto probe.Proto) (string, []uint16) {
 	var parts []string
 	var differ []uint16
 	for i, p := range ports {
@@ -177,11 +126,17 @@ func differences(rows []vantageRow, ports []uint16, proto probe.Proto) (string, 
 	return s, differ
 }
 
-// vantagePortcheckReply is the one place /portcheck ... from results become
+// PortLine is /portcheck's line for one port checked from the bot, which
+// a check by opsbot on a vantage host reads the same as: name is the DNS
+// name the user typed, if any; timeout the one in force.
+type PortLine func(name string, r probe.Result, timeout time.Duration) string
+
+// PortcheckReply is the one place /portcheck ... from results become
 // words: a matrix (vantage hosts × ports), a line per cell with its
-// evidence, the tools used and what each cannot tell.
-func vantagePortcheckReply(plan vantagePlan, job vantageJob, rows []vantageRow, took time.Duration) bot.Reply {
-	var checked, failed []vantageRow
+// evidence, the tools used and what each cannot tell. took is how long
+// the whole check took, on the command's clock.
+func PortcheckReply(plan Plan, job Job, rows []Row, took time.Duration, line PortLine) bot.Reply {
+	var checked, failed []Row
 	for _, r := range rows {
 		if r.checked() {
 			checked = append(checked, r)
@@ -189,10 +144,10 @@ func vantagePortcheckReply(plan vantagePlan, job vantageJob, rows []vantageRow, 
 			failed = append(failed, r)
 		}
 	}
-	reply := bot.Reply{Status: bot.StatusNegative, Table: matrix(rows, job.ports, job.proto)}
+	reply := bot.Reply{Status: bot.StatusNegative, Table: matrix(rows, job.Ports, job.Proto)}
 	allOpen := len(failed) == 0
 	openPorts := 0
-	for i := range job.ports {
+	for i := range job.Ports {
 		everywhere := len(checked) > 0
 		for _, r := range checked {
 			everywhere = everywhere && r.cells[i].res.State == probe.Open
@@ -203,18 +158,18 @@ func vantagePortcheckReply(plan vantagePlan, job vantageJob, rows []vantageRow, 
 			allOpen = false
 		}
 	}
-	who := plan.target()
-	diff, _ := differences(checked, job.ports, job.proto)
+	who := plan.Name()
+	diff, _ := differences(checked, job.Ports, job.Proto)
 	switch {
 	case len(checked) == 0:
 		reply.Status = bot.StatusFailed
-		reply.Title = fmt.Sprintf("%s: not checked from %s", who, plan.hostList())
+		reply.Title = fmt.Sprintf("%s: not checked from %s", who, plan.HostList())
 	case diff != "":
 		reply.Title = who + " " + diff
-	case len(job.ports) == 1:
-		reply.Title = fmt.Sprintf("%s %s %s from %s", who, portName(job.ports[0], job.proto), cellState(checked[0].cells[0]), fromWhom(plan, checked))
+	case len(job.Ports) == 1:
+		reply.Title = fmt.Sprintf("%s %s %s from %s", who, portName(job.Ports[0], job.Proto), cellState(checked[0].cells[0]), fromWhom(plan, checked))
 	default:
-		reply.Title = fmt.Sprintf("%s: %d of %d ports open from %s", who, openPorts, len(job.ports), fromWhom(plan, checked))
+		reply.Title = fmt.Sprintf("%s: %d of %d ports open from %s", who, openPorts, len(job.Ports), fromWhom(plan, checked))
 	}
 	if len(checked) > 0 && len(failed) > 0 {
 		reply.Title += "; not checked from " + names(failed)
@@ -223,24 +178,24 @@ func vantagePortcheckReply(plan vantagePlan, job vantageJob, rows []vantageRow, 
 		reply.Status = bot.StatusOK
 	}
 	for _, r := range checked {
-		for i := range job.ports {
-			reply.Lines = append(reply.Lines, vantageLine(plan, r, r.cells[i], job))
+		for i := range job.Ports {
+			reply.Lines = append(reply.Lines, vantageLine(plan, r, r.cells[i], job, line))
 		}
 	}
 	reply.Text = strings.Join(vantageNotes(plan, job, rows), "\n")
-	reply.Fields = []bot.Field{{Name: "duration", Value: human(took)}}
+	reply.Fields = []bot.Field{{Name: "duration", Value: bot.Human(took)}}
 	return reply
 }
 
 // fromWhom names the hosts that checked, when they all agree.
-func fromWhom(plan vantagePlan, checked []vantageRow) string {
-	if len(checked) == len(plan.hosts) {
+func fromWhom(plan Plan, checked []Row) string {
+	if len(checked) == len(plan.Hosts) {
 		return plan.everyone()
 	}
 	return names(checked)
 }
 
-func names(rows []vantageRow) string {
+func names(rows []Row) string {
 	n := make([]string, len(rows))
 	for i, r := range rows {
 		n[i] = r.host.Name
@@ -249,7 +204,7 @@ func names(rows []vantageRow) string {
 }
 
 // matrix is the table: a row per vantage host, a column per port.
-func matrix(rows []vantageRow, ports []uint16, proto probe.Proto) *bot.Table {
+func matrix(rows []Row, ports []uint16, proto probe.Proto) *bot.Table {
 	t := &bot.Table{Header: []string{"vantage", "tool"}}
 	for _, p := range ports {
 		t.Header = append(t.Header, portName(p, proto))
@@ -270,25 +225,25 @@ func matrix(rows []vantageRow, ports []uint16, proto probe.Proto) *bot.Table {
 
 // vantageLine is one cell in words: the netcat line where the tool is
 // opsbot (as a check from the bot reads), else the tool's own evidence.
-func vantageLine(plan vantagePlan, r vantageRow, c cell, job vantageJob) string {
+func vantageLine(plan Plan, r Row, c cell, job Job, line PortLine) string {
 	from := "from " + r.host.Name + ": "
 	if r.tool == toolSelf || r.tool == toolOpsbot {
 		if c.res.State == 0 {
-			return from + fmt.Sprintf("%s %d port [%s/*] undecided: no result before the probe stopped", plan.addr, c.res.Target.Port(), job.proto)
+			return from + fmt.Sprintf("%s %d port [%s/*] undecided: no result before the probe stopped", plan.Addr, c.res.Target.Port(), job.Proto)
 		}
-		return from + portLine(plan.tg.Name, c.res, job.wait())
+		return from + line(plan.Target.Name, c.res, job.wait())
 	}
 	port := c.res.Target.Port()
-	svc := probe.ServiceName(job.proto, port)
+	svc := probe.ServiceName(job.Proto, port)
 	if svc == "" {
 		svc = "*"
 	}
-	prefix := fmt.Sprintf("%s %d port [%s/%s]", plan.addr, port, job.proto, svc)
+	prefix := fmt.Sprintf("%s %d port [%s/%s]", plan.Addr, port, job.Proto, svc)
 	return from + prefix + " " + cellState(c) + ": " + toolEvidence(r, c, job)
 }
 
 // toolEvidence says what nc or bash said and what it means.
-func toolEvidence(r vantageRow, c cell, job vantageJob) string {
+func toolEvidence(r Row, c cell, job Job) string {
 	said := ""
 	if c.words != "" {
 		said = fmt.Sprintf(" (%s said: %q)", r.tool, c.words)
@@ -331,14 +286,14 @@ func toolEvidence(r vantageRow, c cell, job vantageJob) string {
 }
 
 // toolNote says which tool a host used and what that tool cannot tell.
-func toolNote(r vantageRow, job vantageJob) string {
+func toolNote(r Row, job Job) string {
 	switch r.tool {
 	case toolSelf:
 		return "the bot's own probe engine (the bot's host)."
 	case toolOpsbot:
 		return fmt.Sprintf("opsbot probe (%s): the same evidence as a check from the bot (handshake, RST, ICMP type and sender, UDP replies).", r.found.opsbot)
 	case toolNC:
-		if job.proto == probe.UDP {
+		if job.Proto == probe.UDP {
 			return fmt.Sprintf("nc -zu (%s, %s), one port at a time, -w %d: it never reads a reply, and says \"succeeded\" for an open port, for one a firewall drops and for one it rejects as prohibited; such ports read open|filtered here, never open. Only closed (ICMP port unreachable) is certain. Install opsbot there to tell them apart.",
 				r.found.nc, r.found.ncBanner, r.ncWait)
 		}
@@ -371,18 +326,18 @@ func grouped(pairs [][2]string) []string {
 
 // vantageNotes are the reply's prose: which address was checked and how
 // the name became it, the tools, and what went wrong where.
-func vantageNotes(plan vantagePlan, job vantageJob, rows []vantageRow) []string {
+func vantageNotes(plan Plan, job Job, rows []Row) []string {
 	var notes []string
-	if plan.tg.Name != "" {
-		notes = append(notes, fmt.Sprintf("Checked %s: %s was resolved on the bot and checked against its policy; the vantage hosts were given the address, never the name.", plan.addr, plan.tg.Name))
+	if plan.Target.Name != "" {
+		notes = append(notes, fmt.Sprintf("Checked %s: %s was resolved on the bot and checked against its policy; the vantage hosts were given the address, never the name.", plan.Addr, plan.Target.Name))
 	} else {
-		notes = append(notes, fmt.Sprintf("Checked %s from %s.", plan.addr, plan.hostList()))
+		notes = append(notes, fmt.Sprintf("Checked %s from %s.", plan.Addr, plan.HostList()))
 	}
-	if len(plan.tg.Addrs) > 1 {
-		notes = append(notes, fmt.Sprintf("%s has %d addresses; checked %s (add -4 or -6 to choose).", plan.tg.Name, len(plan.tg.Addrs), plan.addr))
+	if len(plan.Target.Addrs) > 1 {
+		notes = append(notes, fmt.Sprintf("%s has %d addresses; checked %s (add -4 or -6 to choose).", plan.Target.Name, len(plan.Target.Addrs), plan.Addr))
 	}
-	if len(plan.tg.Skipped) > 0 {
-		notes = append(notes, "Not checked (policy): "+joinSemicolon(plan.tg.Skipped))
+	if len(plan.Target.Skipped) > 0 {
+		notes = append(notes, "Not checked (policy): "+strings.Join(plan.Target.Skipped, "; "))
 	}
 	var tools, problems [][2]string
 	silent := false
@@ -417,21 +372,23 @@ func vantageNotes(plan vantagePlan, job vantageJob, rows []vantageRow) []string 
 // maxScanColumns bounds the ports a scan's table shows.
 const maxScanColumns = 12
 
-// vantageScanReply is the one place /scan ... from results become words:
-// per vantage host the counts per state, and a matrix of the ports that
-// matter (open somewhere, or seen differently).
-func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []vantageRow, took time.Duration) bot.Reply {
-	var checked []vantageRow
+// ScanReply is the one place /scan ... from results become words: per
+// vantage host the counts per state, and a matrix of the ports that matter
+// (open somewhere, or seen differently). spec is the ports as asked
+// ("top100", "75-85"); took is how long the whole scan took, on the
+// command's clock.
+func ScanReply(plan Plan, spec string, job Job, rows []Row, took time.Duration) bot.Reply {
+	var checked []Row
 	for _, r := range rows {
 		if r.checked() {
 			checked = append(checked, r)
 		}
 	}
-	title := fmt.Sprintf("Scan of %s %s %s from %s", plan.target(), ta.proto, ta.spec, plan.word)
+	title := fmt.Sprintf("Scan of %s %s %s from %s", plan.Name(), job.Proto, spec, plan.Word)
 	reply := bot.Reply{Status: bot.StatusNegative}
 	var show []int // port indexes for columns
 	var openAnywhere, differ []uint16
-	for i, p := range job.ports {
+	for i, p := range job.Ports {
 		open := false
 		for _, r := range checked {
 			open = open || r.cells[i].res.State == probe.Open
@@ -447,7 +404,7 @@ func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []va
 			show = append(show, i)
 		}
 	}
-	diff, _ := differences(checked, job.ports, job.proto)
+	diff, _ := differences(checked, job.Ports, job.Proto)
 	switch {
 	case len(checked) == 0:
 		reply.Status = bot.StatusFailed
@@ -457,10 +414,10 @@ func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []va
 	case len(openAnywhere) == 0:
 		reply.Title = fmt.Sprintf("%s: nothing open from %s", title, fromWhom(plan, checked))
 	default:
-		reply.Title = fmt.Sprintf("%s: %d open from %s (%s)", title, len(openAnywhere), fromWhom(plan, checked), portRanges(openAnywhere))
+		reply.Title = fmt.Sprintf("%s: %d open from %s (%s)", title, len(openAnywhere), fromWhom(plan, checked), portwords.Ranges(openAnywhere))
 	}
 	if len(checked) > 0 && len(checked) < len(rows) {
-		var failed []vantageRow
+		var failed []Row
 		for _, r := range rows {
 			if !r.checked() {
 				failed = append(failed, r)
@@ -477,7 +434,7 @@ func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []va
 	}
 	t := &bot.Table{Header: []string{"vantage", "tool"}}
 	for _, i := range shown {
-		t.Header = append(t.Header, portName(job.ports[i], job.proto))
+		t.Header = append(t.Header, portName(job.Ports[i], job.Proto))
 	}
 	t.Header = append(t.Header, "ports")
 	for _, r := range rows {
@@ -497,12 +454,12 @@ func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []va
 	if len(show) > len(shown) {
 		var rest []uint16
 		for _, i := range show[len(shown):] {
-			rest = append(rest, job.ports[i])
+			rest = append(rest, job.Ports[i])
 		}
-		notes = append(notes, fmt.Sprintf("Not in the table (open somewhere or seen differently): %s. /portcheck %s PORTS from %s shows them.", portRanges(rest), plan.addr, plan.word))
+		notes = append(notes, fmt.Sprintf("Not in the table (open somewhere or seen differently): %s. /portcheck %s PORTS from %s shows them.", portwords.Ranges(rest), plan.Addr, plan.Word))
 	}
 	if len(differ) > 0 {
-		notes = append(notes, "Seen differently from the vantage hosts: "+portRanges(differ))
+		notes = append(notes, "Seen differently from the vantage hosts: "+portwords.Ranges(differ))
 	}
 	for _, r := range checked {
 		if r.limited {
@@ -518,19 +475,19 @@ func vantageScanReply(plan vantagePlan, ta targetArgs, job vantageJob, rows []va
 			}
 		}
 		if len(doubtful) > 0 {
-			notes = append(notes, r.host.Name+": unconfirmed, no answer after every try (the path lost too many probes, or the target stopped answering): "+portRanges(doubtful))
+			notes = append(notes, r.host.Name+": unconfirmed, no answer after every try (the path lost too many probes, or the target stopped answering): "+portwords.Ranges(doubtful))
 		}
 		if len(unconfirmed) > 0 && len(unconfirmed) <= 50 {
-			notes = append(notes, r.host.Name+": unconfirmed (silent, and the host's ICMP rate limit or a firewall kept opsbot from telling closed from open|filtered): "+portRanges(unconfirmed))
+			notes = append(notes, r.host.Name+": unconfirmed (silent, and the host's ICMP rate limit or a firewall kept opsbot from telling closed from open|filtered): "+portwords.Ranges(unconfirmed))
 		}
 	}
 	reply.Text = strings.Join(notes, "\n")
-	reply.Fields = []bot.Field{{Name: "duration", Value: human(took)}}
+	reply.Fields = []bot.Field{{Name: "duration", Value: bot.Human(took)}}
 	return reply
 }
 
 // counts is a row's tally: "2 open, 97 closed, 1 filtered".
-func counts(r vantageRow) string {
+func counts(r Row) string {
 	if !r.checked() {
 		return "not checked"
 	}
