@@ -29,6 +29,18 @@ type Host struct {
 	Relayd *RelaydSpec
 }
 
+// HasSettings reports whether the inventory gives the host a settings
+// block for the command named key ("relayd").
+func (h Host) HasSettings(key string) bool {
+	switch key {
+	case "apache":
+		return h.Apache != nil
+	case "relayd":
+		return h.Relayd != nil
+	}
+	return false
+}
+
 // Output is what a command printed and how it ended. Stdout and Stderr are
 // kept apart and bounded; Truncated says a bound was hit.
 type Output struct {

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
-
-	"github.com/opsbot/opsbot/internal/text"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // Config is what /apache uses.
@@ -27,6 +26,7 @@ const DefaultVerify = 20 * time.Second
 
 // Command is /apache.
 type Command struct {
+	hostcmd.Spec
 	cfg Config
 	now func() time.Time
 }
@@ -39,19 +39,22 @@ func New(cfg Config) *Command {
 	if cfg.Verify <= 0 {
 		cfg.Verify = DefaultVerify
 	}
-	return &Command{cfg: cfg, now: time.Now}
+	return &Command{Spec: spec, cfg: cfg, now: time.Now}
 }
+
+var spec = hostcmd.Spec{Command: "apache", Synopsis: synopsis, Subs: []hostcmd.Sub{
+	{Name: "status"}, {Name: "configtest"}, {Name: "modules"}, {Name: "vhosts"},
+	{Name: "reload", Changes: true}, {Name: "restart", Changes: true},
+}}
 
 var (
 	_ bot.Command      = (*Command)(nil)
 	_ bot.Subcommander = (*Command)(nil)
 	_ bot.Preparer     = (*Command)(nil)
+	_ bot.Changer      = (*Command)(nil)
 )
 
 const synopsis = "/apache status|configtest|modules|vhosts|reload|restart [HOST|GROUP]"
-
-// Name implements bot.Command.
-func (*Command) Name() string { return "apache" }
 
 // Summary implements bot.Command.
 func (*Command) Summary() string {
@@ -95,64 +98,13 @@ is checked before the next, and the first failure stops the roll and says
 which hosts changed. /opsbot hosts lists the hosts you may act on.`
 }
 
-var subcommands = []string{"status", "configtest", "modules", "vhosts", "reload", "restart"}
-
-// Subcommands implements bot.Subcommander: each is its own permission.
-func (*Command) Subcommands() []string { return subcommands }
-
 // request is /apache's words, validated.
-type request struct {
-	sub    string
-	target string // the host or group word as typed ("" = the only host)
-	hosts  []bot.Host
-	group  bool
-}
+type request = hostcmd.Request
 
-func (c *Command) parse(req bot.Request) (request, error) {
-	if len(req.Args) == 0 {
-		return request{}, bot.Errorf(bot.EINVALID, "usage: %s", synopsis)
-	}
-	r := request{sub: strings.ToLower(req.Args[0])}
-	known := false
-	for _, s := range subcommands {
-		known = known || s == r.sub
-	}
-	if !known {
-		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", text.Truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
-	}
-	if len(req.Args) > 2 {
-		return request{}, bot.Errorf(bot.EINVALID, "/apache %s takes one host or group, got %d words: usage %s", r.sub, len(req.Args)-1, synopsis)
-	}
-	key := "apache " + r.sub
-	if c.cfg.Hosts == nil {
-		return request{}, bot.Errorf(bot.ECONFIG, "no inventory: define hosts in the policy file")
-	}
-	if len(req.Args) == 1 {
-		allowed := c.cfg.Hosts.Allowed(req, key)
-		switch len(allowed) {
-		case 1:
-			r.target, r.hosts = allowed[0].Name, allowed
-			return r, nil
-		case 0:
-			return request{}, bot.Errorf(bot.EINVALID, "/apache %s needs a host, and you may run it on no inventory host (see /opsbot hosts)", r.sub)
-		}
-		names := make([]string, len(allowed))
-		for i, h := range allowed {
-			names[i] = h.Name
-		}
-		return request{}, bot.Errorf(bot.EINVALID, "/apache %s needs a host or group: you may run it on %s", r.sub, strings.Join(names, ", "))
-	}
-	r.target = req.Args[1]
-	hosts, group, err := c.cfg.Hosts.Resolve(req, key, r.target)
-	if err != nil {
-		return request{}, err
-	}
-	r.hosts, r.group = hosts, group
-	return r, nil
-}
+func (c *Command) parse(req bot.Request) (request, error) { return c.Parse(c.cfg.Hosts, req) }
 
 func (c *Command) io(h bot.Host) hostIO {
-	return hostIO{runner: c.cfg.Runner, host: h, set: settingsOf(h)}
+	return hostIO{IO: hostcmd.IO{Runner: c.cfg.Runner, Host: h}, set: settingsOf(h)}
 }
 
 // Prepare implements bot.Preparer: the hosts a change is bound to, and for
@@ -162,17 +114,14 @@ func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, e
 	if err != nil {
 		return bot.Prepared{}, err
 	}
-	p := bot.Prepared{}
-	for _, h := range r.hosts {
-		p.Hosts = append(p.Hosts, h.Label())
-	}
-	switch r.sub {
+	var impact string
+	switch r.Sub {
 	case "restart":
-		p.Impact = c.restartImpact(ctx, r)
+		impact = c.restartImpact(ctx, r)
 	case "reload":
-		p.Impact = "Graceful reload of Apache on " + r.target + ": no request is dropped; new connections may wait about a second while workers turn over."
+		impact = "Graceful reload of Apache on " + r.Target + ": no request is dropped; new connections may wait about a second while workers turn over."
 	}
-	return p, nil
+	return bot.Prepared{Hosts: r.Labels(), Impact: impact}, nil
 }
 
 // restartImpact says what a hard restart will cut, from each host's
@@ -180,25 +129,16 @@ func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, e
 func (c *Command) restartImpact(ctx context.Context, r request) string {
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
-	lines := make([]string, len(r.hosts))
-	bot.EachHost(r.hosts, func(i int, h bot.Host) {
+	lines := hostcmd.Read(r.Hosts, func(h bot.Host) string {
 		st, err := c.io(h).status(ctx)
 		if err != nil {
-			lines[i] = fmt.Sprintf("%s: busy workers unknown (%v)", h.Name, err)
-			return
+			return fmt.Sprintf("%s: busy workers unknown (%v)", h.Name, err)
 		}
 		// Our own status request keeps one worker busy.
-		lines[i] = fmt.Sprintf("%s: %s in flight now (%d workers idle)%s", h.Name, plural(max(st.BusyWorkers-1, 0), "request"), st.IdleWorkers, reqRate(st))
+		return fmt.Sprintf("%s: %s in flight now (%d workers idle)%s", h.Name, hostcmd.Plural(max(st.BusyWorkers-1, 0), "request"), st.IdleWorkers, reqRate(st))
 	})
-	return "Hard restart of Apache on " + r.target + ": every in-flight request and download is cut, and new connections wait 2-4 s in the listen queue.\n" +
+	return "Hard restart of Apache on " + r.Target + ": every in-flight request and download is cut, and new connections wait 2-4 s in the listen queue.\n" +
 		strings.Join(lines, "\n")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func reqRate(st Status) string {
@@ -214,15 +154,11 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	if err != nil {
 		return bot.Reply{}, err
 	}
-	switch r.sub {
+	switch r.Sub {
 	case "status":
-		snaps := make([]snapshot, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) { snaps[i] = c.io(h).snapshot(ctx) })
-		return statusReply(r, snaps), nil
+		return statusReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) snapshot { return c.io(h).snapshot(ctx) })), nil
 	case "configtest":
-		tests := make([]hostTest, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) { tests[i] = c.io(h).configTest(ctx) })
-		return configTestReply(r, tests), nil
+		return configTestReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) hostTest { return c.io(h).configTest(ctx) })), nil
 	case "modules":
 		return c.listing(ctx, r, "-M")
 	case "vhosts":
@@ -233,10 +169,9 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 
 // listing is modules and vhosts: apache2ctl -M or -S on each host.
 func (c *Command) listing(ctx context.Context, r request, flag string) (bot.Reply, error) {
-	outs := make([]listed, len(r.hosts))
-	bot.EachHost(r.hosts, func(i int, h bot.Host) {
+	outs := hostcmd.Read(r.Hosts, func(h bot.Host) listed {
 		out, err := c.io(h).ctl(ctx, flag)
-		outs[i] = listed{host: h, out: out, err: err}
+		return listed{host: h, out: out, err: err}
 	})
 	if flag == "-M" {
 		return modulesReply(r, outs), nil

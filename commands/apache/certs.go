@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 	"github.com/opsbot/opsbot/commands/tlscheck"
 )
 
@@ -245,12 +246,12 @@ func (h hostIO) fileCert(ctx context.Context, file string) (*tlscheck.Cert, erro
 // dialFunc opens connections from the host itself, as page fetches do;
 // nil when the runner cannot.
 func (h hostIO) dialFunc() func(ctx context.Context, network, addr string) (net.Conn, error) {
-	dialer, ok := h.runner.(bot.HostDialer)
+	dialer, ok := h.Runner.(bot.HostDialer)
 	if !ok {
 		return nil
 	}
 	return func(ctx context.Context, _, addr string) (net.Conn, error) {
-		return dialer.DialHost(ctx, h.host, addr)
+		return dialer.DialHost(ctx, h.Host, addr)
 	}
 }
 
@@ -261,7 +262,7 @@ func certProblems(certs []siteCert, action string) []string {
 	var out []string
 	for _, c := range certs {
 		if c.ServedErr != nil {
-			out = append(out, fmt.Sprintf("TLS %s does not answer after the %s: %s", c.Site.Label(), action, errText(c.ServedErr)))
+			out = append(out, fmt.Sprintf("TLS %s does not answer after the %s: %s", c.Site.Label(), action, hostcmd.ErrText(c.ServedErr)))
 			continue
 		}
 		if m := mismatchText(c); m != "" {
@@ -308,7 +309,7 @@ func certText(c *tlscheck.Cert, now time.Time) string {
 // servedText is what a site serves and whether its file holds it.
 func servedText(c siteCert) string {
 	if c.ServedErr != nil {
-		return "no certificate served: " + errText(c.ServedErr)
+		return "no certificate served: " + hostcmd.ErrText(c.ServedErr)
 	}
 	return certText(c.Served, c.At) + "; " + fileText(c)
 }
@@ -324,7 +325,7 @@ func fileText(c siteCert) string {
 	var why []string
 	for _, f := range c.Files {
 		if f.Err != nil {
-			why = append(why, errText(f.Err))
+			why = append(why, hostcmd.ErrText(f.Err))
 		}
 	}
 	if len(why) == 0 {
@@ -337,7 +338,7 @@ func fileText(c siteCert) string {
 // mismatches found.
 func certFields(s snapshot) (fields []bot.Field, mismatches []string) {
 	if s.SitesErr != nil {
-		return []bot.Field{{Name: "TLS virtual hosts", Value: "unknown: " + errText(s.SitesErr)}}, nil
+		return []bot.Field{{Name: "TLS virtual hosts", Value: "unknown: " + hostcmd.ErrText(s.SitesErr)}}, nil
 	}
 	for _, c := range s.Certs {
 		fields = append(fields, bot.Field{Name: "TLS " + c.Site.Label(), Value: servedText(c)})
@@ -361,7 +362,7 @@ func changeCertFields(c change) []bot.Field {
 		}
 		now := "not served: "
 		if after.ServedErr != nil {
-			now += errText(after.ServedErr)
+			now += hostcmd.ErrText(after.ServedErr)
 		} else {
 			now = certText(after.Served, after.At) + ", " + fileText(after)
 		}
@@ -375,7 +376,7 @@ func changeCertFields(c change) []bot.Field {
 // sudo or doas only when that is refused.
 func (h hostIO) readFile(ctx context.Context, file string) (bot.Output, error) {
 	out, err := h.runUnprivileged(ctx, "cat", "--", file)
-	if err == nil && out.ExitCode != 0 && h.host.Become != "" && bytes.Contains(out.Stderr, []byte("Permission denied")) {
+	if err == nil && out.ExitCode != 0 && h.Host.Become != "" && bytes.Contains(out.Stderr, []byte("Permission denied")) {
 		return h.run(ctx, "cat", "--", file)
 	}
 	return out, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // snapshot is what a host's Apache looks like at one moment.
@@ -38,7 +39,7 @@ func (h hostIO) snapshot(ctx context.Context) snapshot {
 // snapshotWith takes the run config already read: a remote command costs
 // a session, and over SSH the login shell's start-up with it.
 func (h hostIO) snapshotWith(ctx context.Context, cfg RunConfig, cfgErr error) snapshot {
-	s := snapshot{Host: h.host, Cfg: cfg, CfgErr: cfgErr}
+	s := snapshot{Host: h.Host, Cfg: cfg, CfgErr: cfgErr}
 	s.Parent = h.parentState(ctx, s.pidFile())
 	s.Status, s.StatusErr = h.status(ctx)
 	s.Sites, s.SitesErr = h.tlsSites(ctx)
@@ -55,9 +56,9 @@ func (h hostIO) snapshotWith(ctx context.Context, cfg RunConfig, cfgErr error) s
 func (h hostIO) checkConfig(ctx context.Context) (hostTest, RunConfig, error) {
 	out, err := h.ctl(ctx, "-t", "-D", "DUMP_RUN_CFG")
 	if err != nil {
-		return hostTest{Host: h.host, Err: err}, RunConfig{}, err
+		return hostTest{Host: h.Host, Err: err}, RunConfig{}, err
 	}
-	t := hostTest{Host: h.host, Test: ParseConfigTest(out.Stdout, out.Stderr, out.ExitCode)}
+	t := hostTest{Host: h.Host, Test: ParseConfigTest(out.Stdout, out.Stderr, out.ExitCode)}
 	if !t.Test.OK {
 		return t, RunConfig{}, errors.New("configtest failed")
 	}
@@ -92,9 +93,9 @@ type hostTest struct {
 func (h hostIO) configTest(ctx context.Context) hostTest {
 	out, err := h.ctl(ctx, "configtest")
 	if err != nil {
-		return hostTest{Host: h.host, Err: err}
+		return hostTest{Host: h.Host, Err: err}
 	}
-	return hostTest{Host: h.host, Test: ParseConfigTest(out.Stdout, out.Stderr, out.ExitCode)}
+	return hostTest{Host: h.Host, Test: ParseConfigTest(out.Stdout, out.Stderr, out.ExitCode)}
 }
 
 // change is one host's reload or restart, from the checks before to the
@@ -121,13 +122,20 @@ type change struct {
 
 func (c change) ok() bool { return c.Refused == "" && len(c.Problems) == 0 }
 
+// OK implements hostcmd.Result: verified, the roll goes on.
+func (c change) OK() bool { return c.ok() }
+
+// Acted implements hostcmd.Result: apache2ctl ran (the action was not
+// refused before it).
+func (c change) Acted() bool { return c.Refused == "" }
+
 // ctlWord is what apache2ctl calls each action.
 var ctlWord = map[string]string{"reload": "graceful", "restart": "restart"}
 
 // apply reloads or restarts Apache on one host and verifies the result.
 func (c *Command) apply(ctx context.Context, h hostIO, action string) (ch change) {
 	start := c.now()
-	ch = change{Host: h.host, Action: action}
+	ch = change{Host: h.Host, Action: action}
 	defer func() { ch.Took = c.now().Sub(start) }()
 
 	var cfg RunConfig
@@ -135,7 +143,7 @@ func (c *Command) apply(ctx context.Context, h hostIO, action string) (ch change
 	ch.Test, cfg, cfgErr = h.checkConfig(ctx)
 	switch {
 	case ch.Test.Err != nil:
-		ch.Refused = "configtest could not run: " + errText(ch.Test.Err)
+		ch.Refused = "configtest could not run: " + hostcmd.ErrText(ch.Test.Err)
 		return ch
 	case !ch.Test.Test.OK:
 		ch.Refused = "configtest failed: the running server keeps its old config"
@@ -155,7 +163,7 @@ func (c *Command) apply(ctx context.Context, h hostIO, action string) (ch change
 	if why != "" {
 		ch.LogNote = why
 	} else if n, err := h.logSize(ctx, logPath); err != nil {
-		ch.LogNote = "error log not checked: " + errText(err)
+		ch.LogNote = "error log not checked: " + hostcmd.ErrText(err)
 		logPath = ""
 	} else {
 		offset = n
@@ -164,7 +172,7 @@ func (c *Command) apply(ctx context.Context, h hostIO, action string) (ch change
 	sent := c.now()
 	ch.Ctl, ch.CtlErr = h.ctl(ctx, ctlWord[action])
 	if ch.CtlErr != nil {
-		ch.Problems = append(ch.Problems, fmt.Sprintf("%s %s did not finish: %s", strings.Join(h.set.ctl, " "), ctlWord[action], errText(ch.CtlErr)))
+		ch.Problems = append(ch.Problems, fmt.Sprintf("%s %s did not finish: %s", strings.Join(h.set.ctl, " "), ctlWord[action], hostcmd.ErrText(ch.CtlErr)))
 	} else if ch.Ctl.ExitCode != 0 {
 		ch.Problems = append(ch.Problems, fmt.Sprintf("%s %s exited %d: %s", strings.Join(h.set.ctl, " "), ctlWord[action], ch.Ctl.ExitCode, firstLine(ch.Ctl.Stdout, ch.Ctl.Stderr)))
 	}
@@ -191,7 +199,7 @@ func (c *Command) apply(ctx context.Context, h hostIO, action string) (ch change
 	if logPath != "" {
 		entries, err := h.logSince(ctx, logPath, offset)
 		if err != nil {
-			ch.LogNote = "error log not checked: " + errText(err)
+			ch.LogNote = "error log not checked: " + hostcmd.ErrText(err)
 		}
 		for _, e := range entries {
 			if e.Fatal() {
@@ -245,7 +253,7 @@ func genText(s snapshot) string {
 func probeText(p probe) string {
 	switch {
 	case p.Err != nil:
-		return p.URL + " did not answer: " + errText(p.Err)
+		return p.URL + " did not answer: " + hostcmd.ErrText(p.Err)
 	case p.Code >= 500:
 		return fmt.Sprintf("%s answered HTTP %d", p.URL, p.Code)
 	}
@@ -269,60 +277,19 @@ func codes(entries []LogEntry) []string {
 	return out
 }
 
-func errText(err error) string {
-	if m := bot.ErrorMessage(err); m != "" {
-		return m
-	}
-	return err.Error()
-}
-
 // roll is a change across hosts: the first alone (the canary), then
 // batches; it stops after the first batch with a failure.
-type roll struct {
-	Changes   []change // in the order they ran
-	Untouched []bot.Host
-}
-
-func (r roll) changed() []string {
-	var out []string
-	for _, c := range r.Changes {
-		if c.Refused == "" {
-			out = append(out, c.Host.Name)
-		}
-	}
-	return out
-}
-
-func (r roll) failed() bool {
-	for _, c := range r.Changes {
-		if !c.ok() {
-			return true
-		}
-	}
-	return false
-}
+type roll = hostcmd.Roll[change]
 
 func (c *Command) change(ctx context.Context, req bot.Request, r request) bot.Reply {
-	batches := [][]bot.Host{r.hosts[:1]}
-	for rest := r.hosts[1:]; len(rest) > 0; {
-		n := min(c.cfg.RollBatch, len(rest))
-		batches = append(batches, rest[:n])
-		rest = rest[n:]
+	ro := hostcmd.Rollout[change]{
+		Batch:  c.cfg.RollBatch,
+		Change: func(ctx context.Context, _ int, h bot.Host) change { return c.apply(ctx, c.io(h), r.Sub) },
 	}
-	var ro roll
-	for i, batch := range batches {
-		if ctx.Err() != nil || ro.failed() {
-			for _, b := range batches[i:] {
-				ro.Untouched = append(ro.Untouched, b...)
-			}
-			break
+	if r.Group {
+		ro.Next = func(done []change, next []bot.Host, canary bool) {
+			req.Stream.Progress(rollProgress(r, done, next, canary))
 		}
-		if r.group {
-			req.Stream.Progress(rollProgress(r, ro, batch, i == 0))
-		}
-		done := make([]change, len(batch))
-		bot.EachHost(batch, func(j int, h bot.Host) { done[j] = c.apply(ctx, c.io(h), r.sub) })
-		ro.Changes = append(ro.Changes, done...)
 	}
-	return changeReply(r, ro)
+	return changeReply(r, ro.Run(ctx, r.Hosts))
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // Debian's defaults, for hosts whose inventory entry leaves them out.
@@ -75,19 +76,12 @@ func autoURL(raw string) string {
 // hostIO runs the fixed commands /apache needs on one host and fetches
 // its pages from the host itself.
 type hostIO struct {
-	runner bot.Runner
-	host   bot.Host
-	set    settings
+	hostcmd.IO
+	set settings
 }
 
 func (h hostIO) run(ctx context.Context, argv ...string) (bot.Output, error) {
-	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	defer cancel()
-	out, err := h.runner.Run(ctx, h.host, argv)
-	if err != nil {
-		return out, hostError(h.host, err)
-	}
-	return out, nil
+	return h.Run(ctx, stepTimeout, argv)
 }
 
 // runUnprivileged runs argv as the login user, without the host's sudo or
@@ -95,22 +89,13 @@ func (h hostIO) run(ctx context.Context, argv ...string) (bot.Output, error) {
 // command that does not escalate is one less line in sudoers.
 func (h hostIO) runUnprivileged(ctx context.Context, argv ...string) (bot.Output, error) {
 	plain := h
-	plain.host.Become = ""
+	plain.IO = h.Unprivileged()
 	return plain.run(ctx, argv...)
 }
 
 // ctl runs the control command with args.
 func (h hostIO) ctl(ctx context.Context, args ...string) (bot.Output, error) {
 	return h.run(ctx, append(append([]string(nil), h.set.ctl...), args...)...)
-}
-
-// hostError keeps a runner's message (which says what went wrong: an
-// unknown host key, a timeout) and makes it safe to show.
-func hostError(h bot.Host, err error) error {
-	if bot.ErrorMessage(err) != "" {
-		return err
-	}
-	return &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("%s: %v", h.Name, err), Err: err}
 }
 
 // runConfig asks Apache where its pid file and error log are
@@ -157,7 +142,7 @@ func (p parent) String() string {
 // counts as dead: the parent exited and nobody reaped it yet.
 func (h hostIO) parentState(ctx context.Context, pidFile string) parent {
 	out, err := h.runUnprivileged(ctx, "cat", "--", pidFile)
-	if err == nil && out.ExitCode != 0 && h.host.Become != "" && bytes.Contains(out.Stderr, []byte("Permission denied")) {
+	if err == nil && out.ExitCode != 0 && h.Host.Become != "" && bytes.Contains(out.Stderr, []byte("Permission denied")) {
 		out, err = h.run(ctx, "cat", "--", pidFile)
 	}
 	if err != nil {
@@ -206,7 +191,7 @@ func (h hostIO) fetch(ctx context.Context, raw string) (page, error) {
 	start := time.Now()
 	p, err := h.fetchDial(ctx, raw)
 	var dialErr *hostDialError
-	if err != nil && errors.As(err, &dialErr) && h.host.Via == "ssh" {
+	if err != nil && errors.As(err, &dialErr) && h.Host.Via == "ssh" {
 		if cp, cerr := h.fetchCurl(ctx, raw); cerr == nil {
 			cp.Took = time.Since(start)
 			return cp, nil
@@ -222,7 +207,7 @@ func (e *hostDialError) Error() string { return e.err.Error() }
 func (e *hostDialError) Unwrap() error { return e.err }
 
 func (h hostIO) fetchDial(ctx context.Context, raw string) (page, error) {
-	dialer, ok := h.runner.(bot.HostDialer)
+	dialer, ok := h.Runner.(bot.HostDialer)
 	if !ok {
 		return page{}, &hostDialError{errors.New("the runner cannot open connections from the host")}
 	}
@@ -232,7 +217,7 @@ func (h hostIO) fetchDial(ctx context.Context, raw string) (page, error) {
 	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			c, err := dialer.DialHost(ctx, h.host, addr)
+			c, err := dialer.DialHost(ctx, h.Host, addr)
 			if err != nil {
 				return nil, &hostDialError{err}
 			}

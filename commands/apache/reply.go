@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // The functions here turn typed results into replies and do nothing else.
 
 func statusReply(r request, snaps []snapshot) bot.Reply {
-	if !r.group {
+	if !r.Group {
 		return hostStatusReply(snaps[0])
 	}
 	t := &bot.Table{Header: []string{"host", "state", "generation", "busy/idle", "req/s", "uptime"}}
@@ -40,7 +41,7 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 	if up < len(snaps) {
 		status = bot.StatusNegative
 	}
-	rep := bot.Reply{Status: status, Title: fmt.Sprintf("Apache on %s: %d of %d hosts up", r.target, up, len(snaps)), Table: t}
+	rep := bot.Reply{Status: status, Title: fmt.Sprintf("Apache on %s: %d of %d hosts up", r.Target, up, len(snaps)), Table: t}
 	var notes []string
 	for _, s := range snaps {
 		if n := problemText(s); n != "" {
@@ -80,7 +81,7 @@ func problemText(s snapshot) string {
 		p = append(p, "parent "+s.Parent.String())
 	}
 	if s.StatusErr != nil {
-		p = append(p, errText(s.StatusErr))
+		p = append(p, hostcmd.ErrText(s.StatusErr))
 	}
 	return strings.Join(p, "; ")
 }
@@ -94,10 +95,10 @@ func hostStatusReply(s snapshot) bot.Reply {
 			Text:   "Start it with /apache restart " + s.Host.Name + " (it runs configtest first)."}
 	case "unknown":
 		return bot.Reply{Status: bot.StatusNegative, Title: "Apache on " + name + ": state unknown",
-			Fields: []bot.Field{{Name: "parent", Value: s.Parent.String()}, {Name: "server-status", Value: errText(s.StatusErr)}}}
+			Fields: []bot.Field{{Name: "parent", Value: s.Parent.String()}, {Name: "server-status", Value: hostcmd.ErrText(s.StatusErr)}}}
 	case "degraded":
 		return bot.Reply{Status: bot.StatusNegative, Title: "Apache on " + name + " runs, but server-status does not answer",
-			Fields: []bot.Field{{Name: "parent", Value: s.Parent.String()}, {Name: "server-status", Value: errText(s.StatusErr)}},
+			Fields: []bot.Field{{Name: "parent", Value: s.Parent.String()}, {Name: "server-status", Value: hostcmd.ErrText(s.StatusErr)}},
 			Text:   "Either workers are not serving, or the status URL is wrong for this host (set apache.status_url in the inventory)."}
 	}
 	st := s.Status
@@ -151,13 +152,13 @@ func configTestReply(r request, tests []hostTest) bot.Reply {
 	failed := 0
 	for _, t := range tests {
 		prefix := ""
-		if r.group {
+		if r.Group {
 			prefix = t.Host.Name + ": "
 		}
 		switch {
 		case t.Err != nil:
 			failed++
-			lines = append(lines, prefix+"could not run: "+errText(t.Err))
+			lines = append(lines, prefix+"could not run: "+hostcmd.ErrText(t.Err))
 		case t.Test.OK:
 			lines = append(lines, prefix+"Syntax OK")
 		default:
@@ -171,11 +172,11 @@ func configTestReply(r request, tests []hostTest) bot.Reply {
 	rep := bot.Reply{Lines: lines, Text: strings.Join(dedupe(notes), "\n")}
 	switch {
 	case failed == 0:
-		rep.Status, rep.Title = bot.StatusOK, "configtest on "+r.target+": Syntax OK"
-	case !r.group:
+		rep.Status, rep.Title = bot.StatusOK, "configtest on "+r.Target+": Syntax OK"
+	case !r.Group:
 		rep.Status, rep.Title = bot.StatusNegative, "configtest on "+tests[0].Host.Label()+" failed"
 	default:
-		rep.Status, rep.Title = bot.StatusNegative, fmt.Sprintf("configtest on %s failed on %d of %d hosts", r.target, failed, len(tests))
+		rep.Status, rep.Title = bot.StatusNegative, fmt.Sprintf("configtest on %s failed on %d of %d hosts", r.Target, failed, len(tests))
 	}
 	return rep
 }
@@ -241,12 +242,12 @@ func modulesReply(r request, outs []listed) bot.Reply {
 	}
 	sort.Strings(names)
 	t := &bot.Table{Header: []string{"module", "kind"}}
-	if r.group {
+	if r.Group {
 		t.Header = append(t.Header, "hosts")
 	}
 	for _, n := range names {
 		row := []string{n, kinds[n]}
-		if r.group {
+		if r.Group {
 			h := "all"
 			if len(perHost[n]) < ok {
 				h = strings.Join(perHost[n], ", ")
@@ -261,7 +262,7 @@ func modulesReply(r request, outs []listed) bot.Reply {
 func listingError(o listed) string {
 	switch {
 	case o.err != nil:
-		return errText(o.err)
+		return hostcmd.ErrText(o.err)
 	case o.out.ExitCode != 0:
 		return fmt.Sprintf("exit %d: %s", o.out.ExitCode, firstLine(o.out.Stderr, o.out.Stdout))
 	}
@@ -269,7 +270,7 @@ func listingError(o listed) string {
 }
 
 func listingReply(r request, what string, t *bot.Table, flag string, errs []string) bot.Reply {
-	rep := bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("Apache on %s: %s", r.target, what), Table: t}
+	rep := bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("Apache on %s: %s", r.Target, what), Table: t}
 	text := []string{fmt.Sprintf(onDisk, flag)}
 	if len(errs) > 0 {
 		rep.Status = bot.StatusNegative
@@ -281,7 +282,7 @@ func listingReply(r request, what string, t *bot.Table, flag string, errs []stri
 
 func vhostsReply(r request, outs []listed) bot.Reply {
 	t := &bot.Table{Header: []string{"address", "name", "aliases", "defined at"}}
-	if r.group {
+	if r.Group {
 		t.Header = append([]string{"host"}, t.Header...)
 	}
 	var errs []string
@@ -305,8 +306,8 @@ func vhostsReply(r request, outs []listed) bot.Reply {
 			if v.Line > 0 {
 				at = fmt.Sprintf("%s:%d", v.File, v.Line)
 			}
-			row := []string{addr, v.ServerName, dash(strings.Join(v.Aliases, ", ")), at}
-			if r.group {
+			row := []string{addr, v.ServerName, hostcmd.Dash(strings.Join(v.Aliases, ", ")), at}
+			if r.Group {
 				row = append([]string{o.host.Name}, row...)
 			}
 			t.Rows = append(t.Rows, row)
@@ -315,63 +316,36 @@ func vhostsReply(r request, outs []listed) bot.Reply {
 	return listingReply(r, fmt.Sprintf("%d virtual hosts", count), t, "-S", errs)
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 var pastTense = map[string]string{"reload": "Reloaded", "restart": "Restarted"}
 
 func changeReply(r request, ro roll) bot.Reply {
-	if !r.group {
-		return hostChangeReply(ro.Changes[0])
+	if !r.Group && len(ro.Done) == 1 {
+		return hostChangeReply(ro.Done[0])
 	}
 	t := &bot.Table{Header: []string{"host", "result", "generation", "new generation in", "took"}}
-	for _, c := range ro.Changes {
+	for _, c := range ro.Done {
 		t.Rows = append(t.Rows, []string{c.Host.Name, resultWord(c), genChange(c), newGenText(c), bot.Human(c.Took)})
 	}
 	for _, h := range ro.Untouched {
 		t.Rows = append(t.Rows, []string{h.Name, "not touched", "-", "-", "-"})
 	}
-	changed := ro.changed()
 	rep := bot.Reply{Table: t}
-	if !ro.failed() && len(ro.Untouched) == 0 {
+	if ro.Complete() {
 		rep.Status = bot.StatusOK
-		rep.Title = fmt.Sprintf("%s Apache on %s: all %d hosts verified", pastTense[r.sub], r.target, len(ro.Changes))
+		rep.Title = fmt.Sprintf("%s Apache on %s: all %d hosts verified", pastTense[r.Sub], r.Target, len(ro.Done))
 		return rep
 	}
 	rep.Status = bot.StatusFailed
 	var text []string
-	for _, c := range ro.Changes {
-		if !c.ok() {
-			rep.Title = fmt.Sprintf("%s of %s stopped at %s: %s", r.sub, r.target, c.Host.Name, shortProblem(c))
-			text = append(text, hostDetail(c)...)
-			break
-		}
+	if h, c, failed := ro.Failed(); failed {
+		rep.Title = fmt.Sprintf("%s of %s stopped at %s: %s", r.Sub, r.Target, h.Name, shortProblem(c))
+		text = append(text, hostDetail(c)...)
+	} else {
+		rep.Title = fmt.Sprintf("%s of %s stopped: canceled", r.Sub, r.Target)
 	}
-	if rep.Title == "" {
-		rep.Title = fmt.Sprintf("%s of %s stopped: canceled", r.sub, r.target)
-	}
-	text = append(text, "Changed: "+listOrNone(changed)+".", "Not touched: "+listOrNone(hostNames(ro.Untouched))+".")
+	text = append(text, "Changed: "+hostcmd.ListOrNone(ro.Changed())+".", "Not touched: "+hostcmd.ListOrNone(hostcmd.Names(ro.Untouched))+".")
 	rep.Text = strings.Join(text, "\n")
 	return rep
-}
-
-func hostNames(hs []bot.Host) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.Name
-	}
-	return out
-}
-
-func listOrNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
 }
 
 func resultWord(c change) string {
@@ -466,7 +440,7 @@ func hostChangeReply(c change) bot.Reply {
 			case 0:
 				rep.Text = "No request was in flight before the restart (by server-status)."
 			default:
-				rep.Text = fmt.Sprintf("%s in flight before the restart (by server-status) were cut.", plural(n, "request"))
+				rep.Text = fmt.Sprintf("%s in flight before the restart (by server-status) were cut.", hostcmd.Plural(n, "request"))
 			}
 		}
 		if c.Action == "restart" && !c.Before.Parent.alive() {
@@ -495,16 +469,16 @@ func hostChangeReply(c change) bot.Reply {
 		Fields: fields, Lines: lines, Text: strings.Join(text, "\n")}
 }
 
-func rollProgress(r request, ro roll, next []bot.Host, canary bool) bot.Reply {
+func rollProgress(r request, done []change, next []bot.Host, canary bool) bot.Reply {
 	what := "batch"
 	if canary {
 		what = "canary"
 	}
-	lines := make([]string, 0, len(ro.Changes))
-	for _, c := range ro.Changes {
+	lines := make([]string, 0, len(done))
+	for _, c := range done {
 		lines = append(lines, fmt.Sprintf("%s: %s (%s)", c.Host.Name, resultWord(c), bot.Human(c.Took)))
 	}
 	return bot.Reply{Status: bot.StatusRunning,
-		Title: fmt.Sprintf("%s of %s: %s %s, %d of %d hosts done", r.sub, r.target, what, strings.Join(hostNames(next), ", "), len(ro.Changes), len(r.hosts)),
+		Title: fmt.Sprintf("%s of %s: %s %s, %d of %d hosts done", r.Sub, r.Target, what, strings.Join(hostcmd.Names(next), ", "), len(done), len(r.Hosts)),
 		Lines: lines}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // confFile is the configuration relayd runs with: the -f file and the -D
@@ -87,20 +88,20 @@ func parseFlags(flags string) (path string, macros []string, err error) {
 // host's become), else relayd.config from the inventory.
 func (h hostIO) confFile(ctx context.Context) confFile {
 	cf := confFile{Path: h.set.config, From: "relayd.config"}
-	if h.host.Relayd == nil || h.host.Relayd.Config == "" {
+	if h.Host.Relayd == nil || h.Host.Relayd.Config == "" {
 		cf.From = "default"
 	}
 	plain := h
-	plain.host.Become = ""
+	plain.IO = h.Unprivileged()
 	argv := h.set.flagsArgv()
-	out, err := plain.run(ctx, flagsTimeout, argv)
+	out, err := plain.Run(ctx, flagsTimeout, argv)
 	fallback := func(why string) confFile {
-		cf.Notes = append(cf.Notes, fmt.Sprintf("%s: %s, so the bot checked %s (%s) without -D macros", plain.shown(argv), why, cf.Path, cf.From))
+		cf.Notes = append(cf.Notes, fmt.Sprintf("%s: %s, so the bot checked %s (%s) without -D macros", plain.Shown(argv), why, cf.Path, cf.From))
 		return cf
 	}
 	switch {
 	case err != nil:
-		return fallback(errText(err))
+		return fallback(hostcmd.ErrText(err))
 	case out.ExitCode != 0:
 		said := strings.Join(append(nonBlank(out.Stderr), nonBlank(out.Stdout)...), "; ")
 		if said == "" {
@@ -148,7 +149,7 @@ func (h hostIO) readConf(ctx context.Context, cf confFile) (Conf, error) {
 		if !confPath.MatchString(path) {
 			return nil, bot.Errorf(bot.EFAILED, "%q is not an absolute path the bot reads", path)
 		}
-		out, err := h.run(ctx, flagsTimeout, []string{Cat, path})
+		out, err := h.Run(ctx, flagsTimeout, []string{Cat, path})
 		if err != nil {
 			return nil, err
 		}
@@ -157,10 +158,10 @@ func (h hostIO) readConf(ctx context.Context, cf confFile) (Conf, error) {
 			if said == "" {
 				said = "no message"
 			}
-			return nil, bot.Errorf(bot.EFAILED, "%s exited %d: %s", h.shown([]string{Cat, path}), out.ExitCode, said)
+			return nil, bot.Errorf(bot.EFAILED, "%s exited %d: %s", h.Shown([]string{Cat, path}), out.ExitCode, said)
 		}
 		if out.Truncated {
-			return nil, bot.Errorf(bot.EFAILED, "%s printed more than the runner keeps", h.shown([]string{Cat, path}))
+			return nil, bot.Errorf(bot.EFAILED, "%s printed more than the runner keeps", h.Shown([]string{Cat, path}))
 		}
 		return out.Stdout, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // OpenBSD's defaults, for the fields a host's relayd settings leave out.
@@ -112,59 +113,11 @@ func (s settings) undemoteArgv() []string {
 
 func (s settings) restartArgv() []string { return []string{s.rcctl, "restart", "relayd"} }
 
-// hostIO runs the fixed commands /relayd needs on one host. Every argv is
-// built from the inventory's settings and validated words: nothing typed
-// in chat reaches a shell.
+// hostIO runs the fixed commands /relayd needs on one host.
 type hostIO struct {
-	runner  bot.Runner
-	host    bot.Host
+	hostcmd.IO
 	set     settings
 	timeout time.Duration // each relayctl call
-}
-
-// shown is how a person would type argv on the host: with the privilege
-// escalation in front (without the non-interactive flags), for recovery
-// instructions and step lists.
-func (h hostIO) shown(argv []string) string {
-	words := argv
-	if h.host.Become != "" {
-		words = append([]string{h.host.Become}, argv...)
-	}
-	out := make([]string, len(words))
-	for i, w := range words {
-		if w == "" || strings.ContainsAny(w, " \t'\"\\$`;&|<>()*?[]#~") {
-			w = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-		}
-		out[i] = w
-	}
-	return strings.Join(out, " ")
-}
-
-// run runs argv bounded by timeout. err is the runner's (the command could
-// not run or did not finish), made safe to show.
-func (h hostIO) run(ctx context.Context, timeout time.Duration, argv []string) (bot.Output, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out, err := h.runner.Run(ctx, h.host, argv)
-	if err == nil {
-		return out, nil
-	}
-	if bot.ErrorMessage(err) != "" {
-		return out, err
-	}
-	what := h.shown(argv)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return out, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("%s on %s did not finish within %s: stopped", what, h.host.Name, bound(timeout, h.host.Timeout)), Err: err}
-	}
-	return out, &bot.Error{Code: bot.EFAILED, Message: fmt.Sprintf("%s on %s: %v", what, h.host.Name, err), Err: err}
-}
-
-// bound is the shorter of our timeout and the host's.
-func bound(ours, host time.Duration) time.Duration {
-	if host > 0 && host < ours {
-		return host
-	}
-	return ours
 }
 
 // relayctl runs relayctl with words and reads how it ended. The error is
@@ -172,7 +125,7 @@ func bound(ours, host time.Duration) time.Duration {
 // the parser's *Error when relayctl itself failed, so callers can tell a
 // missing daemon from a refused command with errors.As.
 func (h hostIO) relayctl(ctx context.Context, words ...string) (bot.Output, Condition, error) {
-	out, err := h.run(ctx, h.timeout, h.set.relayctlArgv(words...))
+	out, err := h.Run(ctx, h.timeout, h.set.relayctlArgv(words...))
 	if err != nil {
 		return out, OtherError, err
 	}
@@ -190,7 +143,7 @@ func (h hostIO) describe(err error, what string) error {
 	if !errors.As(err, &e) {
 		return err
 	}
-	name := h.host.Name
+	name := h.Host.Name
 	var msg string
 	switch e.Condition {
 	case NotRunning:
@@ -202,8 +155,8 @@ func (h hostIO) describe(err error, what string) error {
 	case NeedRoot:
 		msg = fmt.Sprintf("relayd -n on %s needs root (%s): set become: doas for %s in the inventory, with a doas.conf rule that lets the bot's user run %s as root without a password (nopass)",
 			name, strings.Join(e.Lines, "; "), name, h.set.relayd)
-		if h.host.Become != "" {
-			msg = fmt.Sprintf("relayd -n on %s needs root (%s), and runs through %s already: check that its rule runs %s as root", name, strings.Join(e.Lines, "; "), h.host.Become, h.set.relayd)
+		if h.Host.Become != "" {
+			msg = fmt.Sprintf("relayd -n on %s needs root (%s), and runs through %s already: check that its rule runs %s as root", name, strings.Join(e.Lines, "; "), h.Host.Become, h.set.relayd)
 		}
 	case CommandFailed:
 		msg = fmt.Sprintf("%s on %s: %s", what, name, e.Error())
@@ -249,7 +202,7 @@ func (h hostIO) show(ctx context.Context, v view) (showOut, error) {
 // become: relayd needs root even for a config test) and parses its
 // verdict.
 func (h hostIO) check(ctx context.Context, cf confFile) (CheckResult, error) {
-	out, err := h.run(ctx, checkTimeout, h.set.checkArgv(cf))
+	out, err := h.Run(ctx, checkTimeout, h.set.checkArgv(cf))
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -263,7 +216,7 @@ func (h hostIO) check(ctx context.Context, cf confFile) (CheckResult, error) {
 // plain runs a program that is not relayctl (ifconfig, rcctl) and fails
 // on a non-zero exit, quoting what it printed.
 func (h hostIO) plain(ctx context.Context, timeout time.Duration, argv []string) (bot.Output, error) {
-	out, err := h.run(ctx, timeout, argv)
+	out, err := h.Run(ctx, timeout, argv)
 	if err != nil {
 		return out, err
 	}
@@ -272,14 +225,7 @@ func (h hostIO) plain(ctx context.Context, timeout time.Duration, argv []string)
 		if said == "" {
 			said = "no message"
 		}
-		return out, bot.Errorf(bot.EFAILED, "%s exited %d: %s", h.shown(argv), out.ExitCode, said)
+		return out, bot.Errorf(bot.EFAILED, "%s exited %d: %s", h.Shown(argv), out.ExitCode, said)
 	}
 	return out, nil
-}
-
-func errText(err error) string {
-	if m := bot.ErrorMessage(err); m != "" {
-		return m
-	}
-	return err.Error()
 }

@@ -3,6 +3,8 @@ package relayd
 import (
 	"fmt"
 	"strings"
+
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // This part reads relayd.conf, tolerantly: only what a reload check needs,
@@ -252,7 +254,7 @@ func (r *confReader) include(from string, name token, depth int) {
 	}
 	data, err := r.read(path)
 	if err != nil {
-		r.conf.Missed = append(r.conf.Missed, where+": "+errText(err))
+		r.conf.Missed = append(r.conf.Missed, where+": "+hostcmd.ErrText(err))
 		return
 	}
 	r.conf.Files = append(r.conf.Files, path)

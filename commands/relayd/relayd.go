@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 	"github.com/opsbot/opsbot/internal/text"
 )
 
@@ -33,6 +35,7 @@ const (
 
 // Command is /relayd.
 type Command struct {
+	hostcmd.Spec
 	cfg Config
 	now func() time.Time
 }
@@ -45,13 +48,26 @@ func New(cfg Config) *Command {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &Command{cfg: cfg, now: time.Now}
+	return &Command{Spec: spec, cfg: cfg, now: time.Now}
+}
+
+// spec: status, show and check (relayd -n) only look; poll, enable,
+// disable, reload and restart act on relayd and are recorded as started
+// before they do. Each subcommand is its own permission ("relayd show").
+var spec = hostcmd.Spec{Command: "relayd", Synopsis: synopsis,
+	Subs: []hostcmd.Sub{
+		{Name: "status"}, {Name: "show"}, {Name: "poll", Changes: true}, {Name: "check"},
+		{Name: "host", Changes: true}, {Name: "table", Changes: true}, {Name: "redirect", Changes: true},
+		{Name: "reload", Changes: true}, {Name: "restart", Changes: true},
+	},
+	Needs: "relayd", NeedsHint: "add relayd: {} to the host's entry to use OpenBSD's defaults",
 }
 
 var (
 	_ bot.Command      = (*Command)(nil)
 	_ bot.Subcommander = (*Command)(nil)
 	_ bot.Preparer     = (*Command)(nil)
+	_ bot.Changer      = (*Command)(nil)
 )
 
 const synopsis = `/relayd status [HOST|GROUP]
@@ -59,9 +75,6 @@ const synopsis = `/relayd status [HOST|GROUP]
 /relayd poll|check [HOST|GROUP]
 /relayd host|table|redirect enable|disable ID|NAME [HOST|GROUP]
 /relayd reload|restart [HOST|GROUP]`
-
-// Name implements bot.Command.
-func (*Command) Name() string { return "relayd" }
 
 // Summary implements bot.Command.
 func (*Command) Summary() string {
@@ -125,12 +138,6 @@ failure. Every relayctl call is bounded by a ` + c.cfg.Timeout.String() + ` time
 /opsbot hosts lists the hosts you may act on.`
 }
 
-var subcommands = []string{"status", "show", "poll", "check", "host", "table", "redirect", "reload", "restart"}
-
-// Subcommands implements bot.Subcommander: each is its own permission
-// ("relayd show", "relayd host", ...).
-func (*Command) Subcommands() []string { return subcommands }
-
 var views = []string{"summary", "hosts", "redirects", "relays", "sessions"}
 
 // object is the ID|NAME of host|table|redirect enable|disable.
@@ -159,17 +166,11 @@ func (o object) String() string {
 
 // request is /relayd's words, validated.
 type request struct {
-	sub    string
+	hostcmd.Request
 	view   string // show
 	action string // enable or disable
 	obj    object
-	target string // the host or group word as typed, or the only host
-	hosts  []bot.Host
-	group  bool
 }
-
-// key is the permission and approval key.
-func (r request) key() string { return "relayd " + r.sub }
 
 // objectName is what /relayd accepts as a relayd name: what relayd.conf
 // names hold in practice (redirect and relay names, "table:port", host
@@ -197,104 +198,41 @@ func parseObject(t Type, word string) (object, error) {
 	return o, nil
 }
 
-func usageError(format string, args ...any) error {
-	return bot.Errorf(bot.EINVALID, format+"; usage:\n%s", append(args, synopsis)...)
-}
-
 func (c *Command) parse(req bot.Request) (request, error) {
-	if len(req.Args) == 0 {
-		return request{}, bot.Errorf(bot.EINVALID, "usage:\n%s", synopsis)
+	sub, rest, err := c.Sub(req.Args)
+	if err != nil {
+		return request{}, err
 	}
-	r := request{sub: strings.ToLower(req.Args[0])}
-	known := false
-	for _, s := range subcommands {
-		known = known || s == r.sub
-	}
-	if !known {
-		return request{}, bot.Errorf(bot.EINVALID, "unknown subcommand %q: accepted are %s", text.Truncate(req.Args[0], 40), strings.Join(subcommands, ", "))
-	}
-	rest := req.Args[1:]
-	switch r.sub {
+	var r request
+	switch sub {
 	case "show":
 		if len(rest) == 0 {
 			return request{}, bot.Errorf(bot.EINVALID, "/relayd show needs a view: %s", strings.Join(views, ", "))
 		}
 		r.view = strings.ToLower(rest[0])
-		if !contains(views, r.view) {
+		if !slices.Contains(views, r.view) {
 			return request{}, bot.Errorf(bot.EINVALID, "unknown view %q: /relayd show takes %s", text.Truncate(rest[0], 40), strings.Join(views, ", "))
 		}
 		rest = rest[1:]
 	case "host", "table", "redirect":
 		if len(rest) < 2 {
-			return request{}, bot.Errorf(bot.EINVALID, "usage: /relayd %s enable|disable ID|NAME [HOST|GROUP]", r.sub)
+			return request{}, bot.Errorf(bot.EINVALID, "usage: /relayd %s enable|disable ID|NAME [HOST|GROUP]", sub)
 		}
 		r.action = strings.ToLower(rest[0])
 		if r.action != "enable" && r.action != "disable" {
-			return request{}, bot.Errorf(bot.EINVALID, "/relayd %s takes enable or disable, not %q", r.sub, text.Truncate(rest[0], 40))
+			return request{}, bot.Errorf(bot.EINVALID, "/relayd %s takes enable or disable, not %q", sub, text.Truncate(rest[0], 40))
 		}
-		var err error
-		if r.obj, err = parseObject(Type(r.sub), rest[1]); err != nil {
+		if r.obj, err = parseObject(Type(sub), rest[1]); err != nil {
 			return request{}, err
 		}
 		rest = rest[2:]
 	}
-	if len(rest) > 1 {
-		return request{}, usageError("/relayd %s takes one host or group after its arguments, got %d words (quote a name with spaces)", r.sub, len(rest))
-	}
-	if c.cfg.Hosts == nil {
-		return request{}, bot.Errorf(bot.ECONFIG, "no inventory: define hosts in the policy file")
-	}
-	if len(rest) == 0 {
-		return c.defaultHost(req, r)
-	}
-	r.target = rest[0]
-	hosts, group, err := c.cfg.Hosts.Resolve(req, r.key(), r.target)
-	if err != nil {
-		return request{}, err
-	}
-	var bare []string
-	for _, h := range hosts {
-		if h.Relayd == nil {
-			bare = append(bare, h.Name)
-		}
-	}
-	if len(bare) > 0 {
-		return request{}, bot.Errorf(bot.EINVALID, "%s: no relayd settings in the inventory, so /relayd does not act there; add relayd: {} to the host's entry to use OpenBSD's defaults", strings.Join(bare, ", "))
-	}
-	r.hosts, r.group = hosts, group
-	return r, nil
-}
-
-// defaultHost picks the only relayd host the asker may act on.
-func (c *Command) defaultHost(req bot.Request, r request) (request, error) {
-	var names []string
-	for _, h := range c.cfg.Hosts.Allowed(req, r.key()) {
-		if h.Relayd != nil {
-			r.hosts = append(r.hosts, h)
-			names = append(names, h.Name)
-		}
-	}
-	switch len(r.hosts) {
-	case 1:
-		r.target = r.hosts[0].Name
-		return r, nil
-	case 0:
-		return request{}, bot.Errorf(bot.EINVALID, "/relayd %s needs a host, and you may run it on no inventory host with relayd settings (see /opsbot hosts)", r.sub)
-	}
-	return request{}, bot.Errorf(bot.EINVALID, "/relayd %s needs a host or group: you may run it on %s", r.sub, strings.Join(names, ", "))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	r.Request, err = c.Select(c.cfg.Hosts, req, sub, rest)
+	return r, err
 }
 
 func (c *Command) io(h bot.Host) hostIO {
-	return hostIO{runner: c.cfg.Runner, host: h, set: settingsOf(h), timeout: c.cfg.Timeout}
+	return hostIO{IO: hostcmd.IO{Runner: c.cfg.Runner, Host: h}, set: settingsOf(h), timeout: c.cfg.Timeout}
 }
 
 // Prepare implements bot.Preparer: the hosts an action is bound to, and
@@ -304,11 +242,8 @@ func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, e
 	if err != nil {
 		return bot.Prepared{}, err
 	}
-	p := bot.Prepared{}
-	for _, h := range r.hosts {
-		p.Hosts = append(p.Hosts, h.Label())
-	}
-	switch r.sub {
+	p := bot.Prepared{Hosts: r.Labels()}
+	switch r.Sub {
 	case "reload":
 		p.Impact = reloadImpact(r, c.cfg.Wait)
 	case "restart":
@@ -316,11 +251,10 @@ func (c *Command) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, e
 	case "host", "table", "redirect":
 		ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout+time.Second)
 		defer cancel()
-		found := make([]lookup, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) { found[i] = c.lookup(ctx, c.io(h), r.obj) })
+		found := hostcmd.Read(r.Hosts, func(h bot.Host) lookup { return c.lookup(ctx, c.io(h), r.obj) })
 		for i, l := range found {
 			if l.Parent != nil {
-				return bot.Prepared{}, parentRefusal(r.hosts[i], r, *l.Parent)
+				return bot.Prepared{}, parentRefusal(r.Hosts[i], r, *l.Parent)
 			}
 		}
 		p.Impact = toggleImpact(r, found)
@@ -334,31 +268,23 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	if err != nil {
 		return bot.Reply{}, err
 	}
-	switch r.sub {
+	switch r.Sub {
 	case "status":
-		snaps := make([]snapshot, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) { snaps[i] = c.snapshot(ctx, c.io(h)) })
-		return statusReply(r, snaps), nil
+		return statusReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) snapshot { return c.snapshot(ctx, c.io(h)) })), nil
 	case "show":
-		outs := make([]viewed, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) { outs[i] = c.view(ctx, c.io(h), r.view) })
-		return showReply(r, outs), nil
+		return showReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) viewed { return c.view(ctx, c.io(h), r.view) })), nil
 	case "poll":
-		polls := make([]polled, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) {
+		return pollReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) polled {
 			_, _, err := c.io(h).relayctl(ctx, "poll")
-			polls[i] = polled{Host: h, Err: err}
-		})
-		return pollReply(r, polls), nil
+			return polled{Host: h, Err: err}
+		})), nil
 	case "check":
-		checks := make([]checked, len(r.hosts))
-		bot.EachHost(r.hosts, func(i int, h bot.Host) {
+		return checkReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) checked {
 			io := c.io(h)
 			cf := io.confFile(ctx)
 			res, err := io.check(ctx, cf)
-			checks[i] = checked{Host: h, Conf: cf, Result: res, Err: err}
-		})
-		return checkReply(r, checks), nil
+			return checked{Host: h, Conf: cf, Result: res, Err: err}
+		})), nil
 	}
 	return c.change(ctx, req, r), nil
 }
@@ -374,7 +300,7 @@ type snapshot struct {
 }
 
 func (c *Command) snapshot(ctx context.Context, h hostIO) snapshot {
-	s := snapshot{Host: h.host}
+	s := snapshot{Host: h.Host}
 	sum, err := h.show(ctx, viewSummary)
 	if err != nil {
 		s.Err = err
@@ -407,7 +333,7 @@ type viewed struct {
 }
 
 func (c *Command) view(ctx context.Context, h hostIO, name string) viewed {
-	v := viewed{Host: h.host, View: name}
+	v := viewed{Host: h.Host, View: name}
 	if name == "sessions" {
 		out, _, err := h.relayctl(ctx, "show", "sessions")
 		if err != nil {

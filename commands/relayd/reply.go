@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
 // The functions here turn typed results into replies and do nothing else.
@@ -15,7 +16,7 @@ import (
 // --- status ----------------------------------------------------------------
 
 func statusReply(r request, snaps []snapshot) bot.Reply {
-	if !r.group {
+	if !r.Group {
 		return hostStatusReply(snaps[0])
 	}
 	t := &bot.Table{Header: []string{"host", "relayd", "redirects", "relays", "hosts up", "not up"}}
@@ -26,7 +27,7 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 		if s.Err != nil {
 			healthy = false
 			t.Rows = append(t.Rows, []string{s.Host.Name, "not answering", "-", "-", "-", "-"})
-			notes = append(notes, errText(s.Err))
+			notes = append(notes, hostcmd.ErrText(s.Err))
 			continue
 		}
 		running++
@@ -36,7 +37,7 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 		total += d.Hosts
 		t.Rows = append(t.Rows, []string{s.Host.Name, "running",
 			activeOf(s.Summary.Redirects, nil), activeOf(nil, s.Summary.Relays),
-			fmt.Sprintf("%d of %d", d.HostsUp, d.Hosts), dash(breakdown(d))})
+			fmt.Sprintf("%d of %d", d.HostsUp, d.Hosts), hostcmd.Dash(breakdown(d))})
 		for _, h := range d.HostsDown {
 			notes = append(notes, fmt.Sprintf("%s: %s %s in %s, %s", s.Host.Name, h.Name, h.Status, h.Table.Name, lastCheck(h)))
 		}
@@ -45,7 +46,7 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 		}
 	}
 	rep := bot.Reply{Status: bot.StatusOK, Table: t,
-		Title: fmt.Sprintf("relayd on %s: running on %d of %d hosts, %d of %d backend hosts up", r.target, running, len(snaps), up, total)}
+		Title: fmt.Sprintf("relayd on %s: running on %d of %d hosts, %d of %d backend hosts up", r.Target, running, len(snaps), up, total)}
 	if !healthy {
 		rep.Status = bot.StatusNegative
 	}
@@ -56,7 +57,7 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 func hostStatusReply(s snapshot) bot.Reply {
 	name := s.Host.Label()
 	if s.Err != nil {
-		rep := bot.Reply{Status: bot.StatusNegative, Title: errText(s.Err)}
+		rep := bot.Reply{Status: bot.StatusNegative, Title: hostcmd.ErrText(s.Err)}
 		if notRunning(s.Err) {
 			rep.Text = fmt.Sprintf("Start it with /relayd restart %s: config check, CARP demote, rcctl restart, wait for the hosts, undemote.", s.Host.Name)
 		}
@@ -112,7 +113,7 @@ func hostStatusReply(s snapshot) bot.Reply {
 	}
 	var notes []string
 	if s.HostsErr != nil {
-		notes = append(notes, "No check counts or last errors: "+errText(s.HostsErr))
+		notes = append(notes, "No check counts or last errors: "+hostcmd.ErrText(s.HostsErr))
 	}
 	notes = append(notes, unknownNotes("show summary", s.Summary.Unknown)...)
 	notes = append(notes, unknownNotes("show hosts", s.Hosts.Unknown)...)
@@ -123,7 +124,7 @@ func hostStatusReply(s snapshot) bot.Reply {
 	if n := len(s.Summary.Unknown) + len(s.Hosts.Unknown); n > 0 {
 		// The digest may be missing what those lines said: no all-clear.
 		rep.Status = bot.StatusNegative
-		rep.Title += fmt.Sprintf("; %s of relayctl output not understood", plural(n, "line"))
+		rep.Title += fmt.Sprintf("; %s of relayctl output not understood", hostcmd.Plural(n, "line"))
 	}
 	rep.Text = strings.Join(notes, "\n")
 	host := s.Host.Name
@@ -168,20 +169,13 @@ func parentsText(d Digest) string {
 		what string
 	}{{d.Redirects, "redirect"}, {d.Relays, "relay"}, {d.Routers, "router"}} {
 		if c.n > 0 {
-			parts = append(parts, plural(c.n, c.what))
+			parts = append(parts, hostcmd.Plural(c.n, c.what))
 		}
 	}
 	if len(parts) == 0 {
 		return "no redirects or relays"
 	}
 	return strings.Join(parts, ", ") + " active"
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // activeOf counts the redirects or relays that are active; a redirect on
@@ -266,7 +260,7 @@ func unknownNotes(what string, lines []Line) []string {
 	if len(lines) == 0 {
 		return nil
 	}
-	out := []string{fmt.Sprintf("%s: %s not understood:", what, plural(len(lines), "line"))}
+	out := []string{fmt.Sprintf("%s: %s not understood:", what, hostcmd.Plural(len(lines), "line"))}
 	for i, l := range lines {
 		if i == 10 {
 			out = append(out, fmt.Sprintf("  (%d more)", len(lines)-10))
@@ -302,13 +296,6 @@ func align(rows [][]string) []string {
 	return out
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func limit(s []string, n int) []string {
 	if len(s) <= n {
 		return s
@@ -324,16 +311,16 @@ func showReply(r request, outs []viewed) bot.Reply {
 	count := 0
 	for _, v := range outs {
 		prefix := ""
-		if r.group {
+		if r.Group {
 			prefix = v.Host.Name + ": "
 		}
 		if v.Err != nil {
-			errs = append(errs, errText(v.Err))
+			errs = append(errs, hostcmd.ErrText(v.Err))
 			continue
 		}
 		vt, n := viewTable(v)
 		count += n
-		if r.group {
+		if r.Group {
 			vt.Header = append([]string{"host"}, vt.Header...)
 			for i := range vt.Rows {
 				vt.Rows[i] = append([]string{v.Host.Name}, vt.Rows[i]...)
@@ -351,11 +338,11 @@ func showReply(r request, outs []viewed) bot.Reply {
 			notes = append(notes, prefix+n)
 		}
 	}
-	where := r.target
-	if !r.group {
+	where := r.Target
+	if !r.Group {
 		where = outs[0].Host.Label()
 	}
-	if !r.group && len(errs) == 1 {
+	if !r.Group && len(errs) == 1 {
 		return bot.Reply{Status: bot.StatusNegative, Title: errs[0]}
 	}
 	rep := bot.Reply{Status: bot.StatusInfo, Table: t,
@@ -375,13 +362,13 @@ func showReply(r request, outs []viewed) bot.Reply {
 func viewCount(view string, n int) string {
 	switch view {
 	case "sessions":
-		return plural(n, "session")
+		return hostcmd.Plural(n, "session")
 	case "redirects":
-		return plural(n, "redirect")
+		return hostcmd.Plural(n, "redirect")
 	case "relays":
-		return plural(n, "relay")
+		return hostcmd.Plural(n, "relay")
 	}
-	return plural(n, "row")
+	return hostcmd.Plural(n, "row")
 }
 
 // viewTable lays out one host's view and counts its objects.
@@ -512,10 +499,10 @@ func clock(d time.Duration) string {
 // --- poll and check ----------------------------------------------------
 
 func pollReply(r request, polls []polled) bot.Reply {
-	if !r.group {
+	if !r.Group {
 		p := polls[0]
 		if p.Err != nil {
-			return bot.Reply{Status: bot.StatusFailed, Title: errText(p.Err)}
+			return bot.Reply{Status: bot.StatusFailed, Title: hostcmd.ErrText(p.Err)}
 		}
 		return bot.Reply{Status: bot.StatusOK, Title: fmt.Sprintf("relayd on %s checks every host now", p.Host.Label()),
 			Text: fmt.Sprintf("relayctl poll answered command succeeded. The results show in /relayd status %s once the checks complete.", p.Host.Name)}
@@ -525,15 +512,15 @@ func pollReply(r request, polls []polled) bot.Reply {
 	for _, p := range polls {
 		if p.Err != nil {
 			failed++
-			lines = append(lines, p.Host.Name+": "+errText(p.Err))
+			lines = append(lines, p.Host.Name+": "+hostcmd.ErrText(p.Err))
 			continue
 		}
 		lines = append(lines, p.Host.Name+": command succeeded")
 	}
 	if failed > 0 {
-		return bot.Reply{Status: bot.StatusFailed, Title: fmt.Sprintf("relayctl poll on %s failed on %d of %d hosts", r.target, failed, len(polls)), Lines: lines}
+		return bot.Reply{Status: bot.StatusFailed, Title: fmt.Sprintf("relayctl poll on %s failed on %d of %d hosts", r.Target, failed, len(polls)), Lines: lines}
 	}
-	return bot.Reply{Status: bot.StatusOK, Title: fmt.Sprintf("relayd on %s checks every host now (%d hosts)", r.target, len(polls)), Lines: lines}
+	return bot.Reply{Status: bot.StatusOK, Title: fmt.Sprintf("relayd on %s checks every host now (%d hosts)", r.Target, len(polls)), Lines: lines}
 }
 
 func checkReply(r request, checks []checked) bot.Reply {
@@ -541,7 +528,7 @@ func checkReply(r request, checks []checked) bot.Reply {
 	failed, broken := 0, 0
 	for _, c := range checks {
 		prefix := ""
-		if r.group {
+		if r.Group {
 			prefix = c.Host.Name + ": "
 		}
 		for _, n := range c.Conf.Notes {
@@ -553,7 +540,7 @@ func checkReply(r request, checks []checked) bot.Reply {
 		switch {
 		case c.Err != nil:
 			failed++
-			lines = append(lines, prefix+errText(c.Err))
+			lines = append(lines, prefix+hostcmd.ErrText(c.Err))
 		case c.Result.OK:
 			lines = append(lines, prefix+"configuration OK")
 			for _, m := range c.Result.Messages {
@@ -564,19 +551,19 @@ func checkReply(r request, checks []checked) bot.Reply {
 			lines = append(lines, configErrors(prefix, c.Result)...)
 		}
 	}
-	name := r.target
-	if !r.group {
+	name := r.Target
+	if !r.Group {
 		name = checks[0].Host.Label()
 	}
 	var rep bot.Reply
 	switch {
-	case failed > 0 && !r.group:
+	case failed > 0 && !r.Group:
 		rep = bot.Reply{Status: bot.StatusFailed, Title: "relayd -n could not test the configuration on " + name, Text: strings.Join(lines, "\n")}
 	case failed > 0:
 		rep = bot.Reply{Status: bot.StatusFailed, Title: fmt.Sprintf("relayd -n on %s: could not test %d of %d hosts", name, failed, len(checks)), Lines: lines}
-	case broken > 0 && !r.group:
+	case broken > 0 && !r.Group:
 		res := checks[0].Result
-		rep = bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load (%s)", name, plural(len(res.Errors), "error")),
+		rep = bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load (%s)", name, hostcmd.Plural(len(res.Errors), "error")),
 			Lines: lines, Text: "The running relayd is not affected: it keeps its configuration until a reload or restart, and both refuse this one."}
 	case broken > 0:
 		rep = bot.Reply{Status: bot.StatusNegative, Title: fmt.Sprintf("relayd -n on %s: the configuration does not load on %d of %d hosts", name, broken, len(checks)), Lines: lines}
@@ -628,7 +615,7 @@ func matchText(m match) string {
 func toggleImpact(r request, found []lookup) string {
 	o := r.obj
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s on %s: %s", strings.ToUpper(r.action[:1])+r.action[1:], o, r.target, toggleEffect(o.Type, r.action))
+	fmt.Fprintf(&b, "%s %s on %s: %s", strings.ToUpper(r.action[:1])+r.action[1:], o, r.Target, toggleEffect(o.Type, r.action))
 	switch {
 	case o.Type == TypeHost && !o.ByID:
 		b.WriteString("\nBy name, relayd takes the first host of that name in its table order, then every other host of that name in every table, except hosts with a parent; each host changed takes its children along.")
@@ -640,7 +627,7 @@ func toggleImpact(r request, found []lookup) string {
 	for _, l := range found {
 		b.WriteString("\nOn " + l.Host.Name + " ")
 		if l.Err != nil {
-			b.WriteString("what it changes is unknown: " + errText(l.Err))
+			b.WriteString("what it changes is unknown: " + hostcmd.ErrText(l.Err))
 			continue
 		}
 		if len(l.Matches) == 0 {
@@ -650,7 +637,7 @@ func toggleImpact(r request, found []lookup) string {
 			}
 			continue
 		}
-		fmt.Fprintf(&b, "it changes %s:", plural(len(l.Matches), string(o.Type)))
+		fmt.Fprintf(&b, "it changes %s:", hostcmd.Plural(len(l.Matches), string(o.Type)))
 		for _, m := range l.Matches {
 			b.WriteString("\n- " + matchText(m) + ", now " + m.Status)
 		}
@@ -691,7 +678,7 @@ func toggleEffect(t Type, action string) string {
 func toggleReply(t toggled) bot.Reply {
 	name := t.Host.Label()
 	if t.Err != nil {
-		rep := bot.Reply{Status: bot.StatusFailed, Title: errText(t.Err)}
+		rep := bot.Reply{Status: bot.StatusFailed, Title: hostcmd.ErrText(t.Err)}
 		if condition(t.Err) == CommandFailed && t.Before.Err == nil && len(t.Before.Matches) == 0 {
 			rep.Text = "show summary lists no " + t.Obj.String() + "."
 			if len(t.Before.Near) > 0 {
@@ -719,15 +706,15 @@ func toggleReply(t toggled) bot.Reply {
 	}
 	var text []string
 	if n := len(t.Before.Matches); n > 1 {
-		rep.Title += ": " + plural(n, string(t.Obj.Type))
+		rep.Title += ": " + hostcmd.Plural(n, string(t.Obj.Type))
 	}
 	if t.Obj.Type == TypeHost && !t.Obj.ByID && len(t.Before.Matches) > 1 {
 		text = append(text, "By name, relayd changed every host of that name without a parent, and their children.")
 	}
 	if len(t.Before.Others) > 0 && t.Obj.Type == TypeHost {
-		text = append(text, fmt.Sprintf("%s of that name with a parent not changed by name.", plural(len(t.Before.Others), "host")))
+		text = append(text, fmt.Sprintf("%s of that name with a parent not changed by name.", hostcmd.Plural(len(t.Before.Others), "host")))
 	} else if len(t.Before.Others) > 0 {
-		text = append(text, fmt.Sprintf("By name, relayd changed only the first table of that name; %s of that name not changed.", plural(len(t.Before.Others), "other table")))
+		text = append(text, fmt.Sprintf("By name, relayd changed only the first table of that name; %s of that name not changed.", hostcmd.Plural(len(t.Before.Others), "other table")))
 	}
 	if already {
 		text = append(text, fmt.Sprintf("It was %sd already: relayd answers command succeeded all the same.", t.Action))
@@ -736,10 +723,10 @@ func toggleReply(t toggled) bot.Reply {
 		text = append(text, fmt.Sprintf("Enabled hosts read unknown until their next check: /relayd poll %s checks now.", t.Host.Name))
 	}
 	if t.Before.Err != nil {
-		text = append(text, "State before unknown: "+errText(t.Before.Err))
+		text = append(text, "State before unknown: "+hostcmd.ErrText(t.Before.Err))
 	}
 	if t.After.Err != nil {
-		text = append(text, "State after unknown: "+errText(t.After.Err))
+		text = append(text, "State after unknown: "+hostcmd.ErrText(t.After.Err))
 	}
 	rep.Text = strings.Join(text, "\n")
 	rep.Fields = []bot.Field{{Name: "took", Value: bot.Human(t.Took)}}
@@ -750,7 +737,7 @@ func toggleReply(t toggled) bot.Reply {
 
 func reloadImpact(r request, wait time.Duration) string {
 	return fmt.Sprintf("Reload relayd on %s, after relayd -n on the file relayd runs with (refused if it fails). A reload flushes relayd's state: hosts read unknown until checked again and their availability starts over. Service is interrupted briefly, and a reload can stop relayd: reload has crashed relayd with TLS relays, and a health check that reports a host of the old configuration during the reload is fatal to relayd (pfe: invalid host id, desynchronized). /relayd restart (the CARP failover runbook) is the safer way on a CARP pair. Afterwards the bot checks for up to %s that relayd answers, that every host started again, that what the file declares runs, and that the hosts are up.",
-		r.target, wait)
+		r.Target, wait)
 }
 
 // reloadWhy is what a reload that did not take effect may come from:
@@ -765,7 +752,7 @@ func reloadReply(rl reloaded) bot.Reply {
 			Text: "Nothing was done: relayd was not reloaded."}
 		switch {
 		case rl.CheckErr != nil:
-			rep.Lines = []string{errText(rl.CheckErr)}
+			rep.Lines = []string{hostcmd.ErrText(rl.CheckErr)}
 		case !rl.Check.OK:
 			rep.Lines = configErrors("", rl.Check)
 		}
@@ -793,7 +780,7 @@ func reloadReply(rl reloaded) bot.Reply {
 		fields = append(fields, bot.Field{Name: "redirects and relays", Value: objectsChange(rl.Before, rl.Diff)})
 		switch {
 		case rl.ConfErr != nil:
-			fields = append(fields, bot.Field{Name: "declared objects", Value: "not compared: " + errText(rl.ConfErr)})
+			fields = append(fields, bot.Field{Name: "declared objects", Value: "not compared: " + hostcmd.ErrText(rl.ConfErr)})
 		case rl.notReloaded():
 		case len(rl.NotRunning) > 0:
 			fields = append(fields, bot.Field{Name: "declared objects", Value: fmt.Sprintf("%d of %d running", len(rl.Declared.Objects)-len(rl.NotRunning), len(rl.Declared.Objects))})
@@ -900,18 +887,18 @@ func objectsChange(before Summary, d Diff) string {
 
 func restartImpact(r request, wait time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Restart relayd on %s with the failover runbook, one step at a time:", r.target)
-	for i, h := range r.hosts {
-		if r.group {
+	fmt.Fprintf(&b, "Restart relayd on %s with the failover runbook, one step at a time:", r.Target)
+	for i, h := range r.Hosts {
+		if r.Group {
 			fmt.Fprintf(&b, "\n%d. %s:", i+1, h.Name)
 		}
 		s := settingsOf(h)
-		io := hostIO{host: h, set: s}
+		io := hostcmd.IO{Host: h}
 		fmt.Fprintf(&b, " %s; %s (the CARP peer takes over the addresses); %s; %s; wait up to %s for the hosts; %s.",
-			io.shown(s.checkArgv(confFile{})), io.shown(s.demoteArgv()), io.shown(s.restartArgv()), io.shown(s.relayctlArgv("poll")), wait, io.shown(s.undemoteArgv()))
+			io.Shown(s.checkArgv(confFile{})), io.Shown(s.demoteArgv()), io.Shown(s.restartArgv()), io.Shown(s.relayctlArgv("poll")), wait, io.Shown(s.undemoteArgv()))
 	}
 	b.WriteString("\nRelay sessions through the host are cut; connections the peer takes over survive only where pfsync carries their state. A failed step stops the runbook and says how to recover")
-	if r.group {
+	if r.Group {
 		b.WriteString("; hosts are restarted one after another, the next only once the first is back")
 	}
 	b.WriteString(".")
@@ -960,7 +947,7 @@ func restartReply(rb *runbook) bot.Reply {
 	if rb.Before != nil {
 		fields = append(fields, bot.Field{Name: "before", Value: upText(*rb.Before)})
 	} else if rb.BeforeE != nil {
-		fields = append(fields, bot.Field{Name: "before", Value: errText(rb.BeforeE)})
+		fields = append(fields, bot.Field{Name: "before", Value: hostcmd.ErrText(rb.BeforeE)})
 	}
 	if rb.Failed == -1 {
 		fields = append(fields, bot.Field{Name: "after", Value: upText(rb.Wait.Final)}, bot.Field{Name: "took", Value: bot.Human(rb.Took)})
@@ -1010,49 +997,36 @@ func derefOr(s *Summary) Summary {
 
 // --- groups --------------------------------------------------------------------
 
-func groupChangeReply(r request, done []bot.Reply, untouched []bot.Host) bot.Reply {
-	var lines, changed []string
-	var failed *bot.Reply
-	for i, rep := range done {
-		lines = append(lines, rep.Title)
-		if rep.Status == bot.StatusFailed && failed == nil {
-			failed = &done[i]
-		}
-		changed = append(changed, r.hosts[i].Name)
+func groupChangeReply(r request, ro hostcmd.Roll[changed]) bot.Reply {
+	var lines []string
+	for _, d := range ro.Done {
+		lines = append(lines, d.reply().Title)
 	}
-	var notTouched []string
-	for _, h := range untouched {
-		notTouched = append(notTouched, h.Name)
+	for _, h := range ro.Untouched {
 		lines = append(lines, h.Name+": not touched")
 	}
-	what := r.sub
+	what := r.Sub
 	if r.action != "" {
 		what = fmt.Sprintf("%s %s", r.action, r.obj)
 	}
-	if failed == nil && len(untouched) == 0 {
+	if ro.Complete() {
 		return bot.Reply{Status: bot.StatusOK, Lines: lines,
-			Title: fmt.Sprintf("%s of relayd on %s: done on all %d hosts", what, r.target, len(done))}
+			Title: fmt.Sprintf("%s of relayd on %s: done on all %d hosts", what, r.Target, len(ro.Done))}
 	}
 	rep := bot.Reply{Status: bot.StatusFailed, Lines: lines,
-		Title: fmt.Sprintf("%s of relayd on %s stopped", what, r.target)}
+		Title: fmt.Sprintf("%s of relayd on %s stopped", what, r.Target)}
 	var text []string
-	if failed != nil {
-		rep.Title += " at " + r.hosts[len(done)-1].Name
-		text = append(text, failed.Lines...)
-		if failed.Text != "" {
-			text = append(text, failed.Text)
+	if h, failed, ok := ro.Failed(); ok {
+		rep.Title += " at " + h.Name
+		frep := failed.reply()
+		text = append(text, frep.Lines...)
+		if frep.Text != "" {
+			text = append(text, frep.Text)
 		}
 	} else {
 		rep.Title += ": canceled"
 	}
-	text = append(text, "Ran on: "+listOrNone(changed)+".", "Not touched: "+listOrNone(notTouched)+".")
+	text = append(text, "Changed: "+hostcmd.ListOrNone(ro.Changed())+".", "Not touched: "+hostcmd.ListOrNone(hostcmd.Names(ro.Untouched))+".")
 	rep.Text = strings.Join(text, "\n")
 	return rep
-}
-
-func listOrNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
 }

@@ -3,40 +3,40 @@ package relayd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd"
 )
+
+// changed is one host's enable or disable, reload or restart.
+type changed interface {
+	hostcmd.Result
+	reply() bot.Reply
+}
 
 // change runs an action that changes relayd (enable/disable, reload,
 // restart) host by host: a group is never changed all at once, and the
 // first failure stops it, so that the peer of a CARP pair is never
 // restarted while the first host is still down.
 func (c *Command) change(ctx context.Context, req bot.Request, r request) bot.Reply {
-	var done []bot.Reply
-	var untouched []bot.Host
-	for i, h := range r.hosts {
-		if ctx.Err() != nil || (len(done) > 0 && done[len(done)-1].Status == bot.StatusFailed) {
-			untouched = append(untouched, r.hosts[i:]...)
-			break
-		}
-		var rep bot.Reply
-		switch r.sub {
+	ro := hostcmd.Rollout[changed]{Batch: 1, Change: func(ctx context.Context, i int, h bot.Host) changed {
+		switch r.Sub {
 		case "reload":
-			rep = reloadReply(c.reload(ctx, req.Stream, r, i, c.io(h)))
+			return c.reload(ctx, req.Stream, r, i, c.io(h))
 		case "restart":
-			rep = restartReply(c.restart(ctx, req.Stream, r, i, c.io(h)))
-		default:
-			rep = toggleReply(c.toggle(ctx, r, c.io(h)))
+			return c.restart(ctx, req.Stream, r, i, c.io(h))
 		}
-		done = append(done, rep)
+		return c.toggle(ctx, r, c.io(h))
+	}}
+	done := ro.Run(ctx, r.Hosts)
+	if !r.Group && len(done.Done) == 1 {
+		return done.Done[0].reply()
 	}
-	if !r.group {
-		return done[0]
-	}
-	return groupChangeReply(r, done, untouched)
+	return groupChangeReply(r, done)
 }
 
 // --- enable / disable -------------------------------------------------
@@ -69,10 +69,10 @@ type lookup struct {
 func (c *Command) lookup(ctx context.Context, h hostIO, o object) lookup {
 	out, err := h.show(ctx, viewSummary)
 	if err != nil {
-		return lookup{Host: h.host, Err: err}
+		return lookup{Host: h.Host, Err: err}
 	}
 	l := findObjects(out.Summary, o)
-	l.Host = h.host
+	l.Host = h.Host
 	return l
 }
 
@@ -211,7 +211,7 @@ func findHosts(l *lookup, s Summary, o object, users map[uint32][]Ref) {
 func nearNames(s Summary, o object, tables []*Table) []string {
 	var near []string
 	add := func(name string) {
-		if !contains(near, name) {
+		if !slices.Contains(near, name) {
 			near = append(near, name)
 		}
 	}
@@ -252,13 +252,18 @@ type toggled struct {
 	Action string
 	Before lookup
 	Err    error // relayctl failed or refused
+	Sent   bool  // relayctl was asked: the bot did not refuse first
 	After  lookup
 	Took   time.Duration
 }
 
+func (t toggled) OK() bool         { return t.Err == nil }
+func (t toggled) Acted() bool      { return t.Sent }
+func (t toggled) reply() bot.Reply { return toggleReply(t) }
+
 func (c *Command) toggle(ctx context.Context, r request, h hostIO) toggled {
 	start := c.now()
-	t := toggled{Host: h.host, Obj: r.obj, Action: r.action}
+	t := toggled{Host: h.Host, Obj: r.obj, Action: r.action}
 	t.Before = c.lookup(ctx, h, r.obj)
 	if t.Before.Err != nil && notRunning(t.Before.Err) {
 		t.Err = t.Before.Err
@@ -266,10 +271,11 @@ func (c *Command) toggle(ctx context.Context, r request, h hostIO) toggled {
 		return t
 	}
 	if p := t.Before.Parent; p != nil {
-		t.Err = parentRefusal(h.host, r, *p)
+		t.Err = parentRefusal(h.Host, r, *p)
 		t.Took = c.now().Sub(start)
 		return t
 	}
+	t.Sent = true
 	_, _, t.Err = h.relayctl(ctx, string(r.obj.Type), r.action, r.obj.word())
 	if t.Err == nil {
 		t.After = c.lookup(ctx, h, r.obj)
@@ -469,6 +475,10 @@ type reloaded struct {
 
 func (rl reloaded) ok() bool { return rl.Refused == "" && len(rl.Problems) == 0 }
 
+func (rl reloaded) OK() bool         { return rl.ok() }
+func (rl reloaded) Acted() bool      { return rl.Refused == "" }
+func (rl reloaded) reply() bot.Reply { return reloadReply(rl) }
+
 // notReloaded says the check counters kept counting: relayd still runs
 // its old configuration.
 func (rl reloaded) notReloaded() bool {
@@ -477,10 +487,10 @@ func (rl reloaded) notReloaded() bool {
 
 func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i int, h hostIO) (rl reloaded) {
 	start := c.now()
-	rl = reloaded{Host: h.host}
+	rl = reloaded{Host: h.Host}
 	defer func() { rl.Took = c.now().Sub(start) }()
 	progress := func(what string) {
-		stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: fmt.Sprintf("reload of relayd on %s%s: %s", h.host.Name, hostOf(r, i), what)})
+		stream.Progress(bot.Reply{Status: bot.StatusRunning, Title: fmt.Sprintf("reload of relayd on %s%s: %s", h.Host.Name, hostOf(r, i), what)})
 	}
 
 	progress("relayd -n")
@@ -497,16 +507,16 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	rl.Declared, rl.ConfErr = h.readConf(ctx, rl.Conf)
 	before, err := h.show(ctx, viewSummary)
 	if err != nil {
-		rl.Refused = errText(err)
+		rl.Refused = hostcmd.ErrText(err)
 		if notRunning(err) {
-			rl.Refused += ": there is nothing to reload; /relayd restart " + h.host.Name + " starts it"
+			rl.Refused += ": there is nothing to reload; /relayd restart " + h.Host.Name + " starts it"
 		}
 		return rl
 	}
 	rl.Before = before.Summary
 	beforeHosts, err := h.show(ctx, viewHosts)
 	if err != nil {
-		rl.Refused = "cannot read the hosts to verify the reload by: " + errText(err)
+		rl.Refused = "cannot read the hosts to verify the reload by: " + hostcmd.ErrText(err)
 		return rl
 	}
 	rl.BeforeHosts = beforeHosts.Summary
@@ -519,7 +529,7 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 
 	progress("relayctl reload")
 	if _, _, rl.ReloadErr = h.relayctl(ctx, "reload"); rl.ReloadErr != nil {
-		rl.Problems = append(rl.Problems, errText(rl.ReloadErr))
+		rl.Problems = append(rl.Problems, hostcmd.ErrText(rl.ReloadErr))
 		return rl
 	}
 	progress(fmt.Sprintf("waiting up to %s for the hosts", c.cfg.Wait))
@@ -534,10 +544,10 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	}
 	switch {
 	case rl.Wait.Died:
-		rl.Problems = append(rl.Problems, "relayd died on reload: "+errText(rl.Wait.Err))
+		rl.Problems = append(rl.Problems, "relayd died on reload: "+hostcmd.ErrText(rl.Wait.Err))
 		return rl
 	case !rl.Wait.Read:
-		rl.Problems = append(rl.Problems, "relayd did not answer after the reload: "+errText(rl.Wait.Err))
+		rl.Problems = append(rl.Problems, "relayd did not answer after the reload: "+hostcmd.ErrText(rl.Wait.Err))
 		return rl
 	case rl.notReloaded():
 		rl.Problems = append(rl.Problems, fmt.Sprintf("relayd did not reload within %s: not every host's check counters started again, so it still runs its old configuration (relayctl reload says nothing either way; the reason is in relayd's syslog)", c.cfg.Wait))
@@ -547,7 +557,7 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 	after, err := h.show(ctx, viewSummary)
 	if err != nil {
 		rl.AfterErr = err
-		rl.Problems = append(rl.Problems, "relayd after the reload: "+errText(err))
+		rl.Problems = append(rl.Problems, "relayd after the reload: "+hostcmd.ErrText(err))
 		return rl
 	}
 	rl.After = after.Summary
@@ -561,7 +571,7 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 			names = append(names, d.String())
 		}
 		rl.Problems = append(rl.Problems, fmt.Sprintf("relayd runs only part of %s after the reload: %s declared there %s not running (%s)",
-			rl.Conf.Path, plural(n, "object"), map[bool]string{true: "is", false: "are"}[n == 1], strings.Join(names, ", ")))
+			rl.Conf.Path, hostcmd.Plural(n, "object"), map[bool]string{true: "is", false: "are"}[n == 1], strings.Join(names, ", ")))
 	}
 	if len(rl.Before.parents()) > 0 && len(rl.After.parents()) == 0 {
 		rl.Problems = append(rl.Problems, "relayd runs with no redirect, relay or router after the reload")
@@ -570,10 +580,10 @@ func (c *Command) reload(ctx context.Context, stream bot.Stream, r request, i in
 }
 
 func hostOf(r request, i int) string {
-	if !r.group {
+	if !r.Group {
 		return ""
 	}
-	return fmt.Sprintf(" (host %d of %d in %s)", i+1, len(r.hosts), r.target)
+	return fmt.Sprintf(" (host %d of %d in %s)", i+1, len(r.Hosts), r.Target)
 }
 
 func pendingList(p []pendingHost, n int) string {
@@ -632,6 +642,14 @@ type runbook struct {
 	Took               time.Duration
 }
 
+// OK: every step ran.
+func (rb *runbook) OK() bool { return rb.Failed == -1 }
+
+// Acted: the config check passed, so the runbook went on to the host.
+func (rb *runbook) Acted() bool { return rb.Failed != stepCheck }
+
+func (rb *runbook) reply() bot.Reply { return restartReply(rb) }
+
 const (
 	stepCheck = iota
 	stepDemote
@@ -650,14 +668,14 @@ const pollRetry = 10 * time.Second
 
 func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i int, h hostIO) *runbook {
 	s := h.set
-	rb := &runbook{Host: h.host, Target: r.target, Of: hostOf(r, i), Set: s, Failed: -1}
+	rb := &runbook{Host: h.Host, Target: r.Target, Of: hostOf(r, i), Set: s, Failed: -1}
 	rb.Steps = []step{
-		{Name: "config check", Command: h.shown(s.checkArgv(confFile{}))},
-		{Name: fmt.Sprintf("CARP demote by %d (the peer takes over)", s.demote), Command: h.shown(s.demoteArgv())},
-		{Name: "restart relayd", Command: h.shown(s.restartArgv())},
-		{Name: "poll (check every host now)", Command: h.shown(s.relayctlArgv("poll"))},
-		{Name: "wait until the hosts are up", Command: fmt.Sprintf("%s, at most %s", h.shown(s.relayctlArgv("show", "hosts")), c.cfg.Wait)},
-		{Name: "CARP undemote", Command: h.shown(s.undemoteArgv())},
+		{Name: "config check", Command: h.Shown(s.checkArgv(confFile{}))},
+		{Name: fmt.Sprintf("CARP demote by %d (the peer takes over)", s.demote), Command: h.Shown(s.demoteArgv())},
+		{Name: "restart relayd", Command: h.Shown(s.restartArgv())},
+		{Name: "poll (check every host now)", Command: h.Shown(s.relayctlArgv("poll"))},
+		{Name: "wait until the hosts are up", Command: fmt.Sprintf("%s, at most %s", h.Shown(s.relayctlArgv("show", "hosts")), c.cfg.Wait)},
+		{Name: "CARP undemote", Command: h.Shown(s.undemoteArgv())},
 	}
 	start := c.now()
 	defer func() { rb.Took = c.now().Sub(start) }()
@@ -676,7 +694,7 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 		}
 		st.Took = c.now().Sub(t0)
 		if err != nil {
-			st.State, st.Note, rb.Failed = stepFailed, errText(err), n
+			st.State, st.Note, rb.Failed = stepFailed, hostcmd.ErrText(err), n
 			return false
 		}
 		st.State, st.Note = stepOK, note
@@ -685,7 +703,7 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 
 	ok := run(stepCheck, func() (string, error) {
 		rb.Conf = h.confFile(ctx)
-		rb.Steps[stepCheck].Command = h.shown(s.checkArgv(rb.Conf))
+		rb.Steps[stepCheck].Command = h.Shown(s.checkArgv(rb.Conf))
 		res, err := h.check(ctx, rb.Conf)
 		rb.Check = res
 		if err != nil {
@@ -730,7 +748,7 @@ func (c *Command) restart(ctx context.Context, stream bot.Stream, r request, i i
 			up, total := hostsUp(w.Final)
 			switch {
 			case !w.Read:
-				return "", bot.Errorf(bot.EFAILED, "relayd did not answer within %s: %s", c.cfg.Wait, errText(w.Err))
+				return "", bot.Errorf(bot.EFAILED, "relayd did not answer within %s: %s", c.cfg.Wait, hostcmd.ErrText(w.Err))
 			case len(w.Pending) > 0:
 				return "", bot.Errorf(bot.EFAILED, "%d of %d hosts up after %s, still waiting for %s", up, total, c.cfg.Wait, pendingList(w.Pending, 3))
 			}
@@ -783,10 +801,10 @@ func (c *Command) pollRetrying(ctx context.Context, h hostIO) (string, error) {
 func (c *Command) probe(ctx context.Context, h hostIO) (what string, up, down bool) {
 	out, err := h.show(ctx, viewSummary)
 	if err != nil {
-		return errText(err), false, notRunning(err)
+		return hostcmd.ErrText(err), false, notRunning(err)
 	}
 	n, total := hostsUp(out.Summary)
-	return fmt.Sprintf("relayd answers on %s: %d of %d hosts up", h.host.Name, n, total), true, false
+	return fmt.Sprintf("relayd answers on %s: %d of %d hosts up", h.Host.Name, n, total), true, false
 }
 
 // hostsUp counts the hosts of a show view, each id once.
@@ -820,17 +838,17 @@ func checkFailure(res CheckResult) string {
 // from the step that failed.
 func (c *Command) recovery(rb *runbook, h hostIO) *runbook {
 	s := h.set
-	undemote := h.shown(s.undemoteArgv())
-	name := h.host.Name
+	undemote := h.Shown(s.undemoteArgv())
+	name := h.Host.Name
 	switch rb.Failed {
 	case -1:
 		return rb
 	case stepCheck:
 		rb.Next = "Nothing was changed: relayd keeps running its current configuration and CARP was not touched. Fix the configuration, test it with /relayd check " + name + ", then restart again."
 	case stepDemote:
-		rb.Next = fmt.Sprintf("relayd was not touched. ifconfig failed, so the demote counter of group %s is most likely unchanged: %s shows it (carp demote count).", s.carpGroup, h.shown([]string{s.ifconfig, "-g", s.carpGroup}))
+		rb.Next = fmt.Sprintf("relayd was not touched. ifconfig failed, so the demote counter of group %s is most likely unchanged: %s shows it (carp demote count).", s.carpGroup, h.Shown([]string{s.ifconfig, "-g", s.carpGroup}))
 	case stepRestart:
-		rb.Recovery = []string{h.shown(s.checkArgv(rb.Conf)), h.shown([]string{s.rcctl, "start", "relayd"}), undemote}
+		rb.Recovery = []string{h.Shown(s.checkArgv(rb.Conf)), h.Shown([]string{s.rcctl, "start", "relayd"}), undemote}
 		switch {
 		case rb.AfterUp:
 			rb.Recovery = []string{undemote}

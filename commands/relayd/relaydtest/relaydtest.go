@@ -302,7 +302,7 @@ func (b *Bed) Config(files ...string) string {
 		data, err := os.ReadFile(filepath.Join(Testdata(), "conf", f)) //nolint:gosec // the package's own testdata
 		must(b.t, err)
 		data = bytes.ReplaceAll(data, []byte("@ETC@"), []byte(dir))
-		must(b.t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o600))
+		must(b.t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o600)) //nolint:gosec // the test bed's own directory
 	}
 	return dir
 }
