@@ -56,19 +56,20 @@ const (
 	paceBurst        = 8                      // tries sent back to back at most when paced
 	stoppedAfter     = 2 * time.Second        // the shortest silence that can mean the target stopped answering
 	recentDecay      = 0.9                    // weight of an interval's loss counts per later interval
+	poolReach        = 2                      // intervals each side an interval too small to judge is pooled with
 )
 
 // epoch counts the tries sent in one interval and, as their fates become
 // known, how many were answered and how many lost.
 type epoch struct {
+	seq            int // its number in the scan
 	start, end     time.Time
 	sent           int
 	answered, lost int
 	rttSum         time.Duration
 	rttN           int
 	evaluated      bool
-	congested      bool    // its loss was well above the floor
-	loss           float64 // measured loss, when it had enough samples; -1 otherwise
+	congested      bool // its loss was well above the floor
 }
 
 // NetReport is what the path did during a scan: the facts a reply states
@@ -116,6 +117,7 @@ type control struct {
 	nextSend time.Time
 
 	epochs  []*epoch
+	nextSeq int
 	floor   float64 // lowest loss of an interval with enough samples; 1 until one
 	lastCut time.Time
 	// recentDelivery: answers and seconds of the last interval, if it was
@@ -254,7 +256,8 @@ func (c *control) epochLocked(now time.Time) *epoch {
 	if e := c.currentLocked(now); e != nil {
 		return e
 	}
-	e := &epoch{start: now, end: now.Add(c.epochLenLocked())}
+	e := &epoch{seq: c.nextSeq, start: now, end: now.Add(c.epochLenLocked())}
+	c.nextSeq++
 	c.epochs = append(c.epochs, e)
 	c.evaluateLocked(now)
 	return e
@@ -351,13 +354,11 @@ func (c *control) evaluateLocked(now time.Time) {
 			continue
 		}
 		e.evaluated = true
-		e.loss = -1
 		n := e.answered + e.lost
 		if n < epochMinSamples {
 			continue
 		}
 		loss := float64(e.lost) / float64(n)
-		e.loss = loss
 
 		threshold := max(2*c.floor, c.floor+congestionMargin)
 		if c.floor >= 1 {
@@ -581,6 +582,15 @@ func (c *control) haveRTTNow() bool {
 // then; a try lost to a full queue or a rate limit says nothing about the
 // port), and whether a try not clean yet may become so (pending: its
 // interval has not been judged).
+//
+// The interval is judged again with what is known now: its answers and
+// the losses proved since it was first evaluated (a retry answered late
+// proves an earlier loss). An interval with too few tries of known fate
+// is judged with its neighbours; if they are too few as well, its tries
+// count only on a path that has never congested. Under a rate limit the
+// short intervals before the first cut lose most of their tries without
+// proving it in time, and counting them clean called closed ports
+// filtered.
 func (c *control) fate(e *epoch) (clean, pending bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -591,10 +601,50 @@ func (c *control) fate(e *epoch) (clean, pending bool) {
 	if e.congested {
 		return false, false
 	}
+	lost, answered, congested := c.poolLocked(e)
+	if congested {
+		return false, false
+	}
+	if lost+answered < epochMinSamples {
+		return c.rate == 0, false
+	}
+	loss := float64(lost) / float64(lost+answered)
+	if c.floor >= 1 {
+		return loss <= congestionMargin, false
+	}
 	// Near the lowest loss seen: a try lost while the scan probed above
 	// the path's rate (losing more than usual, if not enough to call it
 	// congestion) does not count either.
-	return e.loss < 0 || c.floor >= 1 || e.loss <= max(2*c.floor, c.floor+cleanMargin), false
+	return loss <= max(2*c.floor, c.floor+cleanMargin), false
+}
+
+// poolLocked gives the tries of known fate of e, with those of its
+// evaluated neighbours (nearest first, up to poolReach each side) while
+// they are fewer than epochMinSamples; congested: a neighbour pooled was
+// congested.
+func (c *control) poolLocked(e *epoch) (lost, answered int, congested bool) {
+	lost, answered = e.lost, e.answered
+	if lost+answered >= epochMinSamples || len(c.epochs) == 0 {
+		return lost, answered, false
+	}
+	k := e.seq - c.epochs[0].seq
+	if k < 0 || k >= len(c.epochs) || c.epochs[k] != e {
+		return lost, answered, false // trimmed: too old to have neighbours
+	}
+	for d := 1; d <= poolReach && lost+answered < epochMinSamples; d++ {
+		for _, j := range [2]int{k - d, k + d} {
+			if j < 0 || j >= len(c.epochs) || !c.epochs[j].evaluated {
+				continue
+			}
+			n := c.epochs[j]
+			if n.congested {
+				return lost, answered, true
+			}
+			lost += n.lost
+			answered += n.answered
+		}
+	}
+	return lost, answered, false
 }
 
 // needEvidence reports whether probes sent only to measure the loss are

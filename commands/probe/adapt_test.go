@@ -89,3 +89,66 @@ func TestForget_APingOfAPortDecidedAtOnce(t *testing.T) {
 	assert.NotPanics(t, func() { ts.forget(pendingConn{f: f, i: 0, kind: livePing}) })
 	assert.Zero(t, ts.port[0].listening())
 }
+
+// An interval with too few tries of known fate is judged with its
+// neighbours, and with the losses proved since it was first evaluated: a
+// try sent beside a congested interval, or in one whose losses were
+// proved late, is no evidence that its port is silent.
+func TestControl_FateJudgesSmallIntervalsWithTheirNeighbours(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	c := newControl(time.Second, 1024, 3000)
+	c.now = func() time.Time { return clock }
+	c.start = clock
+	c.sampleLocked(10 * time.Millisecond)
+	// interval returns a new interval, evaluated, with these counts.
+	interval := func(answered, lost int) *epoch {
+		e := c.epochLocked(clock)
+		e.sent, e.answered, e.lost = answered+lost, answered, lost
+		clock = e.end
+		return e
+	}
+	judge := func() {
+		clock = clock.Add(time.Second)
+		c.mu.Lock()
+		c.evaluateLocked(clock)
+		c.mu.Unlock()
+	}
+
+	calm := interval(100, 0) // sets the floor: no loss
+	small := interval(10, 0)
+	congested := interval(40, 30)
+	judge()
+	require.True(t, congested.congested)
+	clean, pending := c.fate(calm)
+	assert.True(t, clean)
+	assert.False(t, pending)
+	clean, _ = c.fate(small)
+	assert.False(t, clean, "beside a congested interval")
+
+	// Alone between calm ones, a small interval counts, until losses
+	// proved after its evaluation show it was not calm.
+	before := interval(100, 0)
+	alone := interval(10, 0)
+	after := interval(100, 0)
+	judge()
+	require.False(t, before.congested || after.congested)
+	clean, _ = c.fate(alone)
+	assert.True(t, clean)
+	alone.lost += 40 // retries answered late prove its tries lost
+	clean, _ = c.fate(alone)
+	assert.False(t, clean, "its neighbours' samples no longer hide its loss")
+
+	// Too few samples even with the neighbours: evidence only on a path
+	// that never congested. This one did (the rate was cut above).
+	require.Positive(t, c.rate)
+	sparse := newControl(time.Second, 1024, 3000)
+	sparse.now = func() time.Time { return clock }
+	e := sparse.epochLocked(clock)
+	e.sent, e.answered = 5, 5
+	clock = clock.Add(5 * time.Second)
+	clean, _ = sparse.fate(e)
+	assert.True(t, clean, "a calm path with few answers: a firewall's silence is evidence")
+	sparse.rate = 300
+	clean, _ = sparse.fate(e)
+	assert.False(t, clean, "a path that was cut: too few samples prove nothing")
+}
