@@ -94,16 +94,28 @@ func BenchmarkScanLoopbackTCP(b *testing.B) {
 	printf(w, "    opsbot median <= 0.8 s: %s (%s s)\n", met(ob.runs > 0 && ob.timings.Median() <= 800*time.Millisecond), secs(ob.timings.Median()))
 	if nm.runs > 0 && ob.runs > 0 {
 		x := float64(nm.timings.Median()) / float64(ob.timings.Median())
-		printf(w, "    >= 1.5x faster than nmap -sT -T5: %s (%.2fx)\n", met(x >= 1.5), x)
+		printf(w, "    >= 1.75x faster than nmap -sT -T5: %s (%.2fx)\n", met(x >= 1.75), x)
 		printf(w, "    same open ports as nmap every run, and the truth: %s (nmap %d/%d, opsbot vs truth %d/%d)\n",
 			met(nm.allSame() && nm.same == nm.runs && ob.truthOK == ob.runs), nm.same, nm.compared, ob.truthOK, ob.runs)
 		b.ReportMetric(x, "nmap/opsbot")
 	} else {
-		printf(w, "    >= 1.5x faster than nmap: not measured (%s)\n", orText(cs[1].missing, "no valid runs"))
+		printf(w, "    >= 1.75x faster than nmap: not measured (%s)\n", orText(cs[1].missing, "no valid runs"))
 	}
 	if fl := stats[cs[3].name]; fl.runs > 0 && ob.runs > 0 {
-		printf(w, "    (for reading the above: opsbot's median is %.2fx the connect() floor measured in this run)\n",
-			float64(ob.timings.Median())/float64(fl.timings.Median()))
+		// The floor starts no process, so it is compared with the scan
+		// as opsbot's reply times it (from the first probe to the last
+		// verdict); the process figure, start and store included, is
+		// printed beside it.
+		floor := fl.timings.Median()
+		engine := opsbotEngineTimes(cs, res).Median()
+		if engine > 0 {
+			printf(w, "    opsbot's scan <= 1.3x the connect() floor, both without a process start: %s (%.2fx: %s s vs %s s)\n",
+				met(float64(engine) <= 1.3*float64(floor)), float64(engine)/float64(floor), secs(engine), secs(floor))
+		} else {
+			printf(w, "    opsbot's scan <= 1.3x the connect() floor: not measured (no duration in opsbot's replies)\n")
+		}
+		printf(w, "    (the opsbot process, start, store and audit included, is %.2fx the floor)\n",
+			float64(ob.timings.Median())/float64(floor))
 	}
 	if ob.runs > 0 {
 		b.ReportMetric(ob.timings.Median().Seconds(), "opsbot-s")
@@ -744,6 +756,26 @@ func printOpsbotDurations(w *bufio.Writer, cs []contender, res [][]outcome) {
 			printf(w, "  opsbot's reply says the scan itself took: %s\n", strings.Join(ds, ", "))
 		}
 	}
+}
+
+// opsbotEngineTimes gives the scan durations opsbot's replies report,
+// of its valid runs.
+func opsbotEngineTimes(cs []contender, res [][]outcome) Timings {
+	var ts Timings
+	for i, c := range cs {
+		if c.name != "opsbot" {
+			continue
+		}
+		for _, o := range res[i] {
+			if o.err != nil {
+				continue
+			}
+			if d, ok := parseHuman(opsbotDuration(o.stdout)); ok {
+				ts = append(ts, d)
+			}
+		}
+	}
+	return ts
 }
 
 var opsbotDurationRe = regexp.MustCompile(`(?m)\bduration: ([^|\n]+)`)

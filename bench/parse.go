@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // States of a port as the tools name them. opsbot and nmap share the words
@@ -256,4 +257,24 @@ func ParseNcSucceeded(stderr string) PortSet {
 		}
 	}
 	return s
+}
+
+// parseHuman reads a duration as bot.Human writes it: "2.5 ms", "660 ms",
+// "1.25 s".
+func parseHuman(s string) (time.Duration, bool) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), " ")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	switch unit {
+	case "ms":
+		return time.Duration(v * float64(time.Millisecond)), true
+	case "s":
+		return time.Duration(v * float64(time.Second)), true
+	}
+	return 0, false
 }

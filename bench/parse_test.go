@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsbot/opsbot/bot"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -94,4 +95,16 @@ func TestTimings_MedianAndQuantile(t *testing.T) {
 	require.Equal(t, 100*time.Millisecond, ms(append(make([]int, 99), 100)...).Quantile(1))
 	require.Equal(t, time.Duration(0), ms(append(make([]int, 99), 100)...).Quantile(0.99))
 	require.Equal(t, time.Duration(0), Timings(nil).Median())
+}
+
+func TestParseHuman_ReadsWhatBotHumanWrites(t *testing.T) {
+	for _, d := range []time.Duration{2500 * time.Microsecond, 660 * time.Millisecond, 1250 * time.Millisecond, 75 * time.Second} {
+		got, ok := parseHuman(bot.Human(d))
+		require.True(t, ok, bot.Human(d))
+		assert.InDelta(t, float64(d), float64(got), float64(d)/100, bot.Human(d))
+	}
+	for _, bad := range []string{"", "fast", "1.5", "-1 s", "3 weeks"} {
+		_, ok := parseHuman(bad)
+		assert.False(t, ok, bad)
+	}
 }
