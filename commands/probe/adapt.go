@@ -28,9 +28,9 @@ import (
 //   - The rate the path carries. Tries are counted by the interval they
 //     were sent in. When the loss of an interval rises well above the
 //     lowest loss seen (random loss does not depend on the rate; a full
-//     queue or a SYN limit does), the send rate falls to what the
-//     saturated path delivered, and then grows by a quarter every 200 ms to
-//     look for more. Sending a little above a rate limit costs nothing at
+//     queue or a SYN limit does), the send rate falls to the most the path
+//     delivered in the last second, and then grows by a quarter every
+//     200 ms to look for more. Sending a little above a rate limit costs nothing at
 //     the bottleneck, which passes its rate either way; sending below it
 //     wastes time, so the rate is set from what was delivered, never
 //     halved blindly.
@@ -57,6 +57,7 @@ const (
 	stoppedAfter     = 2 * time.Second        // the shortest silence that can mean the target stopped answering
 	recentDecay      = 0.9                    // weight of an interval's loss counts per later interval
 	poolReach        = 2                      // intervals each side an interval too small to judge is pooled with
+	deliveryWindow   = time.Second            // a cut sets the rate to the most delivered within this
 )
 
 // epoch counts the tries sent in one interval and, as their fates become
@@ -120,11 +121,11 @@ type control struct {
 	nextSeq int
 	floor   float64 // lowest loss of an interval with enough samples; 1 until one
 	lastCut time.Time
-	// recentDelivery: answers and seconds of the last interval, if it was
-	// saturated (congested)
-	recentDelivery [][2]float64
-	lastUp         time.Time
-	queueCut       bool
+	// delivered: what the judged intervals of the last deliveryWindow
+	// delivered
+	delivered []delivery
+	lastUp    time.Time
+	queueCut  bool
 
 	recentLost, recentAnswered float64
 
@@ -359,6 +360,18 @@ func (c *control) evaluateLocked(now time.Time) {
 			continue
 		}
 		loss := float64(e.lost) / float64(n)
+		// What the interval delivered: its answers, scaled up by the
+		// share of ports that answer at all (probes to silent ports
+		// cross the bottleneck too).
+		dur := e.end.Sub(e.start).Seconds()
+		f := 1.0
+		if n := c.decidedAnswer + c.decidedSilent; n > 0 && c.decidedSilent > 0 {
+			f = max(float64(c.decidedAnswer)/float64(n), 0.05)
+		}
+		c.delivered = append(c.delivered, delivery{at: e.end, perSec: float64(e.answered) / dur / f})
+		if len(c.delivered) > 64 {
+			c.deliveredLocked(now) // forget the old ones
+		}
 
 		threshold := max(2*c.floor, c.floor+congestionMargin)
 		if c.floor >= 1 {
@@ -367,27 +380,14 @@ func (c *control) evaluateLocked(now time.Time) {
 		if loss > threshold && e.lost >= 5 {
 			e.congested = true
 			c.decayed(e)
-			// What this interval delivered is what the path carries: its
-			// answers, scaled up by the share of ports that answer at
-			// all (probes to silent ports cross the bottleneck too).
-			dur := e.end.Sub(e.start).Seconds()
-			f := 1.0
-			if n := c.decidedAnswer + c.decidedSilent; n > 0 && c.decidedSilent > 0 {
-				f = max(float64(c.decidedAnswer)/float64(n), 0.05)
-			}
-			// What a saturated interval delivered is what the path
-			// carries now. The interval before it, if also saturated,
-			// counts too: one interval alone can catch a lull, and a rate
-			// set below what the path carries costs time for the rest of
-			// the scan.
-			delivered := float64(e.answered) / dur
-			if len(c.recentDelivery) > 0 {
-				r := c.recentDelivery[len(c.recentDelivery)-1]
-				delivered = max(delivered, (r[0]+float64(e.answered))/(r[1]+dur))
-			}
-			c.recentDelivery = append(c.recentDelivery[:0], [2]float64{float64(e.answered), dur})
-			delivered /= f
-			c.rate = max(delivered, 10)
+			// What the path carries now is the most it delivered lately,
+			// as BBR takes its bottleneck bandwidth: one saturated
+			// interval alone can catch a lull (a link that stalled for
+			// a moment, a full queue draining), and a rate set below what
+			// the path carries costs time for the rest of the scan; it
+			// grows back by probing only slowly at low rates, whose
+			// intervals are long.
+			c.rate = max(c.deliveredLocked(now), 10)
 			c.nextSend = now
 			// The window shrinks to what the rate needs: tries in flight
 			// for a timeout each, twice over, so that it never holds the
@@ -402,7 +402,6 @@ func (c *control) evaluateLocked(now time.Time) {
 			continue
 		}
 		c.floor = min(c.floor, loss)
-		c.recentDelivery = c.recentDelivery[:0] // only back-to-back saturated intervals pool
 		c.decayed(e)
 		// Look for more: probeUpGain at most every probeUpEvery (and two round trips).
 		if c.rate > 0 && now.Sub(c.lastUp) >= max(probeUpEvery, e.end.Sub(e.start), 2*c.srtt) {
@@ -414,6 +413,31 @@ func (c *control) evaluateLocked(now time.Time) {
 	for len(c.epochs) > 64 && c.epochs[0].evaluated {
 		c.epochs = c.epochs[1:]
 	}
+}
+
+// delivery is what one judged interval delivered: answers per second,
+// scaled to every port.
+type delivery struct {
+	at     time.Time // the interval's end
+	perSec float64
+}
+
+// deliveredLocked is the most the path delivered in the intervals judged
+// within deliveryWindow (or three intervals, if longer) of now, forgetting
+// older ones.
+func (c *control) deliveredLocked(now time.Time) float64 {
+	window := max(deliveryWindow, 3*c.epochLenLocked())
+	keep := c.delivered[:0]
+	best := 0.0
+	for _, d := range c.delivered {
+		if now.Sub(d.at) > window {
+			continue
+		}
+		keep = append(keep, d)
+		best = max(best, d.perSec)
+	}
+	c.delivered = keep
+	return best
 }
 
 // decayed adds an evaluated interval to the recent loss counts, in which

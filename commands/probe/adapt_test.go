@@ -152,3 +152,39 @@ func TestControl_FateJudgesSmallIntervalsWithTheirNeighbours(t *testing.T) {
 	clean, _ = sparse.fate(e)
 	assert.False(t, clean, "a path that was cut: too few samples prove nothing")
 }
+
+// A cut sets the rate to the most the path delivered in the last second,
+// not to what one stalled interval delivered: a link that stalls for a
+// moment must not hold a scan at a crawl, since a low rate grows back
+// only slowly. What was delivered long ago is forgotten.
+func TestControl_CutToTheMostDeliveredLately(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	c := newControl(time.Second, 1024, 3000)
+	c.now = func() time.Time { return clock }
+	c.start = clock
+	c.sampleLocked(10 * time.Millisecond)
+	c.rate = 600
+	interval := func(answered, lost int) float64 {
+		e := c.epochLocked(clock)
+		e.sent, e.answered, e.lost = answered+lost, answered, lost
+		clock = e.end
+		return float64(answered) / e.end.Sub(e.start).Seconds()
+	}
+	judge := func() {
+		clock = clock.Add(200 * time.Millisecond)
+		c.mu.Lock()
+		c.evaluateLocked(clock)
+		c.mu.Unlock()
+	}
+
+	calm := interval(45, 0)
+	stalled := interval(5, 40)
+	judge()
+	require.Greater(t, calm, 5*stalled)
+	assert.InDelta(t, calm, c.rate, 1, "the calm interval's delivery, not the stall's")
+
+	clock = clock.Add(5 * time.Second)
+	later := interval(6, 40)
+	judge()
+	assert.InDelta(t, later, c.rate, 1, "a second later, the old delivery no longer holds the rate up")
+}
