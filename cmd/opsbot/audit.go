@@ -53,7 +53,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "opsbot audit export:", err)
 		return 2
 	}
-	env, err := bot.LoadEnv()
+	env, err := loadEnv()
 	if err != nil {
 		return configError(stderr, err)
 	}

@@ -7,8 +7,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/opsbot/opsbot/bot"
 )
 
 const pgDumpHint = `opsbot backup: the store is PostgreSQL: back it up with its own tools, e.g. pg_dump -Fc -f opsbot.dump "$OPSBOT_DATABASE" (deploy/README.md, "Backups, upgrades and rollbacks")`
@@ -30,7 +28,7 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: opsbot backup FILE   (a new file: the SQLite store of OPSBOT_DATABASE, copied while it is in use)")
 		return 2
 	}
-	env, err := bot.LoadEnv()
+	env, err := loadEnv()
 	if err != nil {
 		return configError(stderr, err)
 	}

@@ -185,7 +185,7 @@ func TestSystemd_NewerDirectivesSayWhichVersionTheyNeed(t *testing.T) {
 // leave shutdownMargin on top (the chart's are checked by make chart).
 func TestShutdown_SupervisorsWaitLongerThanServeNeeds(t *testing.T) {
 	clearEnv(t)
-	env, err := bot.LoadEnv()
+	env, err := loadEnv()
 	require.NoError(t, err)
 	worst := env.ShutdownGrace + shutdownTail
 	assert.Equal(t, "30s", worst.String(), "the default: 20 s grace, 10 s to cancel and deliver")

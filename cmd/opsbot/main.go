@@ -77,7 +77,7 @@ func main() {
 
 // Main holds what one process wires together.
 type Main struct {
-	Env    bot.Env
+	Env    Env
 	Policy *bot.Policy
 	Store  bot.Store
 	Router *bot.Router
@@ -120,7 +120,7 @@ type Main struct {
 // (configPath overrides OPSBOT_CONFIG) and wires the commands. A policy that
 // does not load is audited as rejected before the error is returned.
 func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, error) {
-	env, err := bot.LoadEnv()
+	env, err := loadEnv()
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (m *Main) terminal(ctx context.Context, stderr io.Writer) {
 // (the terminal and the network checks work without them): problem says
 // what is missing, config check reports it, and a command on such a host
 // answers with it. SSH settings that are present but wrong are an error.
-func newRunners(env bot.Env, p *bot.Policy, log *slog.Logger) (rs bot.Runners, ssh *sshrun.Runner, problem string, err error) {
+func newRunners(env Env, p *bot.Policy, log *slog.Logger) (rs bot.Runners, ssh *sshrun.Runner, problem string, err error) {
 	rs = bot.Runners{"local": &local.Runner{}}
 	needSSH := false
 	for _, h := range bot.NewInventory(p).Hosts() {
@@ -394,7 +394,7 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if env, err := bot.LoadEnv(); implicit && err == nil && env.HasChat() {
+	if env, err := loadEnv(); implicit && err == nil && env.HasChat() {
 		return serve(ctx, *cfg, stderr) // chat credentials: the bot serves chat
 	}
 	m, err := NewMain(ctx, *cfg, stderr)

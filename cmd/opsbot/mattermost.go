@@ -19,7 +19,7 @@ type teamRegistration struct {
 
 // registerTeams reads OPSBOT_MATTERMOST_REGISTER ("ops,infra:single"). It
 // needs OPSBOT_PUBLIC_URL: the commands' URL cannot come from a request.
-func registerTeams(e bot.Env) ([]teamRegistration, error) {
+func registerTeams(e Env) ([]teamRegistration, error) {
 	if strings.TrimSpace(e.MattermostRegister) == "" {
 		return nil, nil
 	}

@@ -65,7 +65,7 @@ const (
 // replica sweeps for requests past their time: every 15 s, or every
 // quarter lease if that is shorter, so a lapsed lease is reported within
 // a quarter lease of lapsing.
-func approvalLease(env bot.Env) (lease, sweep time.Duration, err error) {
+func approvalLease(env Env) (lease, sweep time.Duration, err error) {
 	lease = env.ApprovalLease
 	if lease == 0 {
 		lease = bot.DefaultLease

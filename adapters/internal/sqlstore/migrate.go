@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
-
-	"github.com/opsbot/opsbot/bot"
 )
 
 // Schema is how a database keeps its migrations.
@@ -24,7 +22,7 @@ type Schema struct {
 // Migrate applies each missing migration in its own write transaction and
 // refuses a database whose schema is newer than this opsbot knows.
 func Migrate(ctx context.Context, s *Store, sc Schema) error {
-	ms, err := bot.ReadMigrations(sc.Files, sc.Pattern)
+	ms, err := readMigrations(sc.Files, sc.Pattern)
 	if err != nil {
 		return err
 	}

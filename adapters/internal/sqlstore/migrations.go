@@ -1,4 +1,4 @@
-package bot
+package sqlstore
 
 import (
 	"fmt"
@@ -9,23 +9,23 @@ import (
 	"strings"
 )
 
-// Migration is one schema change of a Store adapter: a file named
-// NNNN_what.sql, applied once, in version order.
-type Migration struct {
+// migration is one schema change of a store: a file named NNNN_what.sql,
+// applied once, in version order.
+type migration struct {
 	Version int
 	Name    string
 	SQL     string
 }
 
-// ReadMigrations reads the files matching pattern in fsys (an adapter's
+// readMigrations reads the files matching pattern in fsys (a store's
 // embedded migrations/*.sql), checks their names and versions, and sorts
-// them. Each store applies them its own way, under its own lock.
-func ReadMigrations(fsys fs.FS, pattern string) ([]Migration, error) {
+// them; Migrate applies them under the store's own lock.
+func readMigrations(fsys fs.FS, pattern string) ([]migration, error) {
 	names, err := fs.Glob(fsys, pattern)
 	if err != nil {
 		return nil, err
 	}
-	var ms []Migration
+	var ms []migration
 	for _, name := range names {
 		base := path.Base(name)
 		num, _, ok := strings.Cut(base, "_")
@@ -37,7 +37,7 @@ func ReadMigrations(fsys fs.FS, pattern string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, Name: base, SQL: string(b)})
+		ms = append(ms, migration{Version: v, Name: base, SQL: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i := 1; i < len(ms); i++ {

@@ -1,12 +1,16 @@
-package bot
+package main
 
 import (
-	"github.com/kelseyhightower/envconfig"
 	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/opsbot/opsbot/bot"
 )
 
 // Env is everything opsbot reads from the environment (prefix OPSBOT_):
-// secrets and addresses, never policy.
+// secrets and addresses, never policy. It lives with main, which wires
+// them into the adapters; the core never sees a token.
 type Env struct {
 	Config   string `envconfig:"CONFIG"`   // policy file
 	Database string `envconfig:"DATABASE"` // a file path or postgres://...
@@ -50,11 +54,11 @@ type Env struct {
 	MattermostRegister string `envconfig:"MATTERMOST_REGISTER"`
 }
 
-// LoadEnv reads OPSBOT_* variables.
-func LoadEnv() (Env, error) {
+// loadEnv reads OPSBOT_* variables.
+func loadEnv() (Env, error) {
 	var e Env
 	if err := envconfig.Process("opsbot", &e); err != nil {
-		return e, &Error{Code: ECONFIG, Message: "environment: " + err.Error(), Err: err}
+		return e, &bot.Error{Code: bot.ECONFIG, Message: "environment: " + err.Error(), Err: err}
 	}
 	return e, nil
 }
