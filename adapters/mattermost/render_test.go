@@ -2,9 +2,7 @@ package mattermost
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,9 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var goldenButtons = buttons{
 	secret:  []byte(testSecret),
@@ -26,18 +23,6 @@ var goldenButtons = buttons{
 	channel: testChannel,
 	ref:     "0123456789ab",
 	expires: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		require.NoError(t, os.WriteFile(path, got, 0o644))
-		return
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "missing golden file: run go test ./adapters/mattermost -update")
-	assert.Equal(t, string(want), string(got))
 }
 
 func longReply() bot.Reply {
@@ -90,7 +75,7 @@ func TestRender_Golden(t *testing.T) {
 			pages := render(r, goldenButtons)
 			b, err := json.MarshalIndent(pages, "", "  ")
 			require.NoError(t, err)
-			golden(t, name+".json", append(b, '\n'))
+			golden.Check(t, filepath.Join("testdata", name+".json"), append(b, '\n'))
 		})
 	}
 }

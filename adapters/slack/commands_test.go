@@ -86,7 +86,7 @@ func TestCommand_SlowReplyIsAckedThenDeliveredThroughResponseURL(t *testing.T) {
 	assert.Empty(t, ta.hook.got())
 
 	close(release)
-	eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "result through response_url")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "result through response_url")
 	got := ta.hook.got()[0]
 	assert.Equal(t, "in_channel", got["response_type"])
 	assert.Equal(t, false, got["replace_original"], "an in-channel result cannot replace the ephemeral ack")
@@ -101,7 +101,7 @@ func TestCommand_SlowEphemeralReplyReplacesTheAck(t *testing.T) {
 	ta := newTestAdapter(t, h, nil)
 	_, body := ta.post(t, "/slack/commands", ta.slashBody("/scan", "10.0.0.1", "U1", "trig-eph"), nil)
 	assert.Contains(t, body, "Working on")
-	eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "result")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "result")
 	got := ta.hook.got()[0]
 	assert.Equal(t, "ephemeral", got["response_type"])
 	assert.Equal(t, true, got["replace_original"])
@@ -167,7 +167,7 @@ func TestCommand_RateLimitedResponseURLIsRetriedAfterRetryAfter(t *testing.T) {
 		return nil
 	}
 	ta.post(t, "/slack/commands", ta.slashBody("/scan", "x", "U1", "trig-429"), nil)
-	eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "delivered after the rate limit")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "delivered after the rate limit")
 	ta.sleepMu.Lock()
 	defer ta.sleepMu.Unlock()
 	assert.Equal(t, []time.Duration{2 * time.Second, 2 * time.Second}, waits)
@@ -200,7 +200,7 @@ func TestLogs_NeverCarrySecretsOrResponseURLs(t *testing.T) {
 	ta.post(t, "/slack/commands", "command=%2Fscan", func(r *http.Request) { sign(r.Header, "forger", time.Now(), "command=%2Fscan") })
 	body := strings.Replace(ta.slashBody("/scan", "x", "U1", "trig-logs"), url.QueryEscape(ta.hook.URL), url.QueryEscape("http://127.0.0.1:1"), 1)
 	ta.post(t, "/slack/commands", body, nil)
-	eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) == 1 }, "fallback post")
+	require.Eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) == 1 }, waitFor, tick, "fallback post")
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -38,7 +38,7 @@ func TestDedupe_RetryToAnotherReplicaRunsNothing(t *testing.T) {
 	click := a.clickBody(t, "U2", "/opsbot approve 0123456789ab", "Approve", "trig-click", "1700000000.000100")
 	status, _ = b.post(t, "/slack/interactions", click, nil)
 	require.Equal(t, http.StatusOK, status)
-	eventually(t, func() bool { return h.calls.Load() == 2 }, "the click is handled")
+	require.Eventually(t, func() bool { return h.calls.Load() == 2 }, waitFor, tick, "the click is handled")
 	status, _ = a.post(t, "/slack/interactions", click, nil)
 	assert.Equal(t, http.StatusOK, status)
 	require.NoError(t, a.Wait(t.Context()))
@@ -49,6 +49,6 @@ func TestDedupe_RetryToAnotherReplicaRunsNothing(t *testing.T) {
 	alone := newTestAdapter(t, h, nil)
 	status, _ = alone.post(t, "/slack/commands", body, func(r *http.Request) { r.Header.Set("X-Slack-Retry-Num", "2") })
 	assert.Equal(t, http.StatusOK, status)
-	eventually(t, func() bool { return h.calls.Load() == 3 }, "a replica that does not share the store cannot tell")
+	require.Eventually(t, func() bool { return h.calls.Load() == 3 }, waitFor, tick, "a replica that does not share the store cannot tell")
 	assert.EqualValues(t, 3, h.calls.Load())
 }

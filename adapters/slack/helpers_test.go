@@ -437,15 +437,10 @@ func (ta *testAdapter) clickBody(t *testing.T, user, value, label, trigger, mess
 	return url.Values{"payload": {string(b)}}.Encode()
 }
 
-// eventually waits for cond.
-func eventually(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting: %s", msg)
-}
+// waitFor and tick bound require.Eventually in these tests: what another
+// goroutine does (an HTTP post, a retry) comes within waitFor even on a
+// loaded machine, and is seen within tick of it.
+const (
+	waitFor = 10 * time.Second
+	tick    = 10 * time.Millisecond
+)

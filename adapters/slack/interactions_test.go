@@ -116,7 +116,7 @@ func TestClick_ApproveEndToEnd(t *testing.T) {
 	// The requester cannot approve their own request: they hear why, alone,
 	// and the prompt stays.
 	ta.post(t, "/slack/interactions", ta.clickBody(t, "UREQUESTER", "/opsbot approve "+id, "Approve", "trig-self", promptTS), nil)
-	eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "answer to the requester")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "answer to the requester")
 	self := ta.hook.got()[0]
 	assert.Equal(t, "ephemeral", self["response_type"])
 	assert.Equal(t, false, self["replace_original"])
@@ -127,7 +127,7 @@ func TestClick_ApproveEndToEnd(t *testing.T) {
 	// replaced in place with who decided and the result, buttons gone.
 	status, _ = ta.post(t, "/slack/interactions", ta.clickBody(t, "UAPPROVER", "/opsbot approve "+id, "Approve", "trig-approve", promptTS), nil)
 	require.Equal(t, http.StatusOK, status)
-	eventually(t, func() bool { return len(ta.hook.got()) == 2 }, "prompt updated")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 2 }, waitFor, tick, "prompt updated")
 	upd := ta.hook.got()[1]
 	assert.Equal(t, true, upd["replace_original"])
 	assert.Equal(t, "in_channel", upd["response_type"])
@@ -139,7 +139,7 @@ func TestClick_ApproveEndToEnd(t *testing.T) {
 	assert.EqualValues(t, 1, cmd.runs.Load())
 
 	// The requester is told, in the prompt's thread, with a mention.
-	eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) == 1 }, "notice")
+	require.Eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) == 1 }, waitFor, tick, "notice")
 	notice := ta.slack.got("chat.postMessage")[0]
 	assert.Equal(t, promptTS, notice.Form.Get("thread_ts"))
 	assert.Contains(t, notice.Form.Get("text"), "<@UREQUESTER>")
@@ -149,7 +149,7 @@ func TestClick_ApproveEndToEnd(t *testing.T) {
 	ta.post(t, "/slack/interactions", ta.clickBody(t, "UAPPROVER", "/opsbot approve "+id, "Approve", "trig-approve", promptTS),
 		func(r *http.Request) { r.Header.Set("X-Slack-Retry-Num", "1") })
 	ta.post(t, "/slack/interactions", ta.clickBody(t, "UAPPROVER", "/opsbot approve "+id, "Approve", "trig-again", promptTS), nil)
-	eventually(t, func() bool { return len(ta.hook.got()) == 3 }, "second click answered")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 3 }, waitFor, tick, "second click answered")
 	again := ta.hook.got()[2]
 	assert.Equal(t, "ephemeral", again["response_type"])
 	assert.Contains(t, fmt.Sprint(again["text"]), "already")
@@ -181,7 +181,7 @@ func TestClick_DenyUpdatesAPromptPostedByTheBot(t *testing.T) {
 	require.NoError(t, err)
 
 	ta.post(t, "/slack/interactions", ta.clickBody(t, "UAPPROVER", "/opsbot deny "+id+" not during peak", "Deny", "trig-deny", ts), nil)
-	eventually(t, func() bool { return len(ta.slack.got("chat.update")) == 1 }, "prompt edited")
+	require.Eventually(t, func() bool { return len(ta.slack.got("chat.update")) == 1 }, waitFor, tick, "prompt edited")
 	upd := ta.slack.got("chat.update")[0]
 	assert.Equal(t, ts, upd.Form.Get("ts"))
 	assert.Contains(t, upd.Form.Get("blocks"), "Denied")
@@ -243,7 +243,7 @@ func TestClick_OutcomeIsReadFromTypedFieldsNotWords(t *testing.T) {
 				Text: "Approved by slack:UAPPROVER; requested by slack:UREQUESTER (approval " + id + ")."}
 		}}, nil)
 		ta.post(t, "/slack/interactions", ta.clickBody(t, "UAPPROVER", "/opsbot approve "+id, "Approve", "trig-words", promptTS), nil)
-		eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "answer to the clicker")
+		require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "answer to the clicker")
 		got := ta.hook.got()[0]
 		assert.Equal(t, "ephemeral", got["response_type"], "no Supersedes: the clicker alone hears it")
 		assert.Equal(t, false, got["replace_original"])
@@ -260,7 +260,7 @@ func TestClick_OutcomeIsReadFromTypedFieldsNotWords(t *testing.T) {
 			return r
 		}}, nil)
 		ta.post(t, "/slack/interactions", ta.clickBody(t, "UREQUESTER", "/opsbot deny "+id, "Deny", "trig-odd", promptTS), nil)
-		eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "prompt replaced")
+		require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "prompt replaced")
 		got := ta.hook.got()[0]
 		assert.Equal(t, true, got["replace_original"], "Supersedes: the prompt is replaced")
 		assert.Equal(t, "in_channel", got["response_type"])

@@ -131,7 +131,7 @@ func TestClick_OnTheEphemeralApprovalsListIsNeverAChatUpdate(t *testing.T) {
 		_ = resp.Body.Close()
 	}
 	ta.post(t, "/slack/interactions", click, nil)
-	eventually(t, func() bool { return len(ta.slack.got("chat.postEphemeral")) >= 1 }, "the approver is answered")
+	require.Eventually(t, func() bool { return len(ta.slack.got("chat.postEphemeral")) >= 1 }, waitFor, tick, "the approver is answered")
 	require.NoError(t, ta.Wait(t.Context()))
 	assert.EqualValues(t, 1, cmd.runs.Load())
 	assert.Empty(t, ta.slack.got("chat.update"), "chat.update cannot change an ephemeral message")

@@ -84,12 +84,12 @@ func TestReady_SocketModeNamesTheConnectionTrouble(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); assert.NoError(t, <-done, "Run returns nil when asked to stop") }()
 	var rerr error
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		rerr = a.Ready(t.Context())
 		return rerr != nil && rerr.Error() != "slack: socket mode is not connected yet"
-	}, "the cause of the connection trouble")
+	}, waitFor, tick, "the cause of the connection trouble")
 	assert.Contains(t, rerr.Error(), "socket mode is not connected: attempt 1: not_allowed_token_type")
-	eventually(t, func() bool { return logged.Contains("cause=") }, "a log line with the cause")
+	require.Eventually(t, func() bool { return logged.Contains("cause=") }, waitFor, tick, "a log line with the cause")
 	assert.Contains(t, logged.String(), "not_allowed_token_type")
 }
 

@@ -1,11 +1,8 @@
 package slack
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,9 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func longReply() bot.Reply {
 	lines := make([]string, 1200)
@@ -66,34 +62,12 @@ var goldenReplies = map[string]bot.Reply{
 	"long":  longReply(),
 }
 
-func goldenJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	require.NoError(t, enc.Encode(v))
-	return b.Bytes()
-}
-
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden.json")
-	if *update {
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(path, got, 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test ./adapters/slack -update")
-	assert.Equal(t, string(want), string(got), "rendering of %s changed: review, then go test ./adapters/slack -update", name)
-}
-
 func TestRender_Golden(t *testing.T) {
 	for name, r := range goldenReplies {
 		t.Run(name, func(t *testing.T) {
 			m := render(r)
 			checkLimits(t, m)
-			checkGolden(t, name, goldenJSON(t, m))
+			golden.Check(t, filepath.Join("testdata", name+".golden.json"), golden.JSON(t, m))
 		})
 	}
 	t.Run("decided_prompt", func(t *testing.T) {
@@ -103,10 +77,10 @@ func TestRender_Golden(t *testing.T) {
 			Decides: &bot.Decided{Approval: "3f2a9c1b7d4e", Verdict: bot.VerdictApproved, By: "slack:carol"}, Supersedes: "3f2a9c1b7d4e"}
 		m := decidedPrompt(r, "U0APPROVER", "carol")
 		checkLimits(t, m)
-		checkGolden(t, "decided_prompt", goldenJSON(t, m))
+		golden.Check(t, filepath.Join("testdata", "decided_prompt.golden.json"), golden.JSON(t, m))
 	})
 	t.Run("working_ack", func(t *testing.T) {
-		checkGolden(t, "working_ack", goldenJSON(t, workingAck("/scan 10.0.0.10 1-65535", "incident-42", "9c1b7d4e3f2a")))
+		golden.Check(t, filepath.Join("testdata", "working_ack.golden.json"), golden.JSON(t, workingAck("/scan 10.0.0.10 1-65535", "incident-42", "9c1b7d4e3f2a")))
 	})
 }
 
@@ -122,7 +96,7 @@ func checkLimits(t *testing.T, m rendered) {
 	actionID := regexp.MustCompile(`^[a-zA-Z0-9]{1,255}$`)
 	for _, blocks := range all {
 		assert.LessOrEqual(t, len(blocks), 50)
-		b := goldenJSON(t, blocks) // as Slack reads it, entities unescaped
+		b := golden.JSON(t, blocks) // as Slack reads it, entities unescaped
 		assert.Less(t, len(b), 40000+len(blocks)*100, "message size")
 		ids := map[string]bool{}
 		for _, blk := range blocks {

@@ -42,7 +42,7 @@ func socketAdapter(t *testing.T, h bot.Handler) (*testAdapter, <-chan map[string
 			t.Error("Run did not return after its context ended")
 		}
 	})
-	eventually(t, func() bool { return ta.Ready(ctx) == nil }, "socket mode connected")
+	require.Eventually(t, func() bool { return ta.Ready(ctx) == nil }, waitFor, tick, "socket mode connected")
 	return ta, acks
 }
 
@@ -112,7 +112,7 @@ func TestSocketMode_SlowCommandAcksWorkingThenResponseURL(t *testing.T) {
 	payload := ack["payload"].(map[string]any)
 	assert.Equal(t, "ephemeral", payload["response_type"])
 	assert.Contains(t, payload["text"], "Working on")
-	eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "result through response_url")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "result through response_url")
 	assert.Contains(t, ta.hook.got()[0]["text"], "scan done")
 }
 
@@ -130,7 +130,7 @@ func TestSocketMode_BigReplyIsNotPutInTheAck(t *testing.T) {
 	assert.Nil(t, ack["payload"], "payloads of 20 KB or more are dropped by Slack")
 	// Long enough for follow-ups: the first message is posted where its
 	// timestamp comes back, and the follow-ups go to its thread.
-	eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) >= 2 }, "result and a follow-up")
+	require.Eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) >= 2 }, waitFor, tick, "result and a follow-up")
 	posts := ta.slack.got("chat.postMessage")
 	assert.Contains(t, posts[0].Form.Get("text"), "big")
 	assert.Empty(t, posts[0].Form.Get("thread_ts"))
@@ -152,7 +152,7 @@ func TestSocketMode_ClickIsAckedAndRun(t *testing.T) {
 	ta.slack.SendToWebsocket(envelope(t, "env-click", "interactive", 0, payload))
 	ack := nextAck(t, acks)
 	assert.Equal(t, "env-click", ack["envelope_id"])
-	eventually(t, func() bool { return len(ta.hook.got()) == 1 }, "answer to the clicker")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) == 1 }, waitFor, tick, "answer to the clicker")
 	assert.Contains(t, ta.hook.got()[0]["text"], "slack:U0CLICKER")
 	assert.Equal(t, "ephemeral", ta.hook.got()[0]["response_type"])
 	reqs := h.requests()

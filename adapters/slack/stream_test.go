@@ -32,10 +32,10 @@ func TestStream_ProgressIsOneMessageEditedAtABoundedRateWithCancel(t *testing.T)
 	assert.Contains(t, body, "Working on")
 	id := h.requests()[0].ID
 
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		u := ta.slack.got("chat.update")
 		return len(u) > 0 && strings.Contains(u[len(u)-1].Form.Get("text"), "2 open")
-	}, "final reply in the progress message")
+	}, waitFor, tick, "final reply in the progress message")
 
 	posts := ta.slack.got("chat.postMessage")
 	require.Len(t, posts, 1, "one progress message")
@@ -95,7 +95,7 @@ func TestStream_CancelClickOnProgressCancelsAndLeavesTheMessage(t *testing.T) {
 	_, body := ta.post(t, "/slack/commands", ta.slashBody("/wait", "", "U1", "trig-wait"), nil)
 	require.Contains(t, body, "Working on")
 	<-started
-	eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) == 1 }, "progress")
+	require.Eventually(t, func() bool { return len(ta.slack.got("chat.postMessage")) == 1 }, waitFor, tick, "progress")
 	progress := ta.slack.got("chat.postMessage")[0]
 	blocks := progress.Form.Get("blocks")
 	i := strings.Index(blocks, "/opsbot cancel ")
@@ -104,11 +104,11 @@ func TestStream_CancelClickOnProgressCancelsAndLeavesTheMessage(t *testing.T) {
 
 	status, _ := ta.post(t, "/slack/interactions", ta.clickBody(t, "U1", value, "Cancel", "trig-cancel", "1700000001.000100"), nil)
 	require.Equal(t, http.StatusOK, status)
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		u := ta.slack.got("chat.update")
 		return len(u) > 0 && strings.Contains(u[len(u)-1].Form.Get("text"), "canceled")
-	}, "the command saw its context end and its reply replaced the progress")
-	eventually(t, func() bool { return len(ta.hook.got()) >= 1 }, "answer to the clicker")
+	}, waitFor, tick, "the command saw its context end and its reply replaced the progress")
+	require.Eventually(t, func() bool { return len(ta.hook.got()) >= 1 }, waitFor, tick, "answer to the clicker")
 	var clicker map[string]any
 	for _, p := range ta.hook.got() {
 		if strings.Contains(fmt.Sprint(p["text"]), "Canceled") {
@@ -171,10 +171,10 @@ func TestStream_MentionNotifiesTheAskerInTheThread(t *testing.T) {
 	ta := newTestAdapter(t, h, nil)
 	ta.inlineWait = 20 * time.Millisecond
 	ta.post(t, "/slack/commands", ta.slashBody("/portcheck", "db01 5432 until open", "U0ASKER", "trig-mention"), nil)
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		u := ta.slack.got("chat.update")
 		return len(u) > 0 && strings.Contains(u[len(u)-1].Form.Get("text"), "after 7s")
-	}, "final reply in the progress message")
+	}, waitFor, tick, "final reply in the progress message")
 	assert.Equal(t, []string{"U0ASKER"}, ta.slack.mentioned(), "the asker, once, by the change-of-state post")
 	posts := ta.slack.got("chat.postMessage")
 	require.Len(t, posts, 4, "the progress message and three thread posts")
