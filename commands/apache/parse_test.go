@@ -1,10 +1,7 @@
 package apache
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,10 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	goldenfile "github.com/opsbot/opsbot/internal/golden"
 	"github.com/opsbot/opsbot/internal/testenv"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/parse/golden")
 
 const parseDir = "testdata/parse"
 
@@ -805,20 +801,7 @@ func TestGolden(t *testing.T) {
 		}
 		seen[golden] = true
 		t.Run(name, func(t *testing.T) {
-			var b bytes.Buffer
-			enc := json.NewEncoder(&b)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			require.NoError(t, enc.Encode(v))
-			path := filepath.Join(parseDir, "golden", golden)
-			if *update {
-				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-				require.NoError(t, os.WriteFile(path, b.Bytes(), 0o644))
-				return
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test ./commands/apache -run TestGolden -update")
-			assert.Equal(t, string(want), b.String())
+			goldenfile.Check(t, filepath.Join(parseDir, "golden", golden), goldenfile.JSON(t, v))
 		})
 	}
 	goldens, err := os.ReadDir(filepath.Join(parseDir, "golden"))

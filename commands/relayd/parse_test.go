@@ -1,9 +1,6 @@
 package relayd
 
 import (
-	"bytes"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,9 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+	goldenfile "github.com/opsbot/opsbot/internal/golden"
+)
 
 // header and row print exactly what relayctl prints (FORMATS.md §2.1, §2.2).
 const header = "Id  \tType    \tName                    \tAvlblty\tStatus\n"
@@ -38,26 +35,9 @@ func fixture(t testing.TB, name string) []byte {
 	return b
 }
 
-func goldenJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	require.NoError(t, enc.Encode(v))
-	return b.Bytes()
-}
-
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name+".json")
-	if *update {
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, got, 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test ./commands/relayd -update")
-	assert.Equal(t, string(want), string(got), "parse of %s changed: review, then go test ./commands/relayd -update", name)
+	goldenfile.Check(t, filepath.Join("testdata", "golden", name+".json"), got)
 }
 
 // errorJSON shows an error in a golden file: its fields and its message.
@@ -157,12 +137,12 @@ func TestFixtures_GoldenAndNoUnknownLines(t *testing.T) {
 			require.True(t, ok, "no parser for fixture %s", name)
 			v, unknown := parse(fixture(t, name))
 			assert.Zero(t, unknown, "lines not understood in %s", name)
-			checkGolden(t, strings.TrimSuffix(name, ".txt"), goldenJSON(t, v))
+			checkGolden(t, strings.TrimSuffix(name, ".txt"), goldenfile.JSON(t, v))
 		})
 	}
 	t.Run("digest", func(t *testing.T) {
 		d := ParseSummary(fixture(t, "show_summary.txt")).Digest(ParseHosts(fixture(t, "show_hosts.txt")))
-		checkGolden(t, "digest", goldenJSON(t, d))
+		checkGolden(t, "digest", goldenfile.JSON(t, d))
 	})
 }
 

@@ -3,7 +3,6 @@ package relayd
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opsbot/opsbot/bot"
+	goldenfile "github.com/opsbot/opsbot/internal/golden"
 )
 
 // render is a reply as plain text for golden files: every part of it,
@@ -65,14 +65,7 @@ func goldenText(t *testing.T, name, text string, beds ...*bed) {
 		}
 		text = strings.ReplaceAll(text, b.Dir, v)
 	}
-	path := filepath.Join("testdata", "golden", "replies", name+".txt")
-	if *update {
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, []byte(text), 0o644)) //nolint:gosec // golden file
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test ./commands/relayd -update")
-	assert.Equal(t, string(want), text, "reply %s changed: review, then go test ./commands/relayd -update", name)
+	goldenfile.Check(t, filepath.Join("testdata", "golden", "replies", name+".txt"), []byte(text))
 }
 
 func golden(t *testing.T, name string, r bot.Reply, beds ...*bed) {
