@@ -221,8 +221,10 @@ func TestProbeMain(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	free, err := probeFreePort()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	free := strconv.Itoa(closed.Addr().(*net.TCPAddr).Port)
+	require.NoError(t, closed.Close()) // nothing listens there now
 
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
@@ -317,14 +319,4 @@ func TestDecodeReport_DoubtfulSurvivesTheWire(t *testing.T) {
 // words and tests them).
 func stateLine(name string, r probe.Result, _ time.Duration) string {
 	return fmt.Sprintf("%s %s %s", name, r.Target, r.State)
-}
-
-// probeFreePort finds a TCP port nothing listens on right now.
-func probeFreePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	return strconv.Itoa(port), ln.Close()
 }
