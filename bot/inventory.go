@@ -55,13 +55,11 @@ func (s HostSpec) host(name string) Host {
 			h.Via = "ssh"
 		}
 	}
-	if s.Apache != nil {
-		a := *s.Apache
-		h.Apache = &a
-	}
-	if s.Relayd != nil {
-		r := *s.Relayd
-		h.Relayd = &r
+	if len(s.values) > 0 {
+		h.Settings = make(map[string]any, len(s.values))
+		for k, v := range s.values {
+			h.Settings[k] = v
+		}
 	}
 	return h
 }
@@ -230,34 +228,6 @@ func (p *Policy) validateInventory(bad func(string, ...any)) {
 				bad("hosts: %q has tag %q: tags are letters, digits, '.', '_' and '-'", name, t)
 			}
 		}
-		if a := h.Apache; a != nil {
-			for _, w := range a.Ctl.Words() {
-				if !safeWord.MatchString(w) {
-					bad("hosts: %q has apache.ctl word %q: a command and its arguments, without shell characters", name, w)
-				}
-			}
-			for key, u := range map[string]string{"status_url": a.StatusURL, "probe_url": a.ProbeURL} {
-				if u != "" && !httpURL.MatchString(u) {
-					bad("hosts: %q has apache.%s %q: write an http:// or https:// URL", name, key, u)
-				}
-			}
-			if a.ErrorLog != "" && !absPath.MatchString(a.ErrorLog) {
-				bad("hosts: %q has apache.error_log %q: write an absolute path", name, a.ErrorLog)
-			}
-		}
-		if r := h.Relayd; r != nil {
-			for key, path := range map[string]string{"relayctl": r.Relayctl, "relayd": r.Relayd, "socket": r.Socket, "ifconfig": r.Ifconfig, "rcctl": r.Rcctl, "config": r.Config} {
-				if path != "" && !absPath.MatchString(path) {
-					bad("hosts: %q has relayd.%s %q: write an absolute path", name, key, path)
-				}
-			}
-			if r.CarpGroup != "" && !hostName.MatchString(r.CarpGroup) {
-				bad("hosts: %q has relayd.carp_group %q: an interface group name such as carp", name, r.CarpGroup)
-			}
-			if r.Demote < 0 || r.Demote > 1024 {
-				bad("hosts: %q has relayd.demote %d: accepted 1 to 1024 (0 or nothing: 50)", name, r.Demote)
-			}
-		}
 	}
 	for g, members := range p.Groups {
 		if !hostName.MatchString(g) {
@@ -294,9 +264,6 @@ func (p *Policy) validateInventory(bad func(string, ...any)) {
 
 var (
 	unixUser = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
-	safeWord = regexp.MustCompile(`^[A-Za-z0-9_./=:,+@%-]+$`)
-	httpURL  = regexp.MustCompile(`^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$`)
-	absPath  = regexp.MustCompile(`^/[A-Za-z0-9_./@+-]*$`)
 	dnsName  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
 )
 
@@ -311,29 +278,6 @@ func isLoopback(a string) bool {
 	ip, err := netip.ParseAddr(a)
 	return a == "localhost" || err == nil && ip.IsLoopback()
 }
-
-// Words is a command written in the policy either as one string
-// ("apache2ctl") or as a list (["env", "APACHE_CONFDIR=/etc/apache2-web", "apache2ctl"]).
-type Words []string
-
-// UnmarshalYAML implements yaml.BytesUnmarshaler: a string is split on
-// spaces, a list is taken as it is.
-func (w *Words) UnmarshalYAML(b []byte) error {
-	var list []string
-	if err := yamlUnmarshal(b, &list); err == nil {
-		*w = list
-		return nil
-	}
-	var s string
-	if err := yamlUnmarshal(b, &s); err != nil {
-		return err
-	}
-	*w = strings.Fields(s)
-	return nil
-}
-
-// Words returns the words.
-func (w Words) Words() []string { return []string(w) }
 
 // HostAccess resolves the host words of a request against the inventory
 // and the asker's permissions. Commands that act on hosts (/apache,

@@ -103,39 +103,25 @@ type ApprovalPolicy struct {
 	SelfApprove bool     `yaml:"self_approve"`
 }
 
-// HostSpec is one inventory host.
+// HostSpec is one inventory host: the fields every host has, and the
+// settings blocks of the commands that act on it (apache:, relayd:),
+// which those commands decode and validate (HostBlock).
 type HostSpec struct {
-	Address string      `yaml:"address"`
-	Via     string      `yaml:"via"`
-	User    string      `yaml:"user"`
-	Port    int         `yaml:"port"`
-	Become  string      `yaml:"become"`
-	Tags    []string    `yaml:"tags"`
-	Apache  *ApacheSpec `yaml:"apache"`
-	Relayd  *RelaydSpec `yaml:"relayd"`
-	Timeout Duration    `yaml:"timeout"`
+	HostFields
+	// Settings are the commands' blocks, by key, as the file has them.
+	Settings map[string]HostSettings `yaml:"-"`
+	values   map[string]any          // what each command made of its block
 }
 
-// ApacheSpec holds per-host Apache settings. Empty fields take Debian's
-// defaults (see commands/apache).
-type ApacheSpec struct {
-	Ctl       Words  `yaml:"ctl"`        // apache2ctl, apachectl, or a command with arguments
-	StatusURL string `yaml:"status_url"` // mod_status in machine form (?auto), fetched from the host itself
-	ProbeURL  string `yaml:"probe_url"`  // a URL that must answer after a reload
-	ErrorLog  string `yaml:"error_log"`  // read for fatal AH codes after a reload
-}
-
-// RelaydSpec holds per-host relayd settings. Empty fields take OpenBSD's
-// defaults (see commands/relayd).
-type RelaydSpec struct {
-	Relayctl  string `yaml:"relayctl"`   // /usr/sbin/relayctl
-	Relayd    string `yaml:"relayd"`     // /usr/sbin/relayd, for relayd -n
-	Socket    string `yaml:"socket"`     // relayctl -s; /var/run/relayd.sock
-	CarpGroup string `yaml:"carp_group"` // interface group demoted during a restart; carp
-	Demote    int    `yaml:"demote"`     // carpdemote value; 50
-	Ifconfig  string `yaml:"ifconfig"`   // /sbin/ifconfig
-	Rcctl     string `yaml:"rcctl"`      // /usr/sbin/rcctl
-	Config    string `yaml:"config"`     // the relayd.conf relayd runs when its rc.d flags cannot say; /etc/relayd.conf
+// HostFields are what every inventory host has.
+type HostFields struct {
+	Address string   `yaml:"address"`
+	Via     string   `yaml:"via"`
+	User    string   `yaml:"user"`
+	Port    int      `yaml:"port"`
+	Become  string   `yaml:"become"`
+	Tags    []string `yaml:"tags"`
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Default limits, used for every key the file leaves out.
@@ -171,13 +157,14 @@ func DefaultPolicy() *Policy {
 	return p
 }
 
-// LoadPolicy reads and validates a policy file.
-func LoadPolicy(path string) (*Policy, error) {
+// LoadPolicy reads and validates a policy file; blocks are the settings
+// the commands that act on hosts accept in a host's entry.
+func LoadPolicy(path string, blocks ...HostBlock) (*Policy, error) {
 	data, err := os.ReadFile(path) //nolint:gosec // the operator names the policy file
 	if err != nil {
 		return nil, &Error{Code: ECONFIG, Message: fmt.Sprintf("cannot read policy file %s: %v", path, errors.Unwrap(err)), Err: err}
 	}
-	p, err := ParsePolicy(data)
+	p, err := ParsePolicy(data, blocks...)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -193,14 +180,16 @@ func LoadPolicy(path string) (*Policy, error) {
 	return p, nil
 }
 
-// ParsePolicy decodes and validates policy YAML. Errors name the line.
-func ParsePolicy(data []byte) (*Policy, error) {
+// ParsePolicy decodes and validates policy YAML. Errors name the line. A
+// host's entry may hold a settings block for each of blocks, decoded and
+// validated by its command; any other key is unknown.
+func ParsePolicy(data []byte, blocks ...HostBlock) (*Policy, error) {
 	var p Policy
 	p.defaults()
 	if err := yaml.UnmarshalWithOptions(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, &Error{Code: ECONFIG, Message: yamlMessage(err), Err: err}
 	}
-	if problems := p.validate(); len(problems) > 0 {
+	if problems := append(p.decodeSettings(blocks), p.validate()...); len(problems) > 0 {
 		msgs := make([]string, len(problems))
 		for i, pr := range problems {
 			msgs[i] = pr.at(data)

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,13 +22,14 @@ func TestDefaultPolicy(t *testing.T) {
 func TestParsePolicy_DesignExample(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "design-policy.yaml"))
 	require.NoError(t, err)
-	p, err := ParsePolicy(data)
+	p, err := ParsePolicy(data, asWritten("apache"), asWritten("relayd"))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"169.254.0.0/16"}, p.Targets.Deny)
 	assert.Equal(t, 65535, p.Limits.ScanPorts)
 	assert.Equal(t, 10*time.Minute, p.Limits.ListenFor.D)
 	assert.Equal(t, "doas", p.Hosts["lb01"].Become)
-	assert.Equal(t, 50, p.Hosts["lb01"].Relayd.Demote)
+	lb01, _ := NewInventory(p).Host("lb01")
+	assert.Equal(t, uint64(50), lb01.Settings["relayd"].(map[string]any)["demote"])
 }
 
 func TestParsePolicy_UnknownKeyNamesItsLine(t *testing.T) {
@@ -36,6 +38,45 @@ func TestParsePolicy_UnknownKeyNamesItsLine(t *testing.T) {
 	assert.Equal(t, ECONFIG, ErrorCode(err))
 	assert.Contains(t, ErrorMessage(err), "5:3")
 	assert.Contains(t, ErrorMessage(err), `unknown field "scan_portz"`)
+}
+
+func TestParsePolicy_HostSettingsBelongToTheirCommands(t *testing.T) {
+	strict := HostBlock{Key: "svc", Decode: func(s HostSettings) (any, error) {
+		var b struct {
+			Path string `yaml:"path"`
+			Port int    `yaml:"port"`
+		}
+		if err := s.Decode(&b); err != nil {
+			return nil, err
+		}
+		if b.Path != "" && b.Path[0] != '/' {
+			return nil, errors.Join(s.Errorf("path", "hosts: %q has svc.path %q: write an absolute path", s.Host, b.Path), errors.New("and one more"))
+		}
+		return b.Path, nil
+	}}
+	p, err := ParsePolicy([]byte("hosts:\n  a: {via: local, svc: {path: /x}}\n  b:\n    via: local\n    svc:\n"), strict)
+	require.NoError(t, err)
+	inv := NewInventory(p)
+	a, _ := inv.Host("a")
+	assert.Equal(t, "/x", a.Settings["svc"], "what the command made of its block")
+	b, _ := inv.Host("b")
+	assert.True(t, b.HasSettings("svc"), "an empty block is a block: the command's defaults")
+
+	for _, tc := range []struct{ yaml, want string }{
+		{"hosts:\n  a:\n    via: local\n    svc:\n      path: /x\n      paht: /y\n", `6:7: unknown field "paht"`},
+		{"hosts:\n  a:\n    via: local\n    svc: {port: many}\n", "4:17"},
+		{"hosts:\n  a:\n    via: local\n    svc:\n      path: x\n", `5:13: hosts: "a" has svc.path "x": write an absolute path`},
+		{"hosts:\n  a:\n    via: local\n    svc:\n      path: x\n", "hosts.a.svc: and one more"},
+		{"hosts:\n  a:\n    via: local\n    svd: {}\n", `4:5: hosts.a: unknown field "svd": accepted are address, via, user, port, become, tags, timeout, and the settings of svc`},
+		{"hosts:\n  a:\n    adress: 10.0.0.1\n", `3:5: hosts.a: unknown field "adress"`},
+	} {
+		_, err := ParsePolicy([]byte(tc.yaml), strict)
+		require.Error(t, err, tc.yaml)
+		assert.Equal(t, ECONFIG, ErrorCode(err))
+		assert.Contains(t, ErrorMessage(err), tc.want, tc.yaml)
+	}
+	_, err = ParsePolicy([]byte("hosts:\n  a: {via: local, svc: {}}\n"))
+	assert.Contains(t, ErrorMessage(err), `unknown field "svc"`, "a block no command claims is unknown")
 }
 
 func TestLoadPolicy_ErrorNamesFileAndLine(t *testing.T) {

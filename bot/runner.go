@@ -23,22 +23,17 @@ type Host struct {
 	Timeout time.Duration // per command; 0 = the runner's default
 	Tags    []string      // from the inventory, for role host limits
 
-	// Per-host settings of the commands that act on it; nil when the
-	// inventory gives none (the commands then use their defaults).
-	Apache *ApacheSpec
-	Relayd *RelaydSpec
+	// Settings are the blocks of the commands that act on the host, by
+	// command ("apache"), as each command decoded and validated its own
+	// (HostBlock); a command without a block here takes its defaults.
+	Settings map[string]any
 }
 
 // HasSettings reports whether the inventory gives the host a settings
 // block for the command named key ("relayd").
 func (h Host) HasSettings(key string) bool {
-	switch key {
-	case "apache":
-		return h.Apache != nil
-	case "relayd":
-		return h.Relayd != nil
-	}
-	return false
+	_, ok := h.Settings[key]
+	return ok
 }
 
 // Output is what a command printed and how it ended. Stdout and Stderr are

@@ -273,9 +273,9 @@ var hostKeys = []struct{ command, subs string }{
 func runs(h bot.Host, command string) bool {
 	switch command {
 	case "apache":
-		return h.Apache != nil || h.Relayd == nil
+		return h.HasSettings("apache") || !h.HasSettings("relayd")
 	case "relayd":
-		return h.Relayd != nil || h.Apache == nil
+		return h.HasSettings("relayd") || !h.HasSettings("apache")
 	}
 	return true
 }

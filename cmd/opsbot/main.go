@@ -137,7 +137,7 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	}
 	if env.Config == "" {
 		m.Policy = bot.DefaultPolicy()
-	} else if m.Policy, err = bot.LoadPolicy(env.Config); err != nil {
+	} else if m.Policy, err = bot.LoadPolicy(env.Config, hostSettings()...); err != nil {
 		m.auditRejected(ctx, err)
 		m.Close()
 		return nil, err
@@ -164,6 +164,13 @@ func NewMain(ctx context.Context, configPath string, logOut io.Writer) (*Main, e
 	}
 	m.Metrics.Init(names, nil)
 	return m, nil
+}
+
+// hostSettings are the settings blocks a host's entry in the policy may
+// hold: one for each command that acts on hosts, which decodes and
+// validates its own.
+func hostSettings() []bot.HostBlock {
+	return []bot.HostBlock{apache.Settings(), relayd.Settings()}
 }
 
 // buildRouter wires the commands for policy p: its targets, limits,

@@ -51,7 +51,7 @@ func (m *Main) Reload(ctx context.Context) error {
 	if m.Env.Config == "" {
 		return fail(bot.Errorf(bot.ECONFIG, "no policy file (OPSBOT_CONFIG or --config): the built-in policy cannot be reloaded"))
 	}
-	p, err := bot.LoadPolicy(m.Env.Config)
+	p, err := bot.LoadPolicy(m.Env.Config, hostSettings()...)
 	if err != nil {
 		m.auditRejected(ctx, err)
 		return fail(err)

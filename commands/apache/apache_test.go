@@ -63,7 +63,7 @@ func newBed(t *testing.T, names []string, groups string, batch int) *bed {
 		y.WriteString(hostYAML(n, b.servers[n]))
 	}
 	y.WriteString(groups)
-	p, err := bot.ParsePolicy([]byte(y.String()))
+	p, err := bot.ParsePolicy([]byte(y.String()), apache.Settings())
 	require.NoError(t, err, y.String())
 	b.cmd = apache.New(apache.Config{
 		Hosts:     bot.HostAccess{Inventory: bot.NewInventory(p)},
@@ -344,4 +344,23 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestPolicy_ApacheBlockIsDecodedStrictlyAndValidatedHere(t *testing.T) {
+	t.Parallel()
+	_, err := bot.ParsePolicy([]byte("hosts:\n  web01:\n    via: local\n    apache:\n      ctl: apache2ctl\n      status: x\n"), apache.Settings())
+	require.Error(t, err, "an unknown key fails")
+	assert.Contains(t, bot.ErrorMessage(err), `6:7: unknown field "status"`, "with its line")
+	for _, tc := range []struct{ yaml, want string }{
+		{"hosts:\n  web01: {via: local, apache: {ctl: \"apache2ctl; reboot\"}}\n", `2:37: hosts: "web01" has apache.ctl word "apache2ctl;": a command and its arguments`},
+		{"hosts:\n  web01: {via: local, apache: {status_url: \"file:///etc/shadow\"}}\n", "apache.status_url \"file:///etc/shadow\": write an http:// or https:// URL"},
+		{"hosts:\n  web01: {via: local, apache: {probe_url: \"gopher://x\"}}\n", "apache.probe_url"},
+		{"hosts:\n  web01: {via: local, apache: {error_log: \"logs/error.log\"}}\n", "apache.error_log \"logs/error.log\": write an absolute path"},
+		{"hosts:\n  web01: {via: local, apache: {ctl: [env, \"A=1\", apache2ctl], bogus: 1}}\n", `unknown field "bogus"`},
+	} {
+		_, err := bot.ParsePolicy([]byte(tc.yaml), apache.Settings())
+		require.Error(t, err, tc.yaml)
+		assert.Equal(t, bot.ECONFIG, bot.ErrorCode(err))
+		assert.Contains(t, bot.ErrorMessage(err), tc.want, tc.yaml)
+	}
 }

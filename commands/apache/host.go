@@ -19,15 +19,6 @@ import (
 	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
-// Debian's defaults, for hosts whose inventory entry leaves them out.
-const (
-	DefaultCtl       = "apache2ctl"
-	DefaultStatusURL = "http://127.0.0.1/server-status?auto"
-	DefaultProbeURL  = "http://127.0.0.1/"
-	DefaultErrorLog  = "/var/log/apache2/error.log"
-	DefaultPidFile   = "/var/run/apache2/apache2.pid"
-)
-
 // Bounds on what one step may take. A runner call is also bounded by the
 // host's timeout.
 const (
@@ -36,42 +27,6 @@ const (
 	maxStatusBody = 256 << 10
 	maxLogRead    = 4 << 20 // bytes of error log read after an action
 )
-
-// settings are one host's Apache settings with the defaults filled in.
-type settings struct {
-	ctl       []string
-	statusURL string
-	probeURL  string
-	errorLog  string // "" = ask Apache (DUMP_RUN_CFG), then DefaultErrorLog
-}
-
-func settingsOf(h bot.Host) settings {
-	s := settings{ctl: []string{DefaultCtl}, statusURL: DefaultStatusURL, probeURL: DefaultProbeURL}
-	if a := h.Apache; a != nil {
-		if len(a.Ctl) > 0 {
-			s.ctl = a.Ctl.Words()
-		}
-		if a.StatusURL != "" {
-			s.statusURL = autoURL(a.StatusURL)
-		}
-		if a.ProbeURL != "" {
-			s.probeURL = a.ProbeURL
-		}
-		s.errorLog = a.ErrorLog
-	}
-	return s
-}
-
-// autoURL adds ?auto to a server-status URL written without it: the HTML
-// page is the commonest mistake, and ?auto is the only form we read.
-func autoURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.RawQuery != "" || !strings.HasSuffix(u.Path, "/server-status") {
-		return raw
-	}
-	u.RawQuery = "auto"
-	return u.String()
-}
 
 // hostIO runs the fixed commands /apache needs on one host and fetches
 // its pages from the host itself.

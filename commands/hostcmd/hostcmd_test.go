@@ -21,7 +21,8 @@ var spec = hostcmd.Spec{Command: "svc", Synopsis: "/svc look|poke [HOST|GROUP]",
 
 func access(t *testing.T, policy string) bot.HostAccess {
 	t.Helper()
-	p, err := bot.ParsePolicy([]byte(policy))
+	relaydBlock := bot.HostBlock{Key: "relayd", Decode: func(bot.HostSettings) (any, error) { return struct{}{}, nil }}
+	p, err := bot.ParsePolicy([]byte(policy), relaydBlock)
 	require.NoError(t, err)
 	return bot.HostAccess{Inventory: bot.NewInventory(p)} // no permissions: every host
 }

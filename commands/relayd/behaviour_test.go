@@ -169,21 +169,38 @@ func TestCheck_TheFileRelaydRunsWith(t *testing.T) {
 	}
 }
 
-func TestPolicy_RelaydConfigKeyIsDecodedStrictly(t *testing.T) {
+func TestPolicy_RelaydBlockIsDecodedStrictlyAndValidatedHere(t *testing.T) {
 	t.Parallel()
-	p, err := bot.ParsePolicy([]byte("hosts:\n  lb1: {via: local, relayd: {config: /etc/relayd-lb.conf}}\n"))
+	p, err := bot.ParsePolicy([]byte("hosts:\n  lb1: {via: local, relayd: {config: /etc/relayd-lb.conf, demote: 20}}\n  lb2: {via: local, relayd: {}}\n  web1: {via: local}\n"), Settings())
 	require.NoError(t, err)
-	assert.Equal(t, "/etc/relayd-lb.conf", settingsOf(bot.Host{Relayd: p.Hosts["lb1"].Relayd}).config)
-	assert.Equal(t, DefaultConfig, settingsOf(bot.Host{Relayd: &bot.RelaydSpec{}}).config)
+	inv := bot.NewInventory(p)
+	lb1, _ := inv.Host("lb1")
+	assert.Equal(t, "/etc/relayd-lb.conf", settingsOf(lb1).config)
+	assert.True(t, settingsOf(lb1).configSet)
+	assert.Equal(t, 20, settingsOf(lb1).demote)
+	lb2, _ := inv.Host("lb2")
+	assert.True(t, lb2.HasSettings("relayd"), "relayd: {} makes a relayd host with OpenBSD's defaults")
+	assert.Equal(t, DefaultConfig, settingsOf(lb2).config)
+	assert.False(t, settingsOf(lb2).configSet)
+	assert.Equal(t, DefaultDemote, settingsOf(lb2).demote)
+	web1, _ := inv.Host("web1")
+	assert.False(t, web1.HasSettings("relayd"))
 
-	_, err = bot.ParsePolicy([]byte("hosts:\n  lb1:\n    via: local\n    relayd:\n      conf: /etc/relayd.conf\n"))
+	_, err = bot.ParsePolicy([]byte("hosts:\n  lb1:\n    via: local\n    relayd:\n      conf: /etc/relayd.conf\n"), Settings())
 	require.Error(t, err, "an unknown key fails")
-	assert.Contains(t, err.Error(), "conf")
-	assert.Contains(t, err.Error(), "5", "with its line")
+	assert.Contains(t, bot.ErrorMessage(err), `5:7: unknown field "conf"`, "with its line")
 
-	_, err = bot.ParsePolicy([]byte("hosts:\n  lb1: {via: local, relayd: {config: relayd.conf}}\n"))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "relayd.config")
+	for _, tc := range []struct{ yaml, want string }{
+		{"hosts:\n  lb1: {via: local, relayd: {config: relayd.conf}}\n", `2:38: hosts: "lb1" has relayd.config "relayd.conf": write an absolute path`},
+		{"hosts:\n  lb01: {via: local, relayd: {socket: \"relayd.sock\"}}\n", "relayd.socket"},
+		{"hosts:\n  lb01: {via: local, relayd: {carp_group: \"carp;x\"}}\n", "relayd.carp_group"},
+		{"hosts:\n  lb01: {via: local, relayd: {demote: 5000}}\n", "relayd.demote 5000: accepted 1 to 1024"},
+	} {
+		_, err := bot.ParsePolicy([]byte(tc.yaml), Settings())
+		require.Error(t, err, tc.yaml)
+		assert.Equal(t, bot.ECONFIG, bot.ErrorCode(err))
+		assert.Contains(t, bot.ErrorMessage(err), tc.want, tc.yaml)
+	}
 }
 
 func TestParseFlags(t *testing.T) {

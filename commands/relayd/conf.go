@@ -88,7 +88,7 @@ func parseFlags(flags string) (path string, macros []string, err error) {
 // host's become), else relayd.config from the inventory.
 func (h hostIO) confFile(ctx context.Context) confFile {
 	cf := confFile{Path: h.set.config, From: "relayd.config"}
-	if h.Host.Relayd == nil || h.Host.Relayd.Config == "" {
+	if !h.set.configSet {
 		cf.From = "default"
 	}
 	plain := h

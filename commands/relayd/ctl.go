@@ -12,21 +12,6 @@ import (
 	"github.com/opsbot/opsbot/commands/hostcmd"
 )
 
-// OpenBSD's defaults, for the fields a host's relayd settings leave out.
-const (
-	DefaultRelayctl  = "/usr/sbin/relayctl"
-	DefaultRelayd    = "/usr/sbin/relayd"
-	DefaultSocket    = "/var/run/relayd.sock" // RELAYD_SOCKET in relayd.h
-	DefaultCarpGroup = "carp"
-	DefaultDemote    = 50
-	DefaultIfconfig  = "/sbin/ifconfig"
-	DefaultRcctl     = "/usr/sbin/rcctl"
-	DefaultConfig    = "/etc/relayd.conf" // CONF_FILE in relayd.h
-	// Cat reads relayd.conf and the files it includes, through the
-	// runner (and the host's become: relayd.conf is root's, mode 0600).
-	Cat = "/bin/cat"
-)
-
 // Bounds on the programs other than relayctl (whose bound is
 // Config.Timeout). `relayd -n` loads certificates and resolves names;
 // `rcctl restart` waits up to rc.subr's daemon_timeout (30 s) for the old
@@ -36,43 +21,6 @@ const (
 	ifconfigTimeout = 15 * time.Second
 	rcctlTimeout    = 90 * time.Second
 )
-
-// settings are one host's relayd settings with the defaults filled in.
-type settings struct {
-	relayctl, relayd, socket string
-	carpGroup                string
-	demote                   int
-	ifconfig, rcctl          string
-	config                   string // relayd.config, or DefaultConfig
-}
-
-func settingsOf(h bot.Host) settings {
-	s := settings{
-		relayctl: DefaultRelayctl, relayd: DefaultRelayd, socket: DefaultSocket,
-		carpGroup: DefaultCarpGroup, demote: DefaultDemote, ifconfig: DefaultIfconfig, rcctl: DefaultRcctl,
-		config: DefaultConfig,
-	}
-	r := h.Relayd
-	if r == nil {
-		return s
-	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&s.relayctl, r.Relayctl)
-	set(&s.relayd, r.Relayd)
-	set(&s.socket, r.Socket)
-	set(&s.carpGroup, r.CarpGroup)
-	set(&s.ifconfig, r.Ifconfig)
-	set(&s.rcctl, r.Rcctl)
-	set(&s.config, r.Config)
-	if r.Demote > 0 {
-		s.demote = r.Demote
-	}
-	return s
-}
 
 // relayctlArgv is relayctl with full keywords (relayctl accepts
 // abbreviations, and an abbreviation that becomes ambiguous in a later

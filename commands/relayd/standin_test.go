@@ -65,7 +65,7 @@ type setup struct {
 
 func newSetup(t *testing.T, policy string, runners bot.Runners, edit func(*Config)) *setup {
 	t.Helper()
-	p, err := bot.ParsePolicy([]byte(policy))
+	p, err := bot.ParsePolicy([]byte(policy), Settings())
 	require.NoError(t, err, policy)
 	if runners == nil {
 		runners = bot.Runners{}
