@@ -80,7 +80,7 @@ func TestE2E_RunFromAProbeNamespace(t *testing.T) {
 	t.Run("tcp_open_is_the_netcat_line", func(t *testing.T) {
 		out, code := run("/portcheck " + v4 + " 80")
 		assert.Equal(t, 0, code, out)
-		assert.Regexp(t, regexp.QuoteMeta("Connection to "+v4+" 80 port [tcp/http] succeeded! (")+`\d+\.\d ms\)`, out)
+		assert.Regexp(t, regexp.QuoteMeta("Connection to "+v4+" 80 port [tcp/http] succeeded! (")+`\d+(\.\d)? ms\)`, out)
 	})
 	t.Run("tcp_drop_is_filtered_with_the_timeout", func(t *testing.T) {
 		out, code := run("/portcheck " + v4 + " 81 timeout 300ms")
