@@ -67,7 +67,9 @@ func (*Command) Usage() string {
   status       server-status (generation, busy and idle workers, requests/s,
                uptime), whether the parent process is alive, and each TLS
                virtual host's certificate served (SHA-256, days left) and
-               whether it is the one in its SSLCertificateFile on disk
+               whether it is the one in its SSLCertificateFile on disk; a
+               group has a row per host, with the days left of the
+               certificate served that expires first
   configtest   apache2ctl configtest; a failure names the file and line
   modules      apache2ctl -M; vhosts: apache2ctl -S. Both read the config
                on disk, which may differ from what is loaded until a reload

@@ -349,6 +349,47 @@ func certFields(s snapshot) (fields []bot.Field, mismatches []string) {
 	return fields, mismatches
 }
 
+// certCell is a group's status column for a host's TLS virtual hosts:
+// the days left of the certificate served that expires first ("59 days
+// left"; "EXPIRED" once one has), of how many, and how many serve none.
+// "-" when the host has no TLS virtual host or nothing was read (Apache
+// not running), "?" when its virtual hosts are unknown.
+func certCell(s snapshot) string {
+	switch {
+	case s.SitesErr != nil:
+		return "?"
+	case len(s.Certs) == 0:
+		return "-"
+	}
+	served, notServed := 0, 0
+	var soonest siteCert
+	for _, c := range s.Certs {
+		if c.Served == nil {
+			notServed++
+			continue
+		}
+		if served == 0 || c.Served.NotAfter.Before(soonest.Served.NotAfter) {
+			soonest = c
+		}
+		served++
+	}
+	var parts []string
+	if served > 0 {
+		left := fmt.Sprintf("%d days left", int(soonest.Served.NotAfter.Sub(soonest.At).Hours()/24))
+		if soonest.Served.NotAfter.Before(soonest.At) {
+			left = "EXPIRED"
+		}
+		if len(s.Certs) > 1 {
+			left += fmt.Sprintf(" (soonest of %d)", len(s.Certs))
+		}
+		parts = append(parts, left)
+	}
+	if notServed > 0 {
+		parts = append(parts, fmt.Sprintf("%d not served", notServed))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // changeCertFields are a reload's or restart's certificates, before and
 // after.
 func changeCertFields(c change) []bot.Field {

@@ -119,6 +119,32 @@ func TestCerts_AFileThatIsNotServedFailsThePostCheck(t *testing.T) {
 	assert.True(t, s.Alive(), "the server runs: only the certificate check failed")
 }
 
+// A group's status has a row per host; its certificates column gives the
+// days left of what each host serves.
+func TestCerts_GroupStatusShowsEachHostsDaysLeft(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, []string{"web1", "web2"}, "groups:\n  web: [web1, web2]\n", 1)
+	s := b.servers["web1"]
+	ca := tlstest.NewCA(t)
+	now := time.Now()
+	leaf := ca.Leaf(t, now.Add(-time.Hour), now.Add(60*24*time.Hour), "www.test")
+	certFile, keyFile, _ := tlstest.WriteFiles(t, s.Dir, "www", leaf, nil)
+	port := freePort(t)
+	s.EnableModule(t, "socache_shmcb", "ssl")
+	s.WriteConf(t, "sites-enabled/tls.conf", fmt.Sprintf("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\n\tServerName www.test\n\tSSLEngine on\n\tSSLCertificateFile %s\n\tSSLCertificateKeyFile %s\n</VirtualHost>\n", port, port, certFile, keyFile))
+	rep := b.run(t, "/apache reload web1")
+	require.Equal(t, bot.StatusOK, rep.Status, text(rep))
+
+	rep = b.run(t, "/apache status web")
+	require.Equal(t, bot.StatusOK, rep.Status, text(rep))
+	require.NotNil(t, rep.Table)
+	assert.Equal(t, "certificates", rep.Table.Header[len(rep.Table.Header)-1])
+	require.Len(t, rep.Table.Rows, 2)
+	assert.Equal(t, []string{"web1", "up"}, rep.Table.Rows[0][:2])
+	assert.Equal(t, "59 days left", rep.Table.Rows[0][len(rep.Table.Rows[0])-1], "served for 60 days less the moment since")
+	assert.Equal(t, "-", rep.Table.Rows[1][len(rep.Table.Rows[1])-1], "web2 has no TLS virtual host")
+}
+
 func TestParseVHostTLS(t *testing.T) {
 	conf := []byte(`Listen 443
 <VirtualHost *:80>

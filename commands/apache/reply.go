@@ -18,14 +18,14 @@ func statusReply(r request, snaps []snapshot) bot.Reply {
 	if !r.Group {
 		return hostStatusReply(snaps[0])
 	}
-	t := &bot.Table{Header: []string{"host", "state", "generation", "busy/idle", "req/s", "uptime"}}
+	t := &bot.Table{Header: []string{"host", "state", "generation", "busy/idle", "req/s", "uptime", "certificates"}}
 	up := 0
 	for _, s := range snaps {
 		state := stateWord(s)
 		if state == "up" {
 			up++
 		}
-		row := []string{s.Host.Name, state, "-", "-", "-", "-"}
+		row := []string{s.Host.Name, state, "-", "-", "-", "-", certCell(s)}
 		if s.StatusErr == nil {
 			st := s.Status
 			row[2] = strconv.Itoa(st.Generation)
