@@ -158,7 +158,8 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	}
 	switch r.Sub {
 	case "status":
-		return statusReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) snapshot { return c.io(h).snapshot(ctx) })), nil
+		read := func(h bot.Host) snapshot { return c.io(h).snapshot(ctx) }
+		return hostcmd.View(r, read, hostStatusReply, func(snaps []snapshot) bot.Reply { return groupStatusReply(r, snaps) }), nil
 	case "configtest":
 		return configTestReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) hostTest { return c.io(h).configTest(ctx) })), nil
 	case "modules":

@@ -17,6 +17,7 @@ import (
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/apache"
 	"github.com/opsbot/opsbot/commands/apache/apachetest"
+	"github.com/opsbot/opsbot/commands/hostcmd/hostcmdtest"
 )
 
 // bed is /apache wired to real private Apaches on this host, each an
@@ -24,27 +25,7 @@ import (
 type bed struct {
 	cmd     *apache.Command
 	servers map[string]*apachetest.Server
-	runner  *countingRunner
-}
-
-// countingRunner is the local runner, recording every argv it runs.
-type countingRunner struct {
-	local.Runner
-	mu    sync.Mutex
-	calls [][]string
-}
-
-func (c *countingRunner) Run(ctx context.Context, h bot.Host, argv []string) (bot.Output, error) {
-	c.mu.Lock()
-	c.calls = append(c.calls, append([]string{h.Name}, argv...))
-	c.mu.Unlock()
-	return c.Runner.Run(ctx, h, argv)
-}
-
-func (c *countingRunner) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.calls)
+	runner  *hostcmdtest.Recorder
 }
 
 func hostYAML(name string, s *apachetest.Server) string {
@@ -53,7 +34,7 @@ func hostYAML(name string, s *apachetest.Server) string {
 
 func newBed(t *testing.T, names []string, groups string, batch int) *bed {
 	t.Helper()
-	b := &bed{servers: map[string]*apachetest.Server{}, runner: &countingRunner{}}
+	b := &bed{servers: map[string]*apachetest.Server{}, runner: &hostcmdtest.Recorder{Runner: &local.Runner{}}}
 	var y strings.Builder
 	y.WriteString("hosts:\n")
 	for _, n := range names {
@@ -156,7 +137,7 @@ func TestReload_BrokenConfigIsRefusedAndTheServerUntouched(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, gen, "no reload happened")
 	assert.Equal(t, pid, s.PID())
-	for _, c := range b.runner.calls {
+	for _, c := range b.runner.Calls() {
 		assert.NotContains(t, c, "graceful", "the runner was never asked to reload")
 	}
 }
@@ -303,7 +284,7 @@ func TestParse_BadInputNeverReachesTheRunner(t *testing.T) {
 	t.Parallel()
 	p, err := bot.ParsePolicy([]byte("hosts:\n  web1: {via: local}\n  web2: {via: local}\ngroups:\n  web: [web1, web2]\n"))
 	require.NoError(t, err)
-	r := &countingRunner{}
+	r := &hostcmdtest.Recorder{Runner: &local.Runner{}}
 	cmd := apache.New(apache.Config{Hosts: bot.HostAccess{Inventory: bot.NewInventory(p)}, Runner: r})
 	for _, tt := range []struct{ args []string }{
 		{[]string{"status", "web1;id"}}, {[]string{"status", "$(id)"}}, {[]string{"status", "`id`"}},
@@ -316,7 +297,7 @@ func TestParse_BadInputNeverReachesTheRunner(t *testing.T) {
 		assert.Contains(t, []string{bot.EINVALID, bot.ENOTFOUND}, bot.ErrorCode(err), "%q: %v", tt.args, err)
 		assert.NotEmpty(t, bot.ErrorMessage(err))
 	}
-	assert.Zero(t, r.count(), "no argv reached a runner")
+	assert.Zero(t, r.Count(), "no argv reached a runner")
 }
 
 func TestPrepare_RestartImpactCountsBusyWorkers(t *testing.T) {

@@ -14,10 +14,9 @@ import (
 
 // The functions here turn typed results into replies and do nothing else.
 
-func statusReply(r request, snaps []snapshot) bot.Reply {
-	if !r.Group {
-		return hostStatusReply(snaps[0])
-	}
+// groupStatusReply is a table of the hosts; one host's status is
+// hostStatusReply.
+func groupStatusReply(r request, snaps []snapshot) bot.Reply {
 	t := &bot.Table{Header: []string{"host", "state", "generation", "busy/idle", "req/s", "uptime", "certificates"}}
 	up := 0
 	for _, s := range snaps {
@@ -151,10 +150,7 @@ func configTestReply(r request, tests []hostTest) bot.Reply {
 	var lines, notes []string
 	failed := 0
 	for _, t := range tests {
-		prefix := ""
-		if r.Group {
-			prefix = t.Host.Name + ": "
-		}
+		prefix := r.Prefix(t.Host)
 		switch {
 		case t.Err != nil:
 			failed++

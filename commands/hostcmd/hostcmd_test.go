@@ -3,6 +3,7 @@ package hostcmd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/opsbot/opsbot/adapters/local"
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/hostcmd"
+	"github.com/opsbot/opsbot/commands/hostcmd/hostcmdtest"
 )
 
 var spec = hostcmd.Spec{Command: "svc", Synopsis: "/svc look|poke [HOST|GROUP]",
@@ -77,12 +79,14 @@ func TestSpec_ParseFindsTheOnlyHostAndGroups(t *testing.T) {
 	assert.True(t, r.Group)
 	assert.Equal(t, []string{"lb2", "lb1"}, hostcmd.Names(r.Hosts), "a group in the order the file lists it: the first is the canary")
 	assert.Equal(t, []string{"lb2", "lb1"}, r.Labels())
+	assert.Equal(t, "lb2: ", r.Prefix(r.Hosts[0]), "a group's lines name their host")
 
 	one := access(t, "hosts:\n  lb1: {via: local, relayd: {}}\n  web1: {via: local}\n")
 	r, err = parse(one, "poke")
 	require.NoError(t, err)
 	assert.Equal(t, "lb1", r.Target, "the only host with the settings the command needs")
 	assert.False(t, r.Group)
+	assert.Empty(t, r.Prefix(r.Hosts[0]))
 }
 
 func TestRead_KeepsTheOrderOfTheHosts(t *testing.T) {
@@ -188,4 +192,24 @@ func TestWords(t *testing.T) {
 	assert.Equal(t, "a, b", hostcmd.ListOrNone([]string{"a", "b"}))
 	assert.Equal(t, "safe", hostcmd.ErrText(bot.Errorf(bot.EFAILED, "safe")))
 	assert.Equal(t, "plain", hostcmd.ErrText(errors.New("plain")))
+}
+
+func TestView_OneHostInFullAGroupTogether(t *testing.T) {
+	one := func(s string) bot.Reply { return bot.Reply{Title: "one " + s} }
+	group := func(s []string) bot.Reply { return bot.Reply{Title: fmt.Sprintf("group %v", s)} }
+	read := func(h bot.Host) string { return h.Name }
+	assert.Equal(t, "one a", hostcmd.View(hostcmd.Request{Hosts: hostsNamed("a")}, read, one, group).Title)
+	assert.Equal(t, "group [a]", hostcmd.View(hostcmd.Request{Hosts: hostsNamed("a"), Group: true}, read, one, group).Title, "a group of one is a group")
+	assert.Equal(t, "group [a b]", hostcmd.View(hostcmd.Request{Hosts: hostsNamed("a", "b"), Group: true}, read, one, group).Title)
+}
+
+func TestRecorder_RecordsAndPassesOn(t *testing.T) {
+	r := &hostcmdtest.Recorder{Runner: &local.Runner{}}
+	out, err := r.Run(context.Background(), bot.Host{Name: "self", Via: "local"}, []string{"echo", "hi"})
+	require.NoError(t, err)
+	assert.Equal(t, "hi\n", string(out.Stdout))
+	assert.Equal(t, [][]string{{"self", "echo", "hi"}}, r.Calls())
+	assert.Equal(t, 1, r.Count())
+	_, err = (&hostcmdtest.Recorder{Runner: runnerFunc(func() error { return nil })}).DialHost(context.Background(), bot.Host{}, "127.0.0.1:1")
+	assert.Error(t, err, "a runner that cannot dial")
 }

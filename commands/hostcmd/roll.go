@@ -14,6 +14,16 @@ func Read[T any](hosts []bot.Host, read func(h bot.Host) T) []T {
 	return out
 }
 
+// View reads every host at once and answers: one host's result in full
+// (one), a group's together (group).
+func View[T any](r Request, read func(h bot.Host) T, one func(T) bot.Reply, group func([]T) bot.Reply) bot.Reply {
+	results := Read(r.Hosts, read)
+	if !r.Group && len(results) == 1 {
+		return one(results[0])
+	}
+	return group(results)
+}
+
 // Result is one host's change, as a roll sees it.
 type Result interface {
 	// OK: the change was made and verified, so the roll goes on.

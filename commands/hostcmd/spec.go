@@ -63,6 +63,15 @@ type Request struct {
 // Key is the permission and approval key: "apache reload".
 func (r Request) Key() string { return r.Command + " " + r.Sub }
 
+// Prefix is what a line of a reply about h starts with: its name in a
+// group's reply, nothing in one host's.
+func (r Request) Prefix(h bot.Host) string {
+	if !r.Group {
+		return ""
+	}
+	return h.Name + ": "
+}
+
 // Labels are the hosts as approvals bind to them (bot.Prepared.Hosts).
 func (r Request) Labels() []string {
 	out := make([]string, len(r.Hosts))

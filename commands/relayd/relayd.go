@@ -270,7 +270,8 @@ func (c *Command) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	}
 	switch r.Sub {
 	case "status":
-		return statusReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) snapshot { return c.snapshot(ctx, c.io(h)) })), nil
+		digest := func(h bot.Host) snapshot { return c.snapshot(ctx, c.io(h)) }
+		return hostcmd.View(r.Request, digest, hostStatusReply, func(snaps []snapshot) bot.Reply { return groupStatusReply(r, snaps) }), nil
 	case "show":
 		return showReply(r, hostcmd.Read(r.Hosts, func(h bot.Host) viewed { return c.view(ctx, c.io(h), r.view) })), nil
 	case "poll":

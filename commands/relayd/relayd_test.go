@@ -340,7 +340,7 @@ func TestBadInputNeverReachesTheRunner(t *testing.T) {
 		_, err = s.cmd.Prepare(context.Background(), req)
 		require.Error(t, err, "%q", args)
 	}
-	assert.Zero(t, s.runner.count(), "no argv reached a runner")
+	assert.Zero(t, s.runner.Count(), "no argv reached a runner")
 	assert.Empty(t, b.Calls())
 
 	_, err := s.cmd.Run(context.Background(), bot.Request{Command: "relayd", Args: []string{"host", "disable", "a;b", "lb1"}})

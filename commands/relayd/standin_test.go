@@ -11,6 +11,7 @@ import (
 
 	"github.com/opsbot/opsbot/adapters/local"
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/commands/hostcmd/hostcmdtest"
 	"github.com/opsbot/opsbot/commands/relayd/relaydtest"
 )
 
@@ -28,26 +29,6 @@ var (
 	silent = relaydtest.Silent
 )
 
-// countingRunner counts the argv that reach the runner under it.
-type countingRunner struct {
-	bot.Runner
-	mu    sync.Mutex
-	calls [][]string
-}
-
-func (c *countingRunner) Run(ctx context.Context, h bot.Host, argv []string) (bot.Output, error) {
-	c.mu.Lock()
-	c.calls = append(c.calls, append([]string{h.Name}, argv...))
-	c.mu.Unlock()
-	return c.Runner.Run(ctx, h, argv)
-}
-
-func (c *countingRunner) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.calls)
-}
-
 // fakeClock advances 10 ms on every reading, so that reported timings are
 // the same on every run.
 func fakeClock() func() time.Time {
@@ -60,7 +41,7 @@ func fakeClock() func() time.Time {
 // (and others) under a counting runner, short bounds and a fake clock.
 type setup struct {
 	cmd    *Command
-	runner *countingRunner
+	runner *hostcmdtest.Recorder
 }
 
 func newSetup(t *testing.T, policy string, runners bot.Runners, edit func(*Config)) *setup {
@@ -73,7 +54,7 @@ func newSetup(t *testing.T, policy string, runners bot.Runners, edit func(*Confi
 	if runners["local"] == nil {
 		runners["local"] = &local.Runner{}
 	}
-	s := &setup{runner: &countingRunner{Runner: runners}}
+	s := &setup{runner: &hostcmdtest.Recorder{Runner: runners}}
 	cfg := Config{Hosts: bot.HostAccess{Inventory: bot.NewInventory(p)}, Runner: s.runner, Wait: 3 * time.Second, Timeout: 5 * time.Second}
 	if edit != nil {
 		edit(&cfg)

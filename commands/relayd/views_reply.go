@@ -14,10 +14,9 @@ import (
 // The replies of status, show, poll and check. Like every *_reply.go
 // file, they turn typed results into replies and do nothing else.
 
-func statusReply(r request, snaps []snapshot) bot.Reply {
-	if !r.Group {
-		return hostStatusReply(snaps[0])
-	}
+// groupStatusReply is the digest of a group, a row a host; one host's
+// is hostStatusReply.
+func groupStatusReply(r request, snaps []snapshot) bot.Reply {
 	t := &bot.Table{Header: []string{"host", "relayd", "redirects", "relays", "hosts up", "not up"}}
 	running, up, total := 0, 0, 0
 	healthy := true
@@ -307,10 +306,7 @@ func showReply(r request, outs []viewed) bot.Reply {
 	var errs, notes []string
 	count := 0
 	for _, v := range outs {
-		prefix := ""
-		if r.Group {
-			prefix = v.Host.Name + ": "
-		}
+		prefix := r.Prefix(v.Host)
 		if v.Err != nil {
 			errs = append(errs, hostcmd.ErrText(v.Err))
 			continue
@@ -522,10 +518,7 @@ func checkReply(r request, checks []checked) bot.Reply {
 	var lines, notes []string
 	failed, broken := 0, 0
 	for _, c := range checks {
-		prefix := ""
-		if r.Group {
-			prefix = c.Host.Name + ": "
-		}
+		prefix := r.Prefix(c.Host)
 		for _, n := range c.Conf.Notes {
 			notes = append(notes, prefix+n)
 		}
