@@ -58,6 +58,9 @@ type Limits struct {
 	RollBatch       int      `yaml:"roll_batch"`        // hosts of a group changed at once after the canary
 	JobsPerUser     int      `yaml:"jobs_per_user"`     // commands one user may have running at once
 	JobsTotal       int      `yaml:"jobs_total"`        // commands running at once, all users together
+	// AddressesPerRequest bounds the addresses one /scan or /portcheck of
+	// a subnet or an inventory group may probe.
+	AddressesPerRequest int `yaml:"addresses_per_request"`
 }
 
 // TLSPolicy is /tls's settings.
@@ -136,6 +139,8 @@ const (
 	DefaultRollBatch       = 1
 	DefaultJobsPerUser     = 4
 	DefaultJobsTotal       = 32
+	// DefaultAddressesPerRequest: a /24, or a group of that many hosts.
+	DefaultAddressesPerRequest = 256
 	// DefaultTLSExpiryWarnDays: /tls calls out a certificate with fewer
 	// days left.
 	DefaultTLSExpiryWarnDays = 14
@@ -289,6 +294,8 @@ func (p *Policy) defaults() {
 		RollBatch:       DefaultRollBatch,
 		JobsPerUser:     DefaultJobsPerUser,
 		JobsTotal:       DefaultJobsTotal,
+
+		AddressesPerRequest: DefaultAddressesPerRequest,
 	}
 	p.TLS = TLSPolicy{ExpiryWarnDays: DefaultTLSExpiryWarnDays}
 	p.Approval = ApprovalPolicy{TTL: Duration{D: DefaultApprovalTTL}, Approvals: 1,
@@ -365,6 +372,9 @@ func (p *Policy) validate() []problem {
 	}
 	if l.JobsPerUser < 1 || l.JobsPerUser > 1000 {
 		bad("limits.jobs_per_user is %d: accepted 1 to 1000", l.JobsPerUser)
+	}
+	if l.AddressesPerRequest < 1 || l.AddressesPerRequest > 65536 {
+		bad("limits.addresses_per_request is %d: accepted 1 to 65536", l.AddressesPerRequest)
 	}
 	if l.JobsTotal < 1 || l.JobsTotal > 10000 {
 		bad("limits.jobs_total is %d: accepted 1 to 10000", l.JobsTotal)

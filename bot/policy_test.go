@@ -98,6 +98,7 @@ func TestParsePolicy_Validation(t *testing.T) {
 		{"groups: {web: [web09]}", "host \"web09\""},
 		{"hosts: {a: {via: telnet}}", "via \"telnet\""},
 		{"approval: {ttl: 10ms}", "approval.ttl is 10ms: accepted 1s to 168h"},
+		{"limits: {addresses_per_request: 0}", "limits.addresses_per_request is 0: accepted 1 to 65536"},
 		{"limits:\n  scan_ports: 1\nlimits:\n  scan_ports: 2\n", "already defined"},
 	} {
 		_, err := ParsePolicy([]byte(tc.yaml))

@@ -429,3 +429,44 @@ func roundUp(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Second)
 }
+
+// Refusal is an address the target policy refused, and why.
+type Refusal struct {
+	Addr netip.Addr
+	Code string // EDENIED, or EINVALID for an address that names no host
+	Why  string // the reason, without the address ("not in targets.allow (...)")
+}
+
+// CheckAddrs checks addresses of a request that names many (a subnet, an
+// inventory group) against the target policy, resolving nothing: each is
+// allowed by its address, or by one of names(a), the DNS names it came
+// from (nil: none). allowed keeps the order; refused says why for each of
+// the others. The allowed addresses then take one check each from the
+// per-target rate limiter (ERATELIMIT when one has been checked too often).
+func (t *Targets) CheckAddrs(ctx context.Context, addrs []netip.Addr, names func(netip.Addr) []string) (allowed []netip.Addr, refused []Refusal, err error) {
+	denied := t.deniedAddrs(ctx)
+	for _, a := range addrs {
+		a = a.Unmap()
+		e := checkZone(a)
+		if e == nil {
+			e = t.check(a, "")
+			if e != nil && e.Code == EDENIED && names != nil {
+				for _, n := range names(a) {
+					if t.check(a, n) == nil {
+						e = nil
+						break
+					}
+				}
+			}
+		}
+		if e == nil {
+			e = deniedByName(denied, a)
+		}
+		if e != nil {
+			refused = append(refused, Refusal{Addr: a, Code: e.Code, Why: strings.TrimPrefix(e.Message, a.String()+" ")})
+			continue
+		}
+		allowed = append(allowed, a)
+	}
+	return allowed, refused, t.limit(allowed)
+}

@@ -296,3 +296,30 @@ func TestTargets_DenyRefreshDoesNotHoldOtherChecks(t *testing.T) {
 	close(r.release)
 	assert.Equal(t, EDENIED, ErrorCode(<-refreshed))
 }
+
+// CheckAddrs decides many addresses at once without DNS: each allowed by
+// its address or by a name it came from, the others refused with why, and
+// the allowed ones rate-limited.
+func TestTargets_CheckAddrs(t *testing.T) {
+	lim := NewRateLimiter(1)
+	tg, err := NewTargets(TargetRules{Allow: []string{"10.0.0.0/24", "*.example.com"}, Deny: []string{"10.0.0.8/30", "bad.example.com"}},
+		fakeResolver{"bad.example.com": addrs("10.0.0.5")}, lim)
+	require.NoError(t, err)
+	names := func(a netip.Addr) []string {
+		if a == netip.MustParseAddr("192.0.2.7") {
+			return []string{"web03.example.com"}
+		}
+		return nil
+	}
+	allowed, refused, err := tg.CheckAddrs(context.Background(), addrs("10.0.0.1", "10.0.0.5", "10.0.0.9", "192.0.2.7", "192.0.2.8", "169.254.169.254"), names)
+	require.NoError(t, err)
+	assert.Equal(t, addrs("10.0.0.1", "192.0.2.7"), allowed, "by address, and by the name it came from")
+	require.Len(t, refused, 4)
+	assert.Equal(t, Refusal{Addr: netip.MustParseAddr("10.0.0.5"), Code: EDENIED, Why: "is denied by policy: it is an address of bad.example.com (targets.deny: bad.example.com)"}, refused[0])
+	assert.Equal(t, "is denied by policy (targets.deny: 10.0.0.8/30)", refused[1].Why)
+	assert.Contains(t, refused[2].Why, "is not in targets.allow")
+	assert.Contains(t, refused[3].Why, "is a link-local address")
+
+	_, _, err = tg.CheckAddrs(context.Background(), addrs("10.0.0.1"), nil)
+	assert.Equal(t, ERATELIMIT, ErrorCode(err), "each allowed address took a check")
+}

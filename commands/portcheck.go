@@ -18,6 +18,7 @@ import (
 type Portcheck struct {
 	targets  *bot.Targets
 	maxPorts int
+	maxAddrs int // addresses of a subnet or group per request; 0: bot.DefaultAddressesPerRequest
 	check    func(context.Context, netip.AddrPort, probe.Proto, probe.Options) probe.Result
 	scan     func(context.Context, probe.ScanSpec, func(probe.Progress)) (probe.ScanResult, error)
 	vantages Vantages
@@ -53,6 +54,20 @@ func NewPortcheck(targets *bot.Targets, maxPorts int) *Portcheck {
 	return &Portcheck{targets: targets, maxPorts: maxPorts, check: probe.Check, scan: probe.Scan}
 }
 
+// WithAddresses bounds the addresses one /portcheck of a subnet or an
+// inventory group may check (limits.addresses_per_request).
+func (c *Portcheck) WithAddresses(n int) *Portcheck {
+	c.maxAddrs = n
+	return c
+}
+
+func (c *Portcheck) addrLimit() int {
+	if c.maxAddrs > 0 {
+		return c.maxAddrs
+	}
+	return bot.DefaultAddressesPerRequest
+}
+
 // WithVantages lets /portcheck check from inventory hosts: "from web01",
 // "from web".
 func (c *Portcheck) WithVantages(v Vantages) *Portcheck {
@@ -66,7 +81,7 @@ var (
 	_ bot.Changer  = (*Portcheck)(nil)
 )
 
-const portcheckSynopsis = "/portcheck HOST PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s] [from HOST|GROUP]"
+const portcheckSynopsis = "/portcheck HOST|SUBNET|GROUP PORT[,PORT|LO-HI ...] [tcp|udp] [timeout 3s] [from HOST|GROUP]"
 
 // Name implements bot.Command.
 func (*Portcheck) Name() string { return "portcheck" }
@@ -83,6 +98,8 @@ func (c *Portcheck) Usage() string {
   /portcheck -zv 10.0.0.10 80          nc flags work as typed: -z -v -n -u -4 -6 -w SECONDS
   /portcheck -zuv 10.0.0.10 123
   /portcheck web01.example.com 22,80,443 timeout 1s
+  /portcheck web 443                   every host of an inventory group (db01: one host)
+  /portcheck 10.0.0.0/24 443           every host of a subnet
 
 One line per port and address. TCP: open (handshake completed), closed (RST
 or ICMP port unreachable), filtered (no answer, or an ICMP unreachable: a
@@ -91,6 +108,12 @@ well-known services get a real request), closed on ICMP port unreachable,
 filtered on ICMP unreachable or prohibited, and open|filtered on silence:
 netcat calls that "succeeded", opsbot does not. A name is checked on each of
 its addresses. Default timeout 3s; at most ` + fmt.Sprint(c.maxPorts) + ` ports (use /scan for more).
+
+A subnet or an inventory group is checked as /scan checks one (see /scan
+help): each address against the policy first (the refused ones are said,
+never probed), at most ` + fmt.Sprint(c.addrLimit()) + ` addresses (limits.addresses_per_request),
+and one row per result with the hosts that share it. Exit status of
+opsbot run: 0 when every port is open on every host, 1 otherwise.
 
 From other hosts: /portcheck db01.example.com 5432 from web (an inventory
 host or group; /opsbot hosts lists those you may use). The bot resolves the
@@ -143,13 +166,17 @@ func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared,
 		if err != nil {
 			return bot.Prepared{}, err
 		}
-		tg, err := target(ctx, c.targets, ta, req.Bound, 1)
+		tg, err := c.untilTarget(ctx, req, ta)
 		if err != nil {
 			return bot.Prepared{}, err
 		}
 		return bot.Prepared{Hosts: []string{tg.Addrs[0].String()}, Impact: fmt.Sprintf("Checks %s port %d of %s until it is %s, for at most %s.", ta.proto, ta.ports[0], tg.Addrs[0], u.want(), bot.Human(u.dur))}, nil
 	}
 	ta, err := c.parseArgs(req.Args)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
+	tg, set, many, err := pickTargets(ctx, req, c.Name(), c.targets, c.vantages.Hosts, &ta, c.addrLimit(), 0)
 	if err != nil {
 		return bot.Prepared{}, err
 	}
@@ -160,9 +187,8 @@ func (c *Portcheck) Prepare(ctx context.Context, req bot.Request) (bot.Prepared,
 		}
 		return bot.Prepared{Hosts: v.preparedHosts(), Impact: fmt.Sprintf("Checks %d %s port(s) of %s from %s.", len(ta.ports), ta.proto, v.addr, v.hostList())}, nil
 	}
-	tg, err := target(ctx, c.targets, ta, req.Bound, 0)
-	if err != nil {
-		return bot.Prepared{}, err
+	if many {
+		return bot.Prepared{Hosts: set.addrs(), Impact: fmt.Sprintf("Checks %d %s port(s) on each of %d addresses of %s (%s).", len(ta.ports), ta.proto, len(set.targets), set.what(), hostList(set.targets))}, nil
 	}
 	return bot.Prepared{Hosts: addrStrings(tg.Addrs), Impact: fmt.Sprintf("Checks %d %s port(s) on %s.", len(ta.ports), ta.proto, strings.Join(addrStrings(tg.Addrs), ", "))}, nil
 }
@@ -184,22 +210,48 @@ func (c *Portcheck) Run(ctx context.Context, req bot.Request) (bot.Reply, error)
 	if err != nil {
 		return bot.Reply{}, err
 	}
-	if ta.vantage != "" {
-		return c.runFrom(ctx, req, ta)
-	}
-	tg, err := target(ctx, c.targets, ta, req.Bound, 0)
+	tg, set, many, err := pickTargets(ctx, req, c.Name(), c.targets, c.vantages.Hosts, &ta, c.addrLimit(), 0)
 	if err != nil {
 		return bot.Reply{}, err
+	}
+	if ta.vantage != "" {
+		return c.runFrom(ctx, req, ta)
 	}
 	timeout := ta.timeout
 	if timeout == 0 {
 		timeout = 3 * time.Second
+	}
+	if many {
+		return c.runSweep(ctx, req, set, ta, timeout)
 	}
 	results, err := c.probeAll(ctx, tg.Addrs, ta.ports, ta.proto, timeout)
 	if err != nil {
 		return bot.Reply{}, err
 	}
 	return portcheckReply(tg, ta.ports, results, timeout), nil
+}
+
+// runSweep checks the ports on every address of a subnet or group with
+// the scan engine, a bounded number of addresses at a time.
+func (c *Portcheck) runSweep(ctx context.Context, req bot.Request, set targetSet, ta targetArgs, timeout time.Duration) (bot.Reply, error) {
+	title := fmt.Sprintf("%s %s %s", set.what(), ta.proto, ta.spec)
+	spec := sweepSpec{targets: set.targets, proto: ta.proto, ports: ta.ports, timeout: timeout, concurrency: bot.DefaultScanConcurrency,
+		shareRTT: set.prefix.IsValid() && ta.timeout == 0}
+	stream := req.Stream
+	if stream == nil {
+		stream = bot.NopStream{}
+	}
+	scan := c.scan
+	if scan == nil {
+		scan = probe.Scan
+	}
+	results, took := sweep(ctx, scan, spec, func(p sweepProgress) {
+		stream.Progress(sweepProgressReply("Checking", title, p))
+	})
+	if busy := sweepBusy(ctx, results); busy != nil {
+		return bot.Reply{}, busy
+	}
+	return sweepReply(title, set, spec, results, took, true), nil
 }
 
 // probeAll checks every port of every address and returns results grouped

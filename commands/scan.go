@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -41,7 +42,7 @@ var (
 	_ bot.Changer  = (*Scan)(nil)
 )
 
-const scanSynopsis = "/scan HOST [PORTS] [tcp|udp] [timeout 1.5s] [from HOST|GROUP]"
+const scanSynopsis = "/scan HOST|SUBNET|GROUP [PORTS] [tcp|udp] [timeout 1.5s] [from HOST|GROUP]"
 
 // Name implements bot.Command.
 func (*Scan) Name() string { return "scan" }
@@ -59,6 +60,8 @@ func (s *Scan) Usage() string {
   /scan 10.0.0.10                   the 100 most common TCP ports
   /scan 10.0.0.10 1-65535
   /scan 10.0.0.10 top100 udp
+  /scan 10.0.0.0/24 22,443          every host of a subnet (IPv4 or IPv6)
+  /scan web 22,443                  every host of an inventory group
 
 Shows progress while it runs, then the open ports with service names, a count
 per state and the duration. TCP: a port is open only when something really
@@ -83,6 +86,21 @@ Policy: at most ` + fmt.Sprint(s.limits.ScanPorts) + ` ports per scan,
 ` + fmt.Sprint(s.limits.ScanConcurrency) + ` probes in flight` + rateText(s.limits.ScanRate) + ` (fewer while other scans
 hold a share of the bot's sockets; when none is free the bot answers busy
 and says when to try again).
+
+Many targets: a subnet (10.0.0.0/24, fd00::/120) or an inventory group
+(web: each host at its inventory address; a single inventory host is one
+target at its address). Every address is checked against the target
+policy before anything is probed: the refused ones are not probed, and the
+reply says which and why. At most ` + fmt.Sprint(s.addrLimit()) + ` addresses per request
+(limits.addresses_per_request). A subnet written with host bits set
+(10.0.0.5/24) checks its network (10.0.0.0/24) and says so; an IPv4 subnet
+leaves out its network and broadcast addresses. Each address gets the same
+engine as one host, up to 64 addresses at a time within the limits above
+(the whole request, not each address); progress counts hosts. The answer
+is a row per result, with the hosts that share it ("22 open, 443 closed:
+10.0.0.1-10.0.0.40, 10.0.0.77"), so 256 hosts read as a few lines. An
+approval binds the address list: the approved run probes that list, each
+address checked again, and resolves nothing. until and from take one host.
 
 From other hosts: /scan 10.0.0.10 top20 from web (an inventory host or
 group). Each vantage host scans the address the bot resolved and allowed,
@@ -125,6 +143,10 @@ func (s *Scan) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, erro
 	if err != nil {
 		return bot.Prepared{}, err
 	}
+	tg, set, many, err := pickTargets(ctx, req, s.Name(), s.targets, s.vantages.Hosts, &ta, s.addrLimit(), 1)
+	if err != nil {
+		return bot.Prepared{}, err
+	}
 	if ta.vantage != "" {
 		v, err := s.vantages.resolve(ctx, req, s.Name(), s.targets, ta)
 		if err != nil {
@@ -133,9 +155,10 @@ func (s *Scan) Prepare(ctx context.Context, req bot.Request) (bot.Prepared, erro
 		return bot.Prepared{Hosts: v.preparedHosts(),
 			Impact: fmt.Sprintf("Probes %d %s ports of %s from %s.", len(ta.ports), ta.proto, v.addr, v.hostList())}, nil
 	}
-	tg, err := target(ctx, s.targets, ta, req.Bound, 1)
-	if err != nil {
-		return bot.Prepared{}, err
+	if many {
+		hosts, _ := s.sweepSpec(set, ta).inFlight()
+		return bot.Prepared{Hosts: set.addrs(),
+			Impact: fmt.Sprintf("Probes %d %s ports on each of %d addresses of %s (%s), %d addresses at a time%s.", len(ta.ports), ta.proto, len(set.targets), set.what(), hostList(set.targets), hosts, rateText(s.limits.ScanRate))}, nil
 	}
 	return bot.Prepared{Hosts: []string{tg.Addrs[0].String()},
 		Impact: fmt.Sprintf("Probes %d %s ports of %s, up to %d at a time%s.", len(ta.ports), ta.proto, tg.Addrs[0], s.limits.ScanConcurrency, rateText(s.limits.ScanRate))}, nil
@@ -147,12 +170,15 @@ func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 	if err != nil {
 		return bot.Reply{}, err
 	}
+	tg, set, many, err := pickTargets(ctx, req, s.Name(), s.targets, s.vantages.Hosts, &ta, s.addrLimit(), 1)
+	if err != nil {
+		return bot.Reply{}, err
+	}
 	if ta.vantage != "" {
 		return s.runFrom(ctx, req, ta)
 	}
-	tg, err := target(ctx, s.targets, ta, req.Bound, 1)
-	if err != nil {
-		return bot.Reply{}, err
+	if many {
+		return s.runSweep(ctx, req, set, ta)
 	}
 	addr := tg.Addrs[0]
 	title := scanTitle(tg, addr, ta)
@@ -171,10 +197,48 @@ func (s *Scan) Run(ctx context.Context, req bot.Request) (bot.Reply, error) {
 		if busy := busyError(ctx, err); busy != nil {
 			return bot.Reply{}, busy
 		}
-		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: "scan of " + addr.String() + " failed: " + err.Error(), Err: err}
+		// The cause (a local socket error) is for the log, not the channel.
+		return bot.Reply{}, &bot.Error{Code: bot.EFAILED, Message: "the scan of " + addr.String() + " could not run from the bot's host", Err: err}
 	}
 	bot.ObserverFrom(ctx).ScanPorts(len(res.Results), res.Duration)
 	return scanReply(title, tg, addr, ta, res), nil
+}
+
+func (s *Scan) addrLimit() int {
+	if s.limits.AddressesPerRequest > 0 {
+		return s.limits.AddressesPerRequest
+	}
+	return bot.DefaultAddressesPerRequest
+}
+
+// sweepSpec is the sweep of a subnet or group within the scan limits:
+// limits.scan_concurrency and scan_rate bound the whole request.
+func (s *Scan) sweepSpec(set targetSet, ta targetArgs) sweepSpec {
+	return sweepSpec{targets: set.targets, proto: ta.proto, ports: ta.ports, timeout: ta.timeout,
+		concurrency: cmp.Or(s.limits.ScanConcurrency, bot.DefaultScanConcurrency), rate: float64(s.limits.ScanRate),
+		shareRTT: set.prefix.IsValid() && ta.timeout == 0}
+}
+
+// runSweep scans the same ports on every address of a subnet or group.
+func (s *Scan) runSweep(ctx context.Context, req bot.Request, set targetSet, ta targetArgs) (bot.Reply, error) {
+	title := fmt.Sprintf("%s %s %s", set.what(), ta.proto, ta.spec)
+	spec := s.sweepSpec(set, ta)
+	stream := req.Stream
+	if stream == nil {
+		stream = bot.NopStream{}
+	}
+	results, took := sweep(ctx, s.scan, spec, func(p sweepProgress) {
+		stream.Progress(sweepProgressReply("Scanning", title, p))
+	})
+	if busy := sweepBusy(ctx, results); busy != nil {
+		return bot.Reply{}, busy
+	}
+	probed := 0
+	for _, r := range results {
+		probed += len(r.res.Results)
+	}
+	bot.ObserverFrom(ctx).ScanPorts(probed, took)
+	return sweepReply(title, set, spec, results, took, false), nil
 }
 
 func scanTitle(tg bot.Target, addr netip.Addr, ta targetArgs) string {

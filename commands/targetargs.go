@@ -46,7 +46,9 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 		return ta, err
 	}
 	ta.host = f.Args[0]
-	if _, name, err := bot.ParseHost(ta.host); err != nil {
+	if isSubnet(ta.host) {
+		// A subnet: parsed, counted and checked when expanded (manyTargets).
+	} else if _, name, err := bot.ParseHost(ta.host); err != nil {
 		return ta, err
 	} else if name != "" && f.Has('n') {
 		return ta, bot.Errorf(bot.EINVALID, "-n means no name lookups, but %q is a name: give an address or drop -n", ta.host)
@@ -100,12 +102,25 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 	set := map[uint16]bool{}
 	for _, w := range portWords {
 		if err := parsePortSpec(w, ta.proto, set); err != nil {
+			if looksLikeTarget(w) {
+				return ta, bot.Errorf(bot.EINVALID, "%q after %s looks like a second target: one host, subnet or group per request (usage %s)", truncateRunes(w, 60), truncateRunes(ta.host, 60), synopsis)
+			}
 			return ta, err
 		}
 	}
 	ta.ports = sortedPorts(set)
 	ta.spec = strings.Join(portWords, " ")
 	return ta, nil
+}
+
+// looksLikeTarget reports whether a word that is not a port is an address
+// or a subnet.
+func looksLikeTarget(w string) bool {
+	if _, err := netip.ParsePrefix(w); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(strings.Trim(w, "[]"))
+	return err == nil
 }
 
 // cutVantage takes a trailing "from VANTAGE" off words (the host comes

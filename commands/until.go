@@ -92,6 +92,9 @@ func (c *Portcheck) parseUntil(args []string) (targetArgs, untilArgs, bool, erro
 	if ta.vantage != "" {
 		return ta, u, true, bot.Errorf(bot.EINVALID, "until waits from the bot's own host: drop from %s", ta.vantage)
 	}
+	if isSubnet(ta.host) {
+		return ta, u, true, bot.Errorf(bot.EINVALID, "until watches one address, and %s is a subnet: name one host", truncateRunes(ta.host, 60))
+	}
 	if len(ta.ports) != 1 {
 		return ta, u, true, bot.Errorf(bot.EINVALID, "until waits for one port, not %d: give one", len(ta.ports))
 	}
@@ -102,7 +105,7 @@ func (c *Portcheck) parseUntil(args []string) (targetArgs, untilArgs, bool, erro
 // until it is in the wanted state or the time is up, keeping one
 // progress message current and posting each change of state.
 func (c *Portcheck) runUntil(ctx context.Context, req bot.Request, ta targetArgs, u untilArgs) (bot.Reply, error) {
-	tg, err := target(ctx, c.targets, ta, req.Bound, 1)
+	tg, err := c.untilTarget(ctx, req, ta)
 	if err != nil {
 		return bot.Reply{}, err
 	}
@@ -178,6 +181,19 @@ func (c *Portcheck) runUntil(ctx context.Context, req bot.Request, ta targetArgs
 	}
 	reply.Text = untilNotes(tg)
 	return reply, nil
+}
+
+// untilTarget is the one address until watches: an inventory host is its
+// address; a subnet or a group is refused.
+func (c *Portcheck) untilTarget(ctx context.Context, req bot.Request, ta targetArgs) (bot.Target, error) {
+	tg, set, many, err := pickTargets(ctx, req, c.Name(), c.targets, c.vantages.Hosts, &ta, c.addrLimit(), 1)
+	if err != nil {
+		return tg, err
+	}
+	if many {
+		return tg, oneTarget(set, "until")
+	}
+	return tg, nil
 }
 
 // waitText is a wait in whole seconds: "7s", "5m", "1h30m".

@@ -148,6 +148,22 @@ func TestExact_ApprovedRunUsesTheBoundAddressNotANewLookup(t *testing.T) {
 	}
 }
 
+// An approved sweep of a subnet runs on the address list the approval
+// bound: the prompt shows it, and the run probes each of those addresses.
+func TestExact_ApprovedSubnetRunsTheBoundList(t *testing.T) {
+	r, res := exactRouter(t)
+	port, one, two := twoListeners(t)
+	prompt := ask(t, r, "alice", fmt.Sprintf("/scan 127.0.0.0/30 %d timeout 2s", port))
+	id := pendingID(t, prompt)
+	assert.Contains(t, prompt.Fields, bot.Field{Name: "bound to", Value: "127.0.0.1, 127.0.0.2"})
+	out := ask(t, r, "carol", "/opsbot approve "+id)
+	assert.Equal(t, bot.StatusOK, out.Status, "%s\n%s", out.Title, out.Text)
+	assert.Contains(t, out.Title, "127.0.0.0/30 tcp")
+	assert.Positive(t, one.Load())
+	assert.Positive(t, two.Load())
+	assert.Zero(t, res.count(), "a subnet is never looked up")
+}
+
 func boundTo(line string) string {
 	if strings.Contains(line, "from here") {
 		return "127.0.0.1, here"

@@ -103,6 +103,43 @@ func TestSlackManifest_DeclaresEveryCommandTheRouterServes(t *testing.T) {
 	assert.NotContains(t, readRepo(t, "deploy/slack/manifest.yaml"), "not in this release")
 }
 
+// The targets a command takes (its help's first argument: HOST, PORT,
+// HOST|SUBNET|GROUP) open its Slack usage hint and its row of the
+// Mattermost setup table, so a command that learns a new kind of target
+// cannot leave the hints behind.
+func TestDocs_UsageHintsNameTheTargetsEachCommandTakes(t *testing.T) {
+	var manifest struct {
+		Features struct {
+			SlashCommands []struct {
+				Command   string `yaml:"command"`
+				UsageHint string `yaml:"usage_hint"`
+			} `yaml:"slash_commands"`
+		} `yaml:"features"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(readRepo(t, "deploy/slack/manifest.yaml")), &manifest))
+	hints := map[string]string{}
+	for _, c := range manifest.Features.SlashCommands {
+		hints[c.Command] = c.UsageHint
+	}
+	mmGuide := readRepo(t, "deploy/mattermost/README.md")
+	checked := 0
+	for _, cmd := range served(t) {
+		words := strings.Fields(strings.SplitN(cmd.Usage(), "\n", 2)[0])
+		if len(words) < 2 || words[1] != strings.ToUpper(words[1]) {
+			continue // subcommands first (apache status|...), or no arguments
+		}
+		first := words[1]
+		checked++
+		assert.True(t, strings.HasPrefix(hints["/"+cmd.Name()], first), "/%s: the Slack usage hint %q starts with %s", cmd.Name(), hints["/"+cmd.Name()], first)
+		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(cmd.Name()) + "` \\| `([^`]*)`").FindStringSubmatch(mmGuide)
+		if assert.NotNil(t, row, "deploy/mattermost/README.md has a row for %s", cmd.Name()) {
+			assert.True(t, strings.HasPrefix(strings.ReplaceAll(row[1], "\\|", "|"), first), "%s: the Mattermost hint %q starts with %s", cmd.Name(), row[1], first)
+		}
+	}
+	assert.GreaterOrEqual(t, checked, 4, "portcheck, scan, tls and listen take targets")
+	assert.Contains(t, hints["/scan"], "SUBNET|GROUP", "/scan takes subnets and groups")
+}
+
 // yamlBlocks returns the ```yaml blocks of a markdown file.
 func yamlBlocks(text string) []string {
 	re := regexp.MustCompile("(?s)```yaml\n(.*?)```")

@@ -199,7 +199,7 @@ func (m *Main) buildRouter(p *bot.Policy) (*bot.Router, error) {
 	tlsCmd := commands.NewTLS(targets, commands.TLSConfig{Roots: roots, CABundle: p.TLS.CABundle, WarnDays: p.TLS.ExpiryWarnDays})
 	r := bot.NewRouter(bot.RouterConfig{
 		Commands: []bot.Command{
-			commands.NewPortcheck(targets, l.PortcheckPorts).WithVantages(vantages).WithTLS(tlsCmd),
+			commands.NewPortcheck(targets, l.PortcheckPorts).WithAddresses(l.AddressesPerRequest).WithVantages(vantages).WithTLS(tlsCmd),
 			tlsCmd,
 			commands.NewScan(targets, l).WithVantages(vantages),
 			commands.NewListen(l.ListenFor.D),

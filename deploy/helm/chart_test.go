@@ -600,6 +600,10 @@ func TestChart_NotesListTheCommandsAndWarn(t *testing.T) {
 	for _, c := range manifest.Features.SlashCommands {
 		assert.Regexp(t, `(?m)^  `+regexp.QuoteMeta(c.Command)+` `, notes, "NOTES lists %s", c.Command)
 	}
+	// The commands that take a subnet or an inventory group say so.
+	for _, c := range []string{"/portcheck", "/scan"} {
+		assert.Regexp(t, `(?m)^  `+regexp.QuoteMeta(c)+` .*a subnet \(10\.0\.0\.0/24\) or an inventory group$`, notes, "NOTES: %s takes subnets and groups", c)
+	}
 
 	tls := mustRender(t, "ingress: {enabled: true, hosts: [bot.example.org], tls: [{secretName: t, hosts: [bot.example.org]}]}\n").Notes
 	assert.Contains(t, tls, "https://bot.example.org/slack/commands")
