@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -17,7 +17,7 @@ const approvalID = "0123456789ab"
 
 // promptFixture answers the first command with an approval prompt, and
 // every later request as fn says.
-func promptFixture(t *testing.T, fn func(req bot.Request) bot.Reply) (*fixture, *fakeHandler, []*model.MessageAttachment) {
+func promptFixture(t *testing.T, fn func(req bot.Request) bot.Reply) (*fixture, *fakeHandler, []*mmapi.MessageAttachment) {
 	t.Helper()
 	first := true
 	h := &fakeHandler{}
@@ -31,7 +31,7 @@ func promptFixture(t *testing.T, fn func(req bot.Request) bot.Reply) (*fixture, 
 	f := newFixture(t, h)
 	_, resp := f.postCommand(t, f.commandForm("/apache", "restart web01", "uCarol00000000000000000000", "carol"), testCmdToken)
 	require.NotNil(t, resp)
-	assert.Equal(t, model.CommandResponseTypeInChannel, resp.ResponseType, "a prompt is for the channel")
+	assert.Equal(t, mmapi.CommandResponseTypeInChannel, resp.ResponseType, "a prompt is for the channel")
 	return f, h, resp.Attachments
 }
 
@@ -184,7 +184,7 @@ func TestAction_SlowClickAnswersAtOnceThenRepliesInTheThread(t *testing.T) {
 	posts := f.srv.waitFor(t, 1, http.MethodPost, "/api/v4/posts")
 	assert.Len(t, f.srv.recorded(http.MethodPut, "/api/v4/posts/promptpost"), 1, "tried to edit the prompt first")
 	p := posts[0].Post
-	assert.Equal(t, "promptpost0000000000000000", p.RootId, "in the prompt's thread")
+	assert.Equal(t, "promptpost0000000000000000", p.RootID, "in the prompt's thread")
 	assert.Equal(t, "approved by", p.Attachments()[0].Fields[0].Title)
 	assert.Zero(t, countActions(p.Attachments()))
 }

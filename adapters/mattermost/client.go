@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/opsbot/opsbot/bot"
 )
 
@@ -26,7 +26,7 @@ type cachedUser struct {
 // usernameRE is Mattermost's username alphabet: safe to put after an @.
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// user looks a user up by ID through Client4, cached for a while. On
+// user looks a user up by ID through the API, cached for a while. On
 // failure it returns the ID alone: policy then matches by ID only, which can
 // only grant less.
 func (a *Adapter) user(ctx context.Context, id string) cachedUser {
@@ -38,13 +38,13 @@ func (a *Adapter) user(ctx context.Context, id string) cachedUser {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	mu, _, err := a.client.GetUser(ctx, id, "")
+	mu, err := a.client.GetUser(ctx, id)
 	if err != nil || mu == nil {
 		a.log.Warn("looking up user", "user", id, "err", err)
 		return cachedUser{display: id}
 	}
 	u = cachedUser{name: mu.Username, display: "@" + mu.Username, at: a.now()}
-	if full := strings.TrimSpace(mu.GetFullName()); full != "" {
+	if full := strings.TrimSpace(mu.FullName()); full != "" {
 		u.display = full + " (@" + mu.Username + ")"
 	} else if mu.Nickname != "" {
 		u.display = mu.Nickname + " (@" + mu.Username + ")"
@@ -59,22 +59,22 @@ func (a *Adapter) user(ctx context.Context, id string) cachedUser {
 }
 
 // createPost posts as the bot.
-func (a *Adapter) createPost(ctx context.Context, p *model.Post) (string, error) {
+func (a *Adapter) createPost(ctx context.Context, p *mmapi.Post) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	created, _, err := a.client.CreatePost(ctx, p)
+	created, err := a.client.CreatePost(ctx, p)
 	if err != nil {
-		return "", fmt.Errorf("create post in %s: %w", p.ChannelId, err)
+		return "", fmt.Errorf("create post in %s: %w", p.ChannelID, err)
 	}
-	return created.Id, nil
+	return created.ID, nil
 }
 
 // updatePost replaces a post's message and attachments.
-func (a *Adapter) updatePost(ctx context.Context, id string, p *model.Post) error {
+func (a *Adapter) updatePost(ctx context.Context, id string, p *mmapi.Post) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	p.Id = id
-	if _, _, err := a.client.UpdatePost(ctx, id, p); err != nil {
+	p.ID = id
+	if _, err := a.client.UpdatePost(ctx, id, p); err != nil {
 		return fmt.Errorf("update post %s: %w", id, err)
 	}
 	return nil
@@ -136,7 +136,7 @@ func capPages(pages []page, r bot.Reply, withFile bool) ([]page, *outFile) {
 		if len(k.Attachments) > 0 {
 			att := *k.Attachments[0]
 			att.Actions = last.Attachments[0].Actions
-			k.Attachments = append([]*model.MessageAttachment{&att}, k.Attachments[1:]...)
+			k.Attachments = append([]*mmapi.MessageAttachment{&att}, k.Attachments[1:]...)
 			kept[len(kept)-1] = k
 		}
 	}
@@ -150,7 +150,7 @@ func capPages(pages []page, r bot.Reply, withFile bool) ([]page, *outFile) {
 	if len(first.Attachments) > 0 {
 		att := *first.Attachments[0]
 		att.Text += note
-		first.Attachments = append([]*model.MessageAttachment{&att}, first.Attachments[1:]...)
+		first.Attachments = append([]*mmapi.MessageAttachment{&att}, first.Attachments[1:]...)
 		kept[0] = first
 	}
 	return kept, f
@@ -190,14 +190,14 @@ func (a *Adapter) postRest(ctx context.Context, channel, root string, rest []pag
 func (a *Adapter) postFile(ctx context.Context, channel, root string, f outFile) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	up, _, err := a.client.UploadFile(ctx, []byte(f.Content), channel, f.Name)
+	up, err := a.client.UploadFile(ctx, []byte(f.Content), channel, f.Name)
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", f.Name, channel, err)
 	}
 	if up == nil || len(up.FileInfos) == 0 {
 		return fmt.Errorf("upload %s to %s: the server returned no file", f.Name, channel)
 	}
-	p := &model.Post{ChannelId: channel, RootId: root, Message: "The whole output: " + f.Name, FileIds: model.StringArray{up.FileInfos[0].Id}}
+	p := &mmapi.Post{ChannelID: channel, RootID: root, Message: "The whole output: " + f.Name, FileIDs: []string{up.FileInfos[0].ID}}
 	_, err = a.createPost(ctx, p)
 	return err
 }
@@ -213,7 +213,7 @@ func firstNonEmpty(s ...string) string {
 
 // respond posts a command response to the response_url Mattermost gave,
 // for results that come after the command was answered.
-func (a *Adapter) respond(ctx context.Context, responseURL string, resp *model.CommandResponse) error {
+func (a *Adapter) respond(ctx context.Context, responseURL string, resp *mmapi.CommandResponse) error {
 	if err := a.checkHook(responseURL); err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (a *Adapter) Ready(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	_, _, err = a.client.GetMe(ctx, "")
+	_, err = a.client.GetMe(ctx)
 	if err != nil {
 		err = fmt.Errorf("mattermost: the server at %s does not accept the bot token: %w", a.client.URL, err)
 	}
@@ -289,7 +289,7 @@ func (a *Adapter) NotifyOutcome(ctx context.Context, ap bot.Approval, outcome bo
 		about += " (approval " + ap.ID + ")"
 	}
 	if d := outcome.Decides; d != nil && d.Request != "" && d.Platform == Platform && d.Channel == ap.Channel {
-		p := &model.Post{ChannelId: ap.Channel, Message: about + ": " + neutralize(outcome.Title)}
+		p := &mmapi.Post{ChannelID: ap.Channel, Message: about + ": " + neutralize(outcome.Title)}
 		if _, err := a.createPost(ctx, p); err != nil {
 			a.log.Error("notifying the requester", "approval", ap.ID, "err", err)
 		}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/opsbot/opsbot/bot"
 )
 
@@ -87,14 +87,14 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if st.finish(ctx, reply) {
-			writeJSON(w, http.StatusOK, &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral,
+			writeJSON(w, http.StatusOK, &mmapi.CommandResponse{ResponseType: mmapi.CommandResponseTypeEphemeral,
 				Text: "Done: the result is in the bot's post.", SkipSlackParsing: true})
 			return
 		}
 		writeJSON(w, http.StatusOK, a.inline(reply, req, actionURL, root))
 	case <-timer.C:
-		writeJSON(w, http.StatusOK, &model.CommandResponse{
-			ResponseType:     model.CommandResponseTypeEphemeral,
+		writeJSON(w, http.StatusOK, &mmapi.CommandResponse{
+			ResponseType:     mmapi.CommandResponseTypeEphemeral,
 			Text:             fmt.Sprintf("Working on `%s` (request %s)… the result will be posted here.", strings.ReplaceAll(neutralize(req.Line), "`", "'"), req.ID),
 			SkipSlackParsing: true,
 		})
@@ -107,8 +107,8 @@ func (a *Adapter) handleCommand(w http.ResponseWriter, r *http.Request) {
 }
 
 // refusal is a command answer for the asker alone.
-func refusal(text string) *model.CommandResponse {
-	return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: text, SkipSlackParsing: true}
+func refusal(text string) *mmapi.CommandResponse {
+	return &mmapi.CommandResponse{ResponseType: mmapi.CommandResponseTypeEphemeral, Text: text, SkipSlackParsing: true}
 }
 
 // inline is the immediate answer to a command: its first page, always
@@ -116,9 +116,9 @@ func refusal(text string) *model.CommandResponse {
 // pages of a result for the channel follow through the API, in the
 // thread; those of an answer for the asker alone ride along as extra
 // responses, as many as a reply may post.
-func (a *Adapter) inline(reply bot.Reply, req bot.Request, actionURL, root string) *model.CommandResponse {
+func (a *Adapter) inline(reply bot.Reply, req bot.Request, actionURL, root string) *mmapi.CommandResponse {
 	resp, pages, file := a.commandResponse(reply, req, actionURL)
-	if len(pages) == 1 || resp.ResponseType == model.CommandResponseTypeEphemeral {
+	if len(pages) == 1 || resp.ResponseType == mmapi.CommandResponseTypeEphemeral {
 		return resp
 	}
 	resp.ExtraResponses = nil
@@ -156,7 +156,7 @@ func (a *Adapter) deliver(ctx context.Context, req bot.Request, st *stream, repl
 		return
 	}
 	resp, pages, file := a.commandResponse(reply, req, actionURL)
-	if resp.ResponseType == model.CommandResponseTypeInChannel {
+	if resp.ResponseType == mmapi.CommandResponseTypeInChannel {
 		_, err := a.postRest(ctx, req.Channel, root, pages, file)
 		if err == nil {
 			return
@@ -171,16 +171,16 @@ func (a *Adapter) deliver(ctx context.Context, req bot.Request, st *stream, repl
 // commandResponse is a reply as the answer to a slash command: in the
 // channel for results and approval prompts, to the asker alone for help,
 // usage errors and refusals.
-func (a *Adapter) commandResponse(reply bot.Reply, req bot.Request, actionURL string) (*model.CommandResponse, []page, *outFile) {
-	typ := model.CommandResponseTypeInChannel
+func (a *Adapter) commandResponse(reply bot.Reply, req bot.Request, actionURL string) (*mmapi.CommandResponse, []page, *outFile) {
+	typ := mmapi.CommandResponseTypeInChannel
 	switch reply.Status {
 	case bot.StatusInfo, bot.StatusUsage, bot.StatusDenied:
-		typ = model.CommandResponseTypeEphemeral
+		typ = mmapi.CommandResponseTypeEphemeral
 	}
-	pages, file := capPages(render(reply, a.buttons(actionURL, req.Channel, req.ID)), reply, typ == model.CommandResponseTypeInChannel)
-	resp := &model.CommandResponse{ResponseType: typ, Text: pages[0].Message, Attachments: pages[0].Attachments, SkipSlackParsing: true}
+	pages, file := capPages(render(reply, a.buttons(actionURL, req.Channel, req.ID)), reply, typ == mmapi.CommandResponseTypeInChannel)
+	resp := &mmapi.CommandResponse{ResponseType: typ, Text: pages[0].Message, Attachments: pages[0].Attachments, SkipSlackParsing: true}
 	for _, p := range pages[1:] {
-		resp.ExtraResponses = append(resp.ExtraResponses, &model.CommandResponse{
+		resp.ExtraResponses = append(resp.ExtraResponses, &mmapi.CommandResponse{
 			ResponseType: typ, Text: p.Message, Attachments: p.Attachments, SkipSlackParsing: true})
 	}
 	return resp, pages, file

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +29,7 @@ func TestCommand_ValidTokenAnswersInline(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, w.Code)
 	require.NotNil(t, resp)
-	assert.Equal(t, model.CommandResponseTypeInChannel, resp.ResponseType)
+	assert.Equal(t, mmapi.CommandResponseTypeInChannel, resp.ResponseType)
 	require.Len(t, resp.Attachments, 1)
 	assert.Contains(t, resp.Attachments[0].Text, "succeeded!")
 	assert.Equal(t, colourOK, resp.Attachments[0].Color)
@@ -133,7 +133,7 @@ func TestCommand_UnknownCommandIsSaidWithTheRoutersWords(t *testing.T) {
 	w, resp := f.postCommand(t, f.commandForm("/frobnicate", "now", "uCarol00000000000000000000", "carol"), testCmdToken)
 	assert.Equal(t, http.StatusOK, w.Code, "any other status and the server drops the text")
 	require.NotNil(t, resp)
-	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+	assert.Equal(t, mmapi.CommandResponseTypeEphemeral, resp.ResponseType)
 	assert.Contains(t, resp.Attachments[0].Title, "unknown command")
 }
 
@@ -142,7 +142,7 @@ func TestCommand_HelpAndDenialsAreEphemeral(t *testing.T) {
 		h := &fakeHandler{fn: func(context.Context, bot.Request) bot.Reply { return bot.Reply{Status: st, Title: "x"} }}
 		f := newFixture(t, h)
 		_, resp := f.postCommand(t, f.commandForm("/opsbot", "help", "uCarol00000000000000000000", "carol"), testCmdToken)
-		assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType, st.String())
+		assert.Equal(t, mmapi.CommandResponseTypeEphemeral, resp.ResponseType, st.String())
 	}
 }
 
@@ -157,14 +157,14 @@ func TestCommand_SlowCommandIsAcknowledgedThenPosted(t *testing.T) {
 
 	w, resp := f.postCommand(t, f.commandForm("/portcheck", "127.0.0.1 8080", "uCarol00000000000000000000", "carol"), testCmdToken)
 	require.Equal(t, http.StatusOK, w.Code)
-	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+	assert.Equal(t, mmapi.CommandResponseTypeEphemeral, resp.ResponseType)
 	assert.Contains(t, resp.Text, "Working on `/portcheck 127.0.0.1 8080`")
 	close(release)
 
 	posts := f.srv.waitFor(t, 1, http.MethodPost, "/api/v4/posts")
 	p := posts[0].Post
-	assert.Equal(t, testChannel, p.ChannelId)
-	assert.Empty(t, p.RootId)
+	assert.Equal(t, testChannel, p.ChannelID)
+	assert.Empty(t, p.RootID)
 	require.Len(t, p.Attachments(), 1)
 	assert.Contains(t, p.Attachments()[0].Text, "succeeded!")
 	assert.Empty(t, f.srv.recorded(http.MethodPost, "/hooks/commands/"))
@@ -180,9 +180,9 @@ func TestCommand_SlowEphemeralResultGoesToResponseURL(t *testing.T) {
 	f.postCommand(t, f.commandForm("/scan", "10.0.0.1", "uCarol00000000000000000000", "carol"), testCmdToken)
 
 	hooks := f.srv.waitFor(t, 1, http.MethodPost, "/hooks/commands/")
-	var resp model.CommandResponse
+	var resp mmapi.CommandResponse
 	require.NoError(t, json.Unmarshal(hooks[0].Body, &resp))
-	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+	assert.Equal(t, mmapi.CommandResponseTypeEphemeral, resp.ResponseType)
 	assert.Equal(t, "permission denied", resp.Attachments[0].Title)
 	assert.Empty(t, f.srv.recorded(http.MethodPost, "/api/v4/posts"), "a refusal is not posted in the channel")
 }
@@ -221,7 +221,7 @@ func TestCommand_ProgressEditsOnePostAtABoundedRateWithCancel(t *testing.T) {
 
 	reqID := h.requests()[0].ID
 	cancel := buttonNamed(t, creates[0].Post.Attachments(), "Cancel")
-	assert.Regexp(t, alnum, cancel.Id)
+	assert.Regexp(t, alnum, cancel.ID)
 	assert.Equal(t, "/opsbot cancel "+reqID, cancel.Integration.Context["line"])
 	for _, u := range ups {
 		assert.Equal(t, "/api/v4/posts/"+progressID, u.Path)
@@ -242,8 +242,8 @@ func TestStream_PostRepliesInTheThread(t *testing.T) {
 	f.postCommand(t, f.commandForm("/listen", "3873", "uCarol00000000000000000000", "carol"), testCmdToken)
 	posts := f.srv.recorded(http.MethodPost, "/api/v4/posts")
 	require.Len(t, posts, 2)
-	assert.Empty(t, posts[0].Post.RootId)
-	assert.Equal(t, posts[0].Post.Id, posts[1].Post.RootId)
+	assert.Empty(t, posts[0].Post.RootID)
+	assert.Equal(t, posts[0].Post.ID, posts[1].Post.RootID)
 }
 
 // A reply that names its asker (bot.Reply.Mention: /portcheck ... until
@@ -265,7 +265,7 @@ func TestStream_MentionNotifiesTheAskerInTheThread(t *testing.T) {
 	assert.Equal(t, []string{"carol"}, f.srv.mentioned(), "the asker, once")
 	for _, p := range posts[1:] {
 		assert.Empty(t, p.Post.Message)
-		assert.Equal(t, posts[0].Post.Id, p.Post.RootId, "in the thread")
+		assert.Equal(t, posts[0].Post.ID, p.Post.RootID, "in the thread")
 	}
 }
 

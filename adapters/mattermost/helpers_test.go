@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/require"
 
 	"github.com/opsbot/opsbot/bot"
@@ -31,7 +31,7 @@ const (
 // call is one API v4 request the bot made to the fake server.
 type call struct {
 	Method, Path string
-	Post         *model.Post // for posts routes
+	Post         *mmapi.Post // for posts routes
 	Body         []byte
 }
 
@@ -42,8 +42,8 @@ type mmServer struct {
 	t     *testing.T
 	mu    sync.Mutex
 	calls []call
-	posts map[string]*model.Post
-	users map[string]*model.User
+	posts map[string]*mmapi.Post
+	users map[string]*mmapi.User
 	seq   int
 	// denyUpdate makes PUT /posts/{id} answer 403, as for a post the bot
 	// does not own.
@@ -71,10 +71,10 @@ func (s *mmServer) mentioned() []string {
 // https://host/sub): the API and the command hooks live only below it.
 func newMMServerAt(t *testing.T, prefix string) *mmServer {
 	t.Helper()
-	s := &mmServer{t: t, files: map[string]string{}, prefix: prefix, posts: map[string]*model.Post{}, users: map[string]*model.User{
-		"uCarol00000000000000000000": {Id: "uCarol00000000000000000000", Username: "carol", FirstName: "Carol", LastName: "Danvers"},
-		"uDave000000000000000000000": {Id: "uDave000000000000000000000", Username: "dave"},
-		"uBot0000000000000000000000": {Id: "uBot0000000000000000000000", Username: "opsbot", IsBot: true},
+	s := &mmServer{t: t, files: map[string]string{}, prefix: prefix, posts: map[string]*mmapi.Post{}, users: map[string]*mmapi.User{
+		"uCarol00000000000000000000": {ID: "uCarol00000000000000000000", Username: "carol", FirstName: "Carol", LastName: "Danvers"},
+		"uDave000000000000000000000": {ID: "uDave000000000000000000000", Username: "dave"},
+		"uBot0000000000000000000000": {ID: "uBot0000000000000000000000", Username: "opsbot", IsBot: true},
 	}}
 	mux := http.NewServeMux()
 	auth := func(h http.HandlerFunc) http.HandlerFunc {
@@ -104,12 +104,12 @@ func newMMServerAt(t *testing.T, prefix string) *mmServer {
 		s.files[id] = string(content)
 		s.calls = append(s.calls, call{Method: r.Method, Path: r.URL.Path, Body: content})
 		s.mu.Unlock()
-		writeJSON(w, http.StatusCreated, model.FileUploadResponse{FileInfos: []*model.FileInfo{{Id: id, Name: fhs[0].Filename, ChannelId: r.FormValue("channel_id")}}})
+		writeJSON(w, http.StatusCreated, mmapi.FileUploadResponse{FileInfos: []*mmapi.FileInfo{{ID: id, Name: fhs[0].Filename, ChannelID: r.FormValue("channel_id")}}})
 	}))
 	mux.HandleFunc("POST /api/v4/posts", auth(func(w http.ResponseWriter, r *http.Request) {
 		p, body := s.readPost(r)
 		s.mu.Lock()
-		for _, id := range p.FileIds {
+		for _, id := range p.FileIDs {
 			if _, ok := s.files[id]; !ok {
 				s.mu.Unlock()
 				appError(w, http.StatusBadRequest, "api.post.create_post.attach_files.error")
@@ -117,9 +117,9 @@ func newMMServerAt(t *testing.T, prefix string) *mmServer {
 			}
 		}
 		s.seq++
-		p.Id = fmt.Sprintf("post%022d", s.seq)
-		p.UserId = "uBot0000000000000000000000"
-		s.posts[p.Id] = p
+		p.ID = fmt.Sprintf("post%022d", s.seq)
+		p.UserID = "uBot0000000000000000000000"
+		s.posts[p.ID] = p
 		for _, m := range mmMention.FindAllStringSubmatch(p.Message, -1) {
 			name := strings.TrimRight(m[1], ".-_") // the server trims trailing punctuation
 			for _, u := range s.users {
@@ -140,7 +140,7 @@ func newMMServerAt(t *testing.T, prefix string) *mmServer {
 		_, known := s.posts[id]
 		deny := s.denyUpdate
 		if known && !deny {
-			p.Id = id
+			p.ID = id
 			s.posts[id] = p
 		}
 		s.mu.Unlock()
@@ -196,13 +196,13 @@ func (s *mmServer) file(id string) string {
 }
 
 func appError(w http.ResponseWriter, status int, id string) {
-	writeJSON(w, status, model.NewAppError("fake", id, nil, "", status))
+	writeJSON(w, status, &mmapi.AppError{ID: id, Message: id, StatusCode: status})
 }
 
-func (s *mmServer) readPost(r *http.Request) (*model.Post, []byte) {
+func (s *mmServer) readPost(r *http.Request) (*mmapi.Post, []byte) {
 	body, err := io.ReadAll(r.Body)
 	require.NoError(s.t, err)
-	var p model.Post
+	var p mmapi.Post
 	require.NoError(s.t, json.Unmarshal(body, &p), "post body %s", body)
 	return &p, body
 }
@@ -322,7 +322,7 @@ func (f *fixture) commandForm(command, text, userID, userName string) url.Values
 
 // postCommand sends a slash command with the Authorization header the
 // server sets ("" leaves it out).
-func (f *fixture) postCommand(t *testing.T, form url.Values, authToken string) (*httptest.ResponseRecorder, *model.CommandResponse) {
+func (f *fixture) postCommand(t *testing.T, form url.Values, authToken string) (*httptest.ResponseRecorder, *mmapi.CommandResponse) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/mattermost/command", strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -344,7 +344,7 @@ func (f *fixture) postCommand(t *testing.T, form url.Values, authToken string) (
 // sees only the generic error.
 const mmMaxIntegrationResponse = 1 << 20
 
-func serverReadsCommand(t *testing.T, w *httptest.ResponseRecorder) *model.CommandResponse {
+func serverReadsCommand(t *testing.T, w *httptest.ResponseRecorder) *mmapi.CommandResponse {
 	t.Helper()
 	if w.Code != http.StatusOK {
 		return nil
@@ -356,14 +356,14 @@ func serverReadsCommand(t *testing.T, w *httptest.ResponseRecorder) *model.Comma
 	if !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		return nil
 	}
-	resp := &model.CommandResponse{}
+	resp := &mmapi.CommandResponse{}
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
 	return resp
 }
 
 // click sends a button click as the server does, for the given action of a
 // posted attachment: the context goes through JSON as the server stores it.
-func (f *fixture) click(t *testing.T, act *model.PostAction, userID, postID string, mutate func(map[string]any)) (*httptest.ResponseRecorder, *model.PostActionIntegrationResponse) {
+func (f *fixture) click(t *testing.T, act *mmapi.PostAction, userID, postID string, mutate func(map[string]any)) (*httptest.ResponseRecorder, *mmapi.PostActionIntegrationResponse) {
 	t.Helper()
 	raw, err := json.Marshal(act.Integration.Context)
 	require.NoError(t, err)
@@ -372,31 +372,31 @@ func (f *fixture) click(t *testing.T, act *model.PostAction, userID, postID stri
 	if mutate != nil {
 		mutate(ctxMap)
 	}
-	in := model.PostActionIntegrationRequest{
-		UserId: userID, UserName: "spoofed-name", ChannelId: testChannel, ChannelName: "incident-42",
-		TeamId: "team000000000000000000000a", TeamName: "ops", PostId: postID,
-		TriggerId: "trigger-xyz", Type: model.PostActionTypeButton, Context: ctxMap,
+	in := mmapi.PostActionIntegrationRequest{
+		UserID: userID, UserName: "spoofed-name", ChannelID: testChannel, ChannelName: "incident-42",
+		TeamID: "team000000000000000000000a", TeamName: "ops", PostID: postID,
+		TriggerID: "trigger-xyz", Type: mmapi.PostActionTypeButton, Context: ctxMap,
 	}
 	body, err := json.Marshal(in)
 	require.NoError(t, err)
 	return f.postAction(t, body)
 }
 
-func (f *fixture) postAction(t *testing.T, body []byte) (*httptest.ResponseRecorder, *model.PostActionIntegrationResponse) {
+func (f *fixture) postAction(t *testing.T, body []byte) (*httptest.ResponseRecorder, *mmapi.PostActionIntegrationResponse) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/mattermost/action", strings.NewReader(string(body)))
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
 	f.mux.ServeHTTP(w, r)
-	var resp *model.PostActionIntegrationResponse
+	var resp *mmapi.PostActionIntegrationResponse
 	if w.Code == http.StatusOK && strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
-		resp = &model.PostActionIntegrationResponse{}
+		resp = &mmapi.PostActionIntegrationResponse{}
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), resp))
 	}
 	return w, resp
 }
 
-func buttonNamed(t *testing.T, atts []*model.MessageAttachment, name string) *model.PostAction {
+func buttonNamed(t *testing.T, atts []*mmapi.MessageAttachment, name string) *mmapi.PostAction {
 	t.Helper()
 	for _, a := range atts {
 		for _, b := range a.Actions {
@@ -409,7 +409,7 @@ func buttonNamed(t *testing.T, atts []*model.MessageAttachment, name string) *mo
 	return nil
 }
 
-func countActions(atts []*model.MessageAttachment) int {
+func countActions(atts []*mmapi.MessageAttachment) int {
 	n := 0
 	for _, a := range atts {
 		n += len(a.Actions)

@@ -2,7 +2,8 @@
 // (POST /mattermost/command, verified by per-command tokens), interactive
 // buttons (POST /mattermost/action, verified by an HMAC in the button's
 // context, since Mattermost signs nothing), and the bot's own posts and
-// edits through the API v4 client of github.com/mattermost/mattermost/server/public/model.
+// edits through a small API v4 client (mmapi, which also declares the
+// server's wire types opsbot sends and reads).
 // It renders bot.Reply as markdown and message attachments; everything
 // else goes through the bot.Handler like any other request.
 package mattermost
@@ -19,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/opsbot/opsbot/bot"
 )
 
@@ -29,7 +30,7 @@ const Platform = "mattermost"
 
 // Config is what the adapter uses; cmd/opsbot fills it from OPSBOT_*.
 type Config struct {
-	URL           string   // OPSBOT_MATTERMOST_URL: the server, for Client4
+	URL           string   // OPSBOT_MATTERMOST_URL: the server, for the API client
 	Token         string   // OPSBOT_MATTERMOST_TOKEN: the bot account's access token
 	CommandTokens []string // OPSBOT_MATTERMOST_COMMAND_TOKENS split on commas: one per slash command
 	ActionSecret  string   // OPSBOT_MATTERMOST_ACTION_SECRET: HMAC key for button contexts
@@ -64,7 +65,7 @@ const (
 // Adapter serves Mattermost's slash commands and button clicks and posts as
 // the bot account.
 type Adapter struct {
-	client    *model.Client4
+	client    *mmapi.Client
 	site      *url.URL            // OPSBOT_MATTERMOST_URL: response_urls must be under it
 	tokens    [][sha256.Size]byte // digests of the command tokens
 	stored    *storedTokens       // and those registered in the store
@@ -149,9 +150,7 @@ func New(cfg Config) (*Adapter, error) {
 		a.now = time.Now
 	}
 	a.site = u
-	a.client = model.NewAPIv4Client(strings.TrimSpace(cfg.URL))
-	a.client.SetToken(strings.TrimSpace(cfg.Token))
-	a.client.HTTPClient = &http.Client{Timeout: callTimeout}
+	a.client = mmapi.NewClient(strings.TrimSpace(cfg.URL), strings.TrimSpace(cfg.Token), &http.Client{Timeout: callTimeout})
 	return a, nil
 }
 

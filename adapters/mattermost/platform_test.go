@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -48,13 +48,13 @@ func TestCommand_BigResultFirstPageInlineTheRestInAThreadAndAFile(t *testing.T) 
 	posts := f.srv.recorded(http.MethodPost, "/api/v4/posts")
 	require.Len(t, posts, maxMore+1, "the capped pages, then the file's post")
 	root := posts[0].Post
-	assert.Empty(t, root.RootId)
+	assert.Empty(t, root.RootID)
 	for _, p := range posts[1:] {
-		assert.Equal(t, root.Id, p.Post.RootId, "in the thread")
+		assert.Equal(t, root.ID, p.Post.RootID, "in the thread")
 	}
 	filePost := posts[len(posts)-1].Post
-	require.Len(t, filePost.FileIds, 1)
-	content := f.srv.file(filePost.FileIds[0])
+	require.Len(t, filePost.FileIDs, 1)
+	content := f.srv.file(filePost.FileIDs[0])
 	assert.Equal(t, 65535+2, strings.Count(content, "\n"), "title, header and every row")
 	assert.Contains(t, content, "131070/tcp")
 }
@@ -80,7 +80,7 @@ func TestCommand_InAThreadTheAnswersStayInIt(t *testing.T) {
 	posts := f.srv.recorded(http.MethodPost, "/api/v4/posts")
 	require.GreaterOrEqual(t, len(posts), 3)
 	for _, p := range posts {
-		assert.Equal(t, "threadroot0000000000000000", p.Post.RootId, "every post in the thread the command was typed in")
+		assert.Equal(t, "threadroot0000000000000000", p.Post.RootID, "every post in the thread the command was typed in")
 	}
 }
 
@@ -115,7 +115,7 @@ func TestRespond_ResponseURLUnderTheSitesSubpath(t *testing.T) {
 	require.NoError(t, f.a.Wait(t.Context()))
 	hooks := f.srv.recorded(http.MethodPost, "/hooks/commands/")
 	require.Len(t, hooks, 1, "delivered to the hook under the subpath")
-	var cr model.CommandResponse
+	var cr mmapi.CommandResponse
 	require.NoError(t, json.Unmarshal(hooks[0].Body, &cr))
 	assert.Contains(t, cr.Attachments[0].Title, "help for you alone")
 
@@ -173,10 +173,10 @@ func TestStream_BigFinalReplyEditsTheProgressPostThenCapsTheRest(t *testing.T) {
 	require.Len(t, creates, 1+maxMore+1, "the progress post, the capped pages after the first, the file's post")
 	progress := creates[0].Post
 	for _, c := range creates[1:] {
-		assert.Equal(t, progress.Id, c.Post.RootId, "in the progress post's thread")
+		assert.Equal(t, progress.ID, c.Post.RootID, "in the progress post's thread")
 	}
-	edits := f.srv.recorded(http.MethodPut, "/api/v4/posts/"+progress.Id)
+	edits := f.srv.recorded(http.MethodPut, "/api/v4/posts/"+progress.ID)
 	require.NotEmpty(t, edits)
 	assert.Contains(t, string(edits[len(edits)-1].Body), "all of it is in the file opsbot-output.txt")
-	require.Len(t, creates[len(creates)-1].Post.FileIds, 1)
+	require.Len(t, creates[len(creates)-1].Post.FileIDs, 1)
 }

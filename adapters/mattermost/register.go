@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/opsbot/opsbot/bot"
 )
 
@@ -69,17 +69,15 @@ func Register(ctx context.Context, cfg RegisterConfig) ([]Change, error) {
 	if err := checkRegister(cfg); err != nil {
 		return nil, err
 	}
-	c := model.NewAPIv4Client(strings.TrimRight(strings.TrimSpace(cfg.ServerURL), "/"))
-	c.SetToken(strings.TrimSpace(cfg.Token))
-	c.HTTPClient = &http.Client{Timeout: callTimeout}
+	c := mmapi.NewClient(strings.TrimSpace(cfg.ServerURL), strings.TrimSpace(cfg.Token), &http.Client{Timeout: callTimeout})
 
-	me, _, err := c.GetMe(ctx, "")
+	me, err := c.GetMe(ctx)
 	if err != nil {
 		return nil, apiError("reading the bot account (users/me) with OPSBOT_MATTERMOST_TOKEN", err)
 	}
-	team, _, err := c.GetTeamByName(ctx, cfg.Team, "")
+	team, err := c.GetTeamByName(ctx, cfg.Team)
 	if err != nil {
-		var ae *model.AppError
+		var ae *mmapi.AppError
 		if errors.As(err, &ae) && ae.StatusCode == http.StatusForbidden {
 			return nil, fmt.Errorf("team %q: the bot account %s is not a member: add it to the team (Main Menu > Invite People, or mmctl team users add %s %s)", cfg.Team, me.Username, cfg.Team, me.Username)
 		}
@@ -88,8 +86,8 @@ func Register(ctx context.Context, cfg RegisterConfig) ([]Change, error) {
 	var changes []Change
 	for attempt := 0; ; attempt++ {
 		changes, err = reconcile(ctx, c, me, team, cfg)
-		var ae *model.AppError
-		if attempt < 4 && err != nil && errors.As(err, &ae) && ae.Id == "api.command.duplicate_trigger.app_error" {
+		var ae *mmapi.AppError
+		if attempt < 4 && err != nil && errors.As(err, &ae) && ae.ID == "api.command.duplicate_trigger.app_error" {
 			// Another replica registering at the same moment created it
 			// first: again, and it is found as opsbot's.
 			continue
@@ -129,10 +127,11 @@ func checkRegister(cfg RegisterConfig) error {
 	return nil
 }
 
-// checkTrigger applies the server's rule (model.Command.IsValid): 1 to 128
-// characters, letters, digits, '_', '.', '/' and '-', not starting with '/'.
+// checkTrigger applies the server's rule (model.Command.IsValid in
+// server/public/model/command.go): 1 to 128 characters, letters, digits,
+// '_', '.', '/' and '-', not starting with '/'.
 func checkTrigger(t string) error {
-	if len(t) < model.MinTriggerLength || len(t) > model.MaxTriggerLength || strings.HasPrefix(t, "/") {
+	if len(t) < mmapi.MinTriggerLength || len(t) > mmapi.MaxTriggerLength || strings.HasPrefix(t, "/") {
 		return fmt.Errorf("trigger %q: 1 to 128 characters, without the leading slash", t)
 	}
 	for _, r := range t {
@@ -145,14 +144,14 @@ func checkTrigger(t string) error {
 }
 
 // apiError words a failed API call; a 403 names the permission. The
-// server's *model.AppError stays reachable with errors.As.
+// server's *mmapi.AppError stays reachable with errors.As.
 func apiError(what string, err error) error {
-	var ae *model.AppError
+	var ae *mmapi.AppError
 	if errors.As(err, &ae) {
-		msg := fmt.Sprintf("%s: %d %s: %s", what, ae.StatusCode, ae.Id, ae.Message)
+		msg := fmt.Sprintf("%s: %d %s: %s", what, ae.StatusCode, ae.ID, ae.Message)
 		switch ae.StatusCode {
 		case http.StatusUnauthorized:
-			msg = fmt.Sprintf("%s: the server refused the token (401 %s): check OPSBOT_MATTERMOST_TOKEN", what, ae.Id)
+			msg = fmt.Sprintf("%s: the server refused the token (401 %s): check OPSBOT_MATTERMOST_TOKEN", what, ae.ID)
 		case http.StatusForbidden:
 			msg = fmt.Sprintf("%s: forbidden (403: %s %s)", what, ae.Message, ae.DetailedError)
 		}
@@ -170,7 +169,7 @@ type wordedError struct {
 func (e *wordedError) Error() string { return e.msg }
 func (e *wordedError) Unwrap() error { return e.err }
 
-func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *model.Team, cfg RegisterConfig) ([]Change, error) {
+func reconcile(ctx context.Context, c *mmapi.Client, me *mmapi.User, team *mmapi.Team, cfg RegisterConfig) ([]Change, error) {
 	// The store first: a token recorded before the listing belongs to a
 	// command the listing shows (its creator recorded it after creating
 	// it), so a command another replica is creating now is never taken
@@ -179,9 +178,9 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 	if err != nil {
 		return nil, err
 	}
-	existing, _, err := c.ListCommands(ctx, team.Id, true)
+	existing, err := c.ListCommands(ctx, team.ID, true)
 	if err != nil {
-		var ae *model.AppError
+		var ae *mmapi.AppError
 		if errors.As(err, &ae) && ae.StatusCode == http.StatusForbidden {
 			return nil, fmt.Errorf("team %q: the bot account %s may not manage slash commands (403 %s): give it the manage_slash_commands permission in this team (System Console > User Management > Permissions, or make the bot a team admin), or register the commands by hand (deploy/mattermost/README.md)", cfg.Team, me.Username, ae.DetailedError)
 		}
@@ -189,19 +188,19 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 	}
 	known := map[string]bot.CommandToken{}
 	for _, t := range stored {
-		if t.Team == team.Id {
+		if t.Team == team.ID {
 			known[t.ID] = t
 		}
 	}
 	// opsbot's commands in the team, by ID; the rest are left alone.
-	ours := map[string]*model.Command{}
-	taken := map[string]*model.Command{}
+	ours := map[string]*mmapi.Command{}
+	taken := map[string]*mmapi.Command{}
 	for _, cmd := range existing {
 		if cmd.DeleteAt != 0 {
 			continue
 		}
-		if _, ok := known[cmd.Id]; ok || sameURL(cmd.URL, cfg.CommandURL) {
-			ours[cmd.Id] = cmd
+		if _, ok := known[cmd.ID]; ok || sameURL(cmd.URL, cfg.CommandURL) {
+			ours[cmd.ID] = cmd
 		} else {
 			taken[cmd.Trigger] = cmd
 		}
@@ -209,7 +208,7 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 	// Match each wanted trigger to one of ours: the one the store recorded
 	// under that trigger (it may have been renamed since), else the one
 	// that has it now.
-	byTrigger := map[string]*model.Command{}
+	byTrigger := map[string]*mmapi.Command{}
 	for id, cmd := range ours {
 		if k, ok := known[id]; ok && byTrigger[k.Trigger] == nil {
 			byTrigger[k.Trigger] = cmd
@@ -230,54 +229,54 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 	for _, spec := range specs {
 		want := strings.ToLower(spec.Trigger)
 		if other, ok := taken[want]; ok && byTrigger[want] == nil {
-			return nil, fmt.Errorf("team %q: /%s belongs to a command opsbot did not create (id %s, URL %s): left alone, and nothing was changed; remove it, or register with --single to use /opsbot only", cfg.Team, want, other.Id, other.URL)
+			return nil, fmt.Errorf("team %q: /%s belongs to a command opsbot did not create (id %s, URL %s): left alone, and nothing was changed; remove it, or register with --single to use /opsbot only", cfg.Team, want, other.ID, other.URL)
 		}
 	}
 	for _, spec := range specs {
 		want := strings.ToLower(spec.Trigger)
 		cur := byTrigger[want]
 		if cur == nil {
-			created, _, err := c.CreateCommand(ctx, desired(&model.Command{TeamId: team.Id}, spec, cfg.CommandURL))
+			created, err := c.CreateCommand(ctx, desired(&mmapi.Command{TeamID: team.ID}, spec, cfg.CommandURL))
 			if err != nil {
 				return changes, apiError(fmt.Sprintf("creating /%s in team %q", want, cfg.Team), err)
 			}
 			if err := keep(ctx, cfg, created, created.Token); err != nil {
 				return changes, err
 			}
-			changes = append(changes, Change{Trigger: want, ID: created.Id, Action: "created"})
-			used[created.Id] = true
+			changes = append(changes, Change{Trigger: want, ID: created.ID, Action: "created"})
+			used[created.ID] = true
 			continue
 		}
-		used[cur.Id] = true
+		used[cur.ID] = true
 		token := cur.Token
 		diff, textsOnly := differences(cur, spec, cfg.CommandURL)
-		if textsOnly && cur.CreatorId != me.Id {
+		if textsOnly && cur.CreatorID != me.ID {
 			// Made by hand and pointing at opsbot: adopted as it is; its
 			// texts are its author's (changing them would need
 			// manage_others_slash_commands).
 			diff = ""
 		}
 		if diff != "" {
-			updated, _, err := c.UpdateCommand(ctx, desired(cur, spec, cfg.CommandURL))
+			updated, err := c.UpdateCommand(ctx, desired(cur, spec, cfg.CommandURL))
 			if err != nil {
 				return changes, apiError(fmt.Sprintf("updating /%s in team %q", want, cfg.Team), err)
 			}
 			if updated.Token != "" {
 				token = updated.Token
 			}
-			changes = append(changes, Change{Trigger: want, ID: cur.Id, Action: "updated", Detail: diff})
+			changes = append(changes, Change{Trigger: want, ID: cur.ID, Action: "updated", Detail: diff})
 		} else {
-			changes = append(changes, Change{Trigger: want, ID: cur.Id, Action: "unchanged"})
+			changes = append(changes, Change{Trigger: want, ID: cur.ID, Action: "unchanged"})
 		}
 		if token == "" {
 			// The listing did not show the token: a new one is the only way
 			// to learn it.
-			if token, _, err = c.RegenCommandToken(ctx, cur.Id); err != nil {
+			if token, err = c.RegenCommandToken(ctx, cur.ID); err != nil {
 				return changes, apiError(fmt.Sprintf("reading the token of /%s in team %q", want, cfg.Team), err)
 			}
 		}
-		if k, ok := known[cur.Id]; !ok || k.TokenSHA256 != digestHex(token) || k.Trigger != want {
-			if err := keep(ctx, cfg, &model.Command{Id: cur.Id, TeamId: team.Id, Trigger: want}, token); err != nil {
+		if k, ok := known[cur.ID]; !ok || k.TokenSHA256 != digestHex(token) || k.Trigger != want {
+			if err := keep(ctx, cfg, &mmapi.Command{ID: cur.ID, TeamID: team.ID, Trigger: want}, token); err != nil {
 				return changes, err
 			}
 			if changes[len(changes)-1].Action == "unchanged" {
@@ -291,7 +290,7 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 		if used[id] {
 			continue
 		}
-		if _, err := c.DeleteCommand(ctx, id); err != nil {
+		if err := c.DeleteCommand(ctx, id); err != nil {
 			return changes, apiError(fmt.Sprintf("removing /%s from team %q", cmd.Trigger, cfg.Team), err)
 		}
 		if err := cfg.Tokens.DeleteCommandToken(ctx, Platform, id); err != nil {
@@ -310,7 +309,7 @@ func reconcile(ctx context.Context, c *model.Client4, me *model.User, team *mode
 	return changes, nil
 }
 
-func claimed(m map[string]*model.Command, cmd *model.Command) bool {
+func claimed(m map[string]*mmapi.Command, cmd *mmapi.Command) bool {
 	for _, c := range m {
 		if c == cmd {
 			return true
@@ -320,11 +319,11 @@ func claimed(m map[string]*model.Command, cmd *model.Command) bool {
 }
 
 // desired is cmd with what opsbot wants of it.
-func desired(cmd *model.Command, spec CommandSpec, commandURL string) *model.Command {
+func desired(cmd *mmapi.Command, spec CommandSpec, commandURL string) *mmapi.Command {
 	out := *cmd
 	out.Trigger = strings.ToLower(spec.Trigger)
 	out.URL = commandURL
-	out.Method = model.CommandMethodPost
+	out.Method = mmapi.CommandMethodPost
 	out.DisplayName = "opsbot " + strings.ToLower(spec.Trigger)
 	out.Description = truncate(spec.Description, 128)
 	out.AutoComplete = true
@@ -335,7 +334,7 @@ func desired(cmd *model.Command, spec CommandSpec, commandURL string) *model.Com
 
 // differences names the fields of cmd that are not what opsbot wants, and
 // whether only its texts (description, autocomplete) differ.
-func differences(cmd *model.Command, spec CommandSpec, commandURL string) (string, bool) {
+func differences(cmd *mmapi.Command, spec CommandSpec, commandURL string) (string, bool) {
 	want := desired(cmd, spec, commandURL)
 	var d []string
 	if cmd.Trigger != want.Trigger {
@@ -360,11 +359,11 @@ func differences(cmd *model.Command, spec CommandSpec, commandURL string) (strin
 	return "was " + strings.Join(d, ", "), textsOnly
 }
 
-func keep(ctx context.Context, cfg RegisterConfig, cmd *model.Command, token string) error {
+func keep(ctx context.Context, cfg RegisterConfig, cmd *mmapi.Command, token string) error {
 	if token == "" {
 		return fmt.Errorf("the server returned /%s without its token", cmd.Trigger)
 	}
-	return cfg.Tokens.SaveCommandToken(ctx, bot.CommandToken{Platform: Platform, ID: cmd.Id, Team: cmd.TeamId,
+	return cfg.Tokens.SaveCommandToken(ctx, bot.CommandToken{Platform: Platform, ID: cmd.ID, Team: cmd.TeamID,
 		Trigger: strings.ToLower(cmd.Trigger), TokenSHA256: digestHex(token), Updated: cfg.Now()})
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -106,10 +106,10 @@ func TestRegister_CreatesEveryCommandThenASecondRunChangesNothing(t *testing.T) 
 	for _, k := range stored {
 		c := cmds[k.Trigger]
 		assert.Equal(t, regCmdURL, c.URL)
-		assert.Equal(t, model.CommandMethodPost, c.Method)
-		assert.Equal(t, regBotID, c.CreatorId)
+		assert.Equal(t, mmapi.CommandMethodPost, c.Method)
+		assert.Equal(t, regBotID, c.CreatorID)
 		assert.True(t, c.AutoComplete)
-		assert.Equal(t, c.Id, k.ID)
+		assert.Equal(t, c.ID, k.ID)
 		assert.Equal(t, regTeam, k.Team)
 		assert.Equal(t, digestHex(c.Token), k.TokenSHA256, "the store keeps the SHA-256 of the server's token for /%s", k.Trigger)
 		assert.NotContains(t, k.TokenSHA256, c.Token)
@@ -131,9 +131,9 @@ func TestRegister_UpdatesWhatDriftedAndKeepsTheToken(t *testing.T) {
 	require.NoError(t, err)
 	before := srv.Commands(regTeam)
 	// Someone changes opsbot's commands in the System Console.
-	srv.Edit(before["scan"].Id, func(c *model.Command) { c.Trigger = "scan2" })
-	srv.Edit(before["portcheck"].Id, func(c *model.Command) { c.URL = "http://old.example.com/mattermost/command" })
-	srv.Edit(before["opsbot"].Id, func(c *model.Command) { c.Method = model.CommandMethodGet })
+	srv.Edit(before["scan"].ID, func(c *mmapi.Command) { c.Trigger = "scan2" })
+	srv.Edit(before["portcheck"].ID, func(c *mmapi.Command) { c.URL = "http://old.example.com/mattermost/command" })
+	srv.Edit(before["opsbot"].ID, func(c *mmapi.Command) { c.Method = mmapi.CommandMethodGet })
 
 	changes, err := Register(t.Context(), regConfig(srv, store, regSpecs))
 	require.NoError(t, err)
@@ -145,10 +145,10 @@ func TestRegister_UpdatesWhatDriftedAndKeepsTheToken(t *testing.T) {
 	after := srv.Commands(regTeam)
 	require.Len(t, after, 3)
 	for trig, c := range after {
-		assert.Equal(t, before[trig].Id, c.Id, "/%s: updated in place, not recreated", trig)
+		assert.Equal(t, before[trig].ID, c.ID, "/%s: updated in place, not recreated", trig)
 		assert.Equal(t, before[trig].Token, c.Token, "/%s: an update keeps the token", trig)
 		assert.Equal(t, regCmdURL, c.URL)
-		assert.Equal(t, model.CommandMethodPost, c.Method)
+		assert.Equal(t, mmapi.CommandMethodPost, c.Method)
 	}
 	assert.Empty(t, srv.Calls(http.MethodDelete))
 }
@@ -156,12 +156,12 @@ func TestRegister_UpdatesWhatDriftedAndKeepsTheToken(t *testing.T) {
 func TestRegister_NeverTouchesCommandsNotOurs(t *testing.T) {
 	srv := regServer(t, mmtest.Permissions{Member: true, Manage: true, ManageOthers: true})
 	store := &memTokens{}
-	deploy := srv.AddCommand(model.Command{TeamId: regTeam, CreatorId: "someone00000000000000000aa", Trigger: "deploy", Method: "P", URL: "https://ci.example.com/hook"})
-	scan := srv.AddCommand(model.Command{TeamId: regTeam, CreatorId: "someone00000000000000000aa", Trigger: "scan", Method: "P", URL: "https://other.example.com/scan"})
+	deploy := srv.AddCommand(mmapi.Command{TeamID: regTeam, CreatorID: "someone00000000000000000aa", Trigger: "deploy", Method: "P", URL: "https://ci.example.com/hook"})
+	scan := srv.AddCommand(mmapi.Command{TeamID: regTeam, CreatorID: "someone00000000000000000aa", Trigger: "scan", Method: "P", URL: "https://other.example.com/scan"})
 
 	_, err := Register(t.Context(), regConfig(srv, store, regSpecs))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "/scan belongs to a command opsbot did not create (id "+scan.Id+", URL https://other.example.com/scan): left alone, and nothing was changed")
+	assert.Contains(t, err.Error(), "/scan belongs to a command opsbot did not create (id "+scan.ID+", URL https://other.example.com/scan): left alone, and nothing was changed")
 	assert.Len(t, srv.Commands(regTeam), 2, "nothing created")
 	assert.Contains(t, err.Error(), "--single")
 	assert.Equal(t, *deploy, srv.Commands(regTeam)["deploy"])
@@ -174,8 +174,8 @@ func TestRegister_NeverTouchesCommandsNotOurs(t *testing.T) {
 	assert.Equal(t, *deploy, srv.Commands(regTeam)["deploy"])
 	assert.Equal(t, *scan, srv.Commands(regTeam)["scan"])
 	for _, c := range srv.Calls("") {
-		assert.NotContains(t, c.Path, deploy.Id)
-		assert.NotContains(t, c.Path, scan.Id)
+		assert.NotContains(t, c.Path, deploy.ID)
+		assert.NotContains(t, c.Path, scan.ID)
 	}
 }
 
@@ -190,7 +190,7 @@ func TestRegister_SingleRemovesOurOtherCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"opsbot": "unchanged", "portcheck": "removed", "scan": "removed"}, actions(changes))
 	after := srv.Commands(regTeam)
-	assert.Equal(t, map[string]model.Command{"opsbot": opsbot}, after)
+	assert.Equal(t, map[string]mmapi.Command{"opsbot": opsbot}, after)
 	stored, err := store.CommandTokens(t.Context(), Platform)
 	require.NoError(t, err)
 	require.Len(t, stored, 1)
@@ -243,25 +243,25 @@ func TestRegister_TriggerRules(t *testing.T) {
 	assert.Empty(t, srv.Calls(""), "nothing was sent")
 
 	// The stand-in itself: the server's rules, as the server answers them.
-	c := model.NewAPIv4Client(srv.URL)
-	c.SetToken(regBotToken)
+	c := mmapi.NewClient(srv.URL, regBotToken, nil)
 	for trig, id := range map[string]string{
 		"/scan": "model.command.is_valid.trigger.app_error", "port check": "model.command.is_valid.trigger.app_error",
 		"echo": "api.command.duplicate_trigger.app_error",
 	} {
-		_, resp, err := c.CreateCommand(t.Context(), &model.Command{TeamId: regTeam, Trigger: trig, Method: "P", URL: regCmdURL})
-		require.Error(t, err, trig)
-		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, trig)
-		var ae *model.AppError
-		require.ErrorAs(t, err, &ae)
-		assert.Equal(t, id, ae.Id, trig)
+		_, err := c.CreateCommand(t.Context(), &mmapi.Command{TeamID: regTeam, Trigger: trig, Method: "P", URL: regCmdURL})
+		var ae *mmapi.AppError
+		require.ErrorAs(t, err, &ae, trig)
+		assert.Equal(t, http.StatusBadRequest, ae.StatusCode, trig)
+		assert.Equal(t, id, ae.ID, trig)
 	}
-	_, resp, err := c.CreateCommand(t.Context(), &model.Command{TeamId: regTeam, Trigger: "x", Method: "P"})
-	require.Error(t, err, "a URL is required")
-	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-	c.SetToken("")
-	_, resp, _ = c.ListCommands(t.Context(), regTeam, true)
-	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	_, err := c.CreateCommand(t.Context(), &mmapi.Command{TeamID: regTeam, Trigger: "x", Method: "P"})
+	var ae *mmapi.AppError
+	require.ErrorAs(t, err, &ae, "a URL is required")
+	assert.Equal(t, http.StatusBadRequest, ae.StatusCode)
+	assert.Equal(t, "model.command.is_valid.url.app_error", ae.ID)
+	_, err = mmapi.NewClient(srv.URL, "", nil).ListCommands(t.Context(), regTeam, true)
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, http.StatusUnauthorized, ae.StatusCode)
 }
 
 // The adapter verifies slash commands against the registered tokens, with
@@ -327,7 +327,7 @@ func TestRegister_AdoptsHandMadeCommandsPointingAtOpsbot(t *testing.T) {
 	srv := regServer(t, manage) // no manage_others_slash_commands
 	store := &memTokens{}
 	admin := "sysadmin0000000000000000aa"
-	hand := srv.AddCommand(model.Command{TeamId: regTeam, CreatorId: admin, Trigger: "portcheck", Method: "P", URL: regCmdURL, DisplayName: "Port check"})
+	hand := srv.AddCommand(mmapi.Command{TeamID: regTeam, CreatorID: admin, Trigger: "portcheck", Method: "P", URL: regCmdURL, DisplayName: "Port check"})
 	changes, err := Register(t.Context(), regConfig(srv, store, regSpecs[:1]))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"portcheck": "token recorded"}, actions(changes))
@@ -339,7 +339,7 @@ func TestRegister_AdoptsHandMadeCommandsPointingAtOpsbot(t *testing.T) {
 
 	// Its URL is wrong now: correcting it needs manage_others_slash_commands,
 	// and the server's 403 is said.
-	srv.Edit(hand.Id, func(c *model.Command) { c.URL = "https://old.example.com/mattermost/command" })
+	srv.Edit(hand.ID, func(c *mmapi.Command) { c.URL = "https://old.example.com/mattermost/command" })
 	_, err = Register(t.Context(), regConfig(srv, store, regSpecs[:1]))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "permission=manage_others_slash_commands")

@@ -8,14 +8,15 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/opsbot/opsbot/bot"
 )
 
-// maxRunes is Mattermost's post message limit (model.PostMessageMaxRunesV2).
+// maxRunes is Mattermost's post message limit (mmapi.PostMessageMaxRunes,
+// the server's model.PostMessageMaxRunesV2).
 // Each page's text is kept under it: a long reply becomes several posts,
 // never a silently cut one.
-const maxRunes = model.PostMessageMaxRunesV2
+const maxRunes = mmapi.PostMessageMaxRunes
 
 // Colours by verdict: green for yes, red for no or failure, orange while
 // waiting for a person, blue while running, grey for information.
@@ -45,19 +46,19 @@ func colour(s bot.Status) string {
 // page is one post's worth of a reply: the message and its attachment.
 type page struct {
 	Message     string                     `json:"message"`
-	Attachments []*model.MessageAttachment `json:"attachments,omitempty"`
+	Attachments []*mmapi.MessageAttachment `json:"attachments,omitempty"`
 }
 
-// post is the page as a post for Client4 or an action response.
-func (p page) post(channel, root string) *model.Post {
-	post := &model.Post{ChannelId: channel, RootId: root, Message: p.Message}
+// post is the page as a post for the API or an action response.
+func (p page) post(channel, root string) *mmapi.Post {
+	post := &mmapi.Post{ChannelID: channel, RootID: root, Message: p.Message}
 	// Always set, so that an update replaces the old attachments (and their
 	// buttons) rather than keeping them.
 	atts := p.Attachments
 	if atts == nil {
-		atts = []*model.MessageAttachment{}
+		atts = []*mmapi.MessageAttachment{}
 	}
-	post.AddProp(model.PostPropsAttachments, atts)
+	post.Props = &mmapi.PostProps{Attachments: atts}
 	return post
 }
 
@@ -70,7 +71,7 @@ type buttons struct {
 	expires time.Time
 }
 
-func (b buttons) action(i int, a bot.Action) *model.PostAction {
+func (b buttons) action(i int, a bot.Action) *mmapi.PostAction {
 	style := "default"
 	switch a.Style {
 	case bot.ActionPrimary:
@@ -83,12 +84,12 @@ func (b buttons) action(i int, a bot.Action) *model.PostAction {
 		ref = f[2] // approve, deny, cancel: the ID the button acts on
 	}
 	act := action{Line: a.Command, Ref: ref, Channel: b.channel, Expires: b.expires}
-	return &model.PostAction{
-		Id:    actionID(i, a.Label),
-		Type:  model.PostActionTypeButton,
+	return &mmapi.PostAction{
+		ID:    actionID(i, a.Label),
+		Type:  mmapi.PostActionTypeButton,
 		Name:  a.Label,
 		Style: style,
-		Integration: &model.PostActionIntegration{
+		Integration: &mmapi.PostActionIntegration{
 			URL:     b.url,
 			Context: act.context(b.secret),
 		},
@@ -121,7 +122,7 @@ func render(r bot.Reply, btn buttons) []page {
 	bodies := paginate(blocks(r), maxRunes)
 	pages := make([]page, len(bodies))
 	for i, body := range bodies {
-		att := &model.MessageAttachment{
+		att := &mmapi.MessageAttachment{
 			Fallback: neutralize(r.Title),
 			Color:    colour(r.Status),
 			Title:    neutralize(r.Title),
@@ -138,10 +139,10 @@ func render(r bot.Reply, btn buttons) []page {
 		if i == 0 {
 			for _, f := range r.Fields {
 				v := neutralize(f.Value)
-				att.Fields = append(att.Fields, &model.MessageAttachmentField{
+				att.Fields = append(att.Fields, &mmapi.MessageAttachmentField{
 					Title: neutralize(f.Name),
 					Value: v,
-					Short: model.SlackCompatibleBool(utf8.RuneCountInString(v) <= 40 && !strings.Contains(v, "\n")),
+					Short: utf8.RuneCountInString(v) <= 40 && !strings.Contains(v, "\n"),
 				})
 			}
 		}
@@ -150,7 +151,7 @@ func render(r bot.Reply, btn buttons) []page {
 				att.Actions = append(att.Actions, btn.action(j, a))
 			}
 		}
-		pages[i] = page{Attachments: []*model.MessageAttachment{att}}
+		pages[i] = page{Attachments: []*mmapi.MessageAttachment{att}}
 	}
 	if who := mentionOf(r); who != "" && len(pages) > 0 {
 		// In the message, not the attachment: the message is what

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opsbot/opsbot/adapters/mattermost/mmtest"
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/internal/golden"
 )
@@ -88,9 +89,9 @@ func TestRender_ActionsAreSignedAlphanumericButtons(t *testing.T) {
 	acts := pages[0].Attachments[0].Actions
 	require.Len(t, acts, 2)
 	for _, act := range acts {
-		assert.Regexp(t, alnum, act.Id)
+		assert.Regexp(t, alnum, act.ID)
 		assert.Equal(t, "button", act.Type)
-		assert.NoError(t, act.IsValid())
+		assert.NoError(t, mmtest.CheckAction(act))
 		assert.Equal(t, "https://opsbot.example.com/mattermost/action", act.Integration.URL)
 		got, err := verify([]byte(testSecret), act.Integration.Context, goldenButtons.expires.Add(-time.Minute))
 		require.NoError(t, err)
@@ -99,7 +100,7 @@ func TestRender_ActionsAreSignedAlphanumericButtons(t *testing.T) {
 	assert.Equal(t, "primary", acts[0].Style)
 	assert.Equal(t, "danger", acts[1].Style)
 	assert.Equal(t, "/opsbot approve 0123456789ab", acts[0].Integration.Context["line"])
-	assert.NoError(t, pages[0].Attachments[0].IsValid())
+	assert.NoError(t, mmtest.CheckAttachment(pages[0].Attachments[0]))
 }
 
 func TestRender_LongReplySplitsWithoutLoss(t *testing.T) {

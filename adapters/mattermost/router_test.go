@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -65,7 +65,7 @@ func TestRouter_PromptClickRunsOnceAndReplayRunsNothing(t *testing.T) {
 	// Carol asks; the prompt comes back inline, with buttons.
 	_, resp := f.postCommand(t, f.commandForm("/restart", "web01", "uCarol00000000000000000000", "carol"), testCmdToken)
 	require.NotNil(t, resp)
-	assert.Equal(t, model.CommandResponseTypeInChannel, resp.ResponseType)
+	assert.Equal(t, mmapi.CommandResponseTypeInChannel, resp.ResponseType)
 	require.Contains(t, resp.Attachments[0].Title, "Approval needed: /restart web01")
 	approve := buttonNamed(t, resp.Attachments, "Approve")
 	assert.Zero(t, cmd.runs.Load())
@@ -101,7 +101,7 @@ func TestRouter_PromptClickRunsOnceAndReplayRunsNothing(t *testing.T) {
 	assert.Contains(t, notes[0].Post.Message, "@carol, your request `/restart web01`")
 	assert.Contains(t, notes[0].Post.Message, "restarted web01")
 	assert.Empty(t, notes[0].Post.Attachments(), "no second copy of the result")
-	assert.Equal(t, testChannel, notes[0].Post.ChannelId)
+	assert.Equal(t, testChannel, notes[0].Post.ChannelID)
 
 	// The same click again, and a Deny after the fact: nothing more runs.
 	_, replay := f.click(t, approve, "uDave000000000000000000000", "promptpost0000000000000000", nil)

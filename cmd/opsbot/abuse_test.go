@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -508,7 +508,7 @@ func mmCanonical(line, ref, channel, exp string) []byte {
 	return []byte(b.String())
 }
 
-func mattermostCommand(t *testing.T, base, token, userID, userName, line string) (int, model.CommandResponse) {
+func mattermostCommand(t *testing.T, base, token, userID, userName, line string) (int, mmapi.CommandResponse) {
 	t.Helper()
 	name, text, _ := strings.Cut(line, " ")
 	form := url.Values{"token": {token}, "team_id": {"team1"}, "channel_id": {"chan1"}, "channel_name": {"inc-web"},
@@ -520,14 +520,14 @@ func mattermostCommand(t *testing.T, base, token, userID, userName, line string)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	var cr model.CommandResponse
+	var cr mmapi.CommandResponse
 	_ = json.NewDecoder(resp.Body).Decode(&cr)
 	return resp.StatusCode, cr
 }
 
 func mattermostClick(t *testing.T, base, userID, channel string, ctxMap map[string]any) (int, string) {
 	t.Helper()
-	body, err := json.Marshal(model.PostActionIntegrationRequest{UserId: userID, ChannelId: channel, TeamId: "team1", PostId: "post1", Context: ctxMap})
+	body, err := json.Marshal(mmapi.PostActionIntegrationRequest{UserID: userID, ChannelID: channel, TeamID: "team1", PostID: "post1", Context: ctxMap})
 	require.NoError(t, err)
 	resp, err := http.Post(base+"/mattermost/action", "application/json", bytes.NewReader(body))
 	require.NoError(t, err)

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,7 +35,7 @@ const (
 type fakeMattermost struct {
 	*httptest.Server
 	mu      sync.Mutex
-	posts   []*model.Post // created and updated
+	posts   []*mmapi.Post // created and updated
 	creates int
 }
 
@@ -69,20 +69,20 @@ func newFakeMattermost(t *testing.T) *fakeMattermost {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(model.User{Id: r.PathValue("id"), Username: name})
+		_ = json.NewEncoder(w).Encode(mmapi.User{ID: r.PathValue("id"), Username: name})
 	})
 	mux.HandleFunc("GET /api/v4/system/ping", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"OK"}`)
 	})
 	save := func(w http.ResponseWriter, r *http.Request) {
-		p := &model.Post{}
+		p := &mmapi.Post{}
 		_ = json.NewDecoder(r.Body).Decode(p)
 		f.mu.Lock()
 		if r.Method == http.MethodPost {
 			f.creates++
 		}
-		if p.Id == "" {
-			p.Id = fmt.Sprintf("post%022d", len(f.posts)+1)
+		if p.ID == "" {
+			p.ID = fmt.Sprintf("post%022d", len(f.posts)+1)
 		}
 		f.posts = append(f.posts, p)
 		f.mu.Unlock()
@@ -127,7 +127,7 @@ approval:
 		"OPSBOT_MATTERMOST_ACTION_SECRET="+mmSecret, "OPSBOT_PUBLIC_URL=http://"+addr)
 	base := startServe(t, env, addr, "/healthz")
 
-	command := func(token, userID, userName, line string) (int, model.CommandResponse) {
+	command := func(token, userID, userName, line string) (int, mmapi.CommandResponse) {
 		name, text, _ := strings.Cut(line, " ")
 		form := url.Values{"token": {token}, "team_id": {"team1"}, "channel_id": {"chan1"}, "channel_name": {"inc-web"},
 			"user_id": {userID}, "user_name": {userName}, "command": {name}, "text": {text}, "trigger_id": {"trig"}, "response_url": {mm.URL + "/hooks/commands/x"}}
@@ -137,19 +137,19 @@ approval:
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		var cr model.CommandResponse
+		var cr mmapi.CommandResponse
 		_ = json.NewDecoder(resp.Body).Decode(&cr)
 		return resp.StatusCode, cr
 	}
 	click := func(userID string, ctxMap map[string]any) (int, string) {
-		body, _ := json.Marshal(model.PostActionIntegrationRequest{UserId: userID, ChannelId: "chan1", TeamId: "team1", PostId: "post1", Context: ctxMap})
+		body, _ := json.Marshal(mmapi.PostActionIntegrationRequest{UserID: userID, ChannelID: "chan1", TeamID: "team1", PostID: "post1", Context: ctxMap})
 		resp, err := http.Post(base+"/mattermost/action", "application/json", bytes.NewReader(body))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	text := func(cr model.CommandResponse) string {
+	text := func(cr mmapi.CommandResponse) string {
 		b, _ := json.Marshal(cr)
 		return string(b)
 	}
@@ -196,7 +196,7 @@ approval:
 	// carol's click approves and runs it once; the post is updated.
 	code, body = click("ucarol", approve)
 	require.Equal(t, http.StatusOK, code, body)
-	var upd model.PostActionIntegrationResponse
+	var upd mmapi.PostActionIntegrationResponse
 	require.NoError(t, json.Unmarshal([]byte(body), &upd))
 	require.NotNil(t, upd.Update, "the prompt is updated in place")
 	updated, _ := json.Marshal(upd.Update)

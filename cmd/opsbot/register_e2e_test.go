@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,7 +38,7 @@ func TestE2E_MattermostRegisterThenServe(t *testing.T) {
 	assert.Contains(t, out, "mattermost slash commands: 0 tokens in OPSBOT_MATTERMOST_COMMAND_TOKENS, 0 registered in the store; serve registers them in ops at start")
 
 	base := startServe(t, env, addr, "/healthz")
-	var cmds map[string]model.Command
+	var cmds map[string]mmapi.Command
 	require.Eventually(t, func() bool { cmds = mm.Commands(team); return len(cmds) >= 6 }, 20*time.Second, 50*time.Millisecond)
 	for _, trig := range []string{"portcheck", "scan", "listen", "apache", "relayd", "opsbot"} {
 		assert.Equal(t, "http://"+addr+"/mattermost/command", cmds[trig].URL, "/%s registered", trig)
@@ -82,9 +82,9 @@ func TestE2E_MattermostRegisterThenServe(t *testing.T) {
 	assert.Contains(t, body, fmt.Sprintf("Connection to 127.0.0.1 %d port [tcp/*] succeeded!", port))
 
 	// Someone else's trigger: refused, said, nothing changed.
-	other := mm.AddCommand(model.Command{TeamId: team, CreatorId: "someone00000000000000000aa", Trigger: "scan", Method: "P", URL: "https://ci.example.com/scan"})
+	other := mm.AddCommand(mmapi.Command{TeamID: team, CreatorID: "someone00000000000000000aa", Trigger: "scan", Method: "P", URL: "https://ci.example.com/scan"})
 	out, code = c.run("mattermost", "register", "--team", "ops")
 	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "/scan belongs to a command opsbot did not create (id "+other.Id)
+	assert.Contains(t, out, "/scan belongs to a command opsbot did not create (id "+other.ID)
 	assert.Len(t, mm.Commands(team), 2)
 }

@@ -4,7 +4,8 @@
 // app/command.go, model/command.go): a session token on every call, the
 // team membership and the manage_slash_commands / manage_others_slash_commands
 // permissions, 403 with the server's JSON error body, the command's
-// validation (model.Command.IsValid, which is the server's own code:
+// validation (validCommand: the checks of model.Command.IsValid in
+// server/public/model/command.go, in its order and with its error IDs:
 // trigger 1-128 characters of letters, digits, _ . / -, no leading slash,
 // no spaces; an http(s) URL; method P or G), unique triggers per team
 // including the built-in commands, and tokens kept on update.
@@ -19,7 +20,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/opsbot/opsbot/adapters/mattermost/mmapi"
 )
 
 // Permissions of a user in a team.
@@ -53,7 +54,7 @@ type Server struct {
 	mu       sync.Mutex
 	users    map[string]*User // by token
 	teams    map[string]*Team // by name
-	commands map[string]*model.Command
+	commands map[string]*mmapi.Command
 	calls    []Call
 }
 
@@ -65,7 +66,7 @@ var BuiltIn = []string{"away", "code", "collapse", "dnd", "echo", "expand", "gro
 
 // New starts a server with the given teams and users; it stops with t.
 func New(t testing.TB, teams []Team, users []User) *Server {
-	s := &Server{users: map[string]*User{}, teams: map[string]*Team{}, commands: map[string]*model.Command{}}
+	s := &Server{users: map[string]*User{}, teams: map[string]*Team{}, commands: map[string]*mmapi.Command{}}
 	for i := range teams {
 		s.teams[teams[i].Name] = &teams[i]
 	}
@@ -74,7 +75,7 @@ func New(t testing.TB, teams []Team, users []User) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v4/users/me", s.auth(func(w http.ResponseWriter, _ *http.Request, u *User) {
-		writeJSON(w, http.StatusOK, &model.User{Id: u.ID, Username: u.Username, IsBot: true})
+		writeJSON(w, http.StatusOK, &mmapi.User{ID: u.ID, Username: u.Username, IsBot: true})
 	}))
 	mux.HandleFunc("GET /api/v4/teams/name/{name}", s.auth(s.teamByName))
 	mux.HandleFunc("GET /api/v4/commands", s.auth(s.list))
@@ -88,31 +89,31 @@ func New(t testing.TB, teams []Team, users []User) *Server {
 }
 
 // AddCommand puts a command in place as if someone had created it.
-func (s *Server) AddCommand(c model.Command) *model.Command {
+func (s *Server) AddCommand(c mmapi.Command) *mmapi.Command {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.Id, c.Token = model.NewId(), model.NewId()
-	c.CreateAt, c.UpdateAt = model.GetMillis(), model.GetMillis()
-	s.commands[c.Id] = &c
+	c.ID, c.Token = newID(), newID()
+	c.CreateAt, c.UpdateAt = millis(), millis()
+	s.commands[c.ID] = &c
 	cp := c
 	return &cp
 }
 
 // Edit changes a command behind the bot's back (a person in the System
 // Console).
-func (s *Server) Edit(id string, fn func(*model.Command)) {
+func (s *Server) Edit(id string, fn func(*mmapi.Command)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(s.commands[id])
 }
 
 // Commands returns copies of the team's commands, by trigger.
-func (s *Server) Commands(teamID string) map[string]model.Command {
+func (s *Server) Commands(teamID string) map[string]mmapi.Command {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]model.Command{}
+	out := map[string]mmapi.Command{}
 	for _, c := range s.commands {
-		if c.TeamId == teamID && c.DeleteAt == 0 {
+		if c.TeamID == teamID && c.DeleteAt == 0 {
 			out[c.Trigger] = *c
 		}
 	}
@@ -168,7 +169,7 @@ func (s *Server) teamByName(w http.ResponseWriter, r *http.Request, u *User) {
 		permissionError(w, u, "view_team")
 		return
 	}
-	writeJSON(w, http.StatusOK, &model.Team{Id: team.ID, Name: team.Name, DisplayName: team.Name, Type: model.TeamOpen})
+	writeJSON(w, http.StatusOK, &mmapi.Team{ID: team.ID, Name: team.Name, DisplayName: team.Name, Type: mmapi.TeamOpen})
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, u *User) {
@@ -184,7 +185,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u *User) {
 	}
 	customOnly, _ := strconv.ParseBool(r.URL.Query().Get("custom_only"))
 	if !customOnly {
-		writeJSON(w, http.StatusOK, []*model.Command{})
+		writeJSON(w, http.StatusOK, []*mmapi.Command{})
 		return
 	}
 	if !p.Manage {
@@ -192,9 +193,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u *User) {
 		return
 	}
 	s.mu.Lock()
-	var out []*model.Command
+	var out []*mmapi.Command
 	for _, c := range s.commands {
-		if c.TeamId == teamID && c.DeleteAt == 0 {
+		if c.TeamID == teamID && c.DeleteAt == 0 {
 			cp := *c
 			out = append(out, &cp)
 		}
@@ -205,14 +206,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u *User) {
 
 // uniqueTrigger is the server's duplicate check: against the team's other
 // commands and the built-ins.
-func (s *Server) uniqueTrigger(c *model.Command, except string) bool {
+func (s *Server) uniqueTrigger(c *mmapi.Command, except string) bool {
 	for _, b := range BuiltIn {
 		if c.Trigger == b {
 			return false
 		}
 	}
 	for id, o := range s.commands {
-		if id != except && o.TeamId == c.TeamId && o.DeleteAt == 0 && o.Trigger == c.Trigger {
+		if id != except && o.TeamID == c.TeamID && o.DeleteAt == 0 && o.Trigger == c.Trigger {
 			return false
 		}
 	}
@@ -220,16 +221,16 @@ func (s *Server) uniqueTrigger(c *model.Command, except string) bool {
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, u *User) {
-	var c model.Command
+	var c mmapi.Command
 	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
 		appError(w, http.StatusBadRequest, "api.context.invalid_body_param.app_error", "Invalid or missing command in request body.")
 		return
 	}
-	if !s.perm(u, c.TeamId).Manage {
+	if !s.perm(u, c.TeamID).Manage {
 		permissionError(w, u, "manage_slash_commands")
 		return
 	}
-	c.CreatorId = u.ID
+	c.CreatorID = u.ID
 	c.Trigger = strings.ToLower(c.Trigger)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,15 +238,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, u *User) {
 		appError(w, http.StatusBadRequest, "api.command.duplicate_trigger.app_error", "This trigger word is already in use. Please choose another word.")
 		return
 	}
-	c.Id, c.Token = model.NewId(), model.NewId()
-	c.CreateAt = model.GetMillis()
+	c.ID, c.Token = newID(), newID()
+	c.CreateAt = millis()
 	c.UpdateAt = c.CreateAt
 	c.DeleteAt = 0
-	if err := c.IsValid(); err != nil {
-		appError(w, err.StatusCode, err.Id, err.Id)
+	if err := validCommand(&c); err != nil {
+		appError(w, err.StatusCode, err.ID, err.ID)
 		return
 	}
-	s.commands[c.Id] = &c
+	s.commands[c.ID] = &c
 	writeJSON(w, http.StatusCreated, &c)
 }
 
@@ -253,13 +254,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, u *User) {
 // caller may change it, as the server does: 404 without
 // manage_slash_commands (not to leak it), 403 for another's command
 // without manage_others_slash_commands. It returns nil after answering.
-func (s *Server) existing(w http.ResponseWriter, id string, u *User) *model.Command {
+func (s *Server) existing(w http.ResponseWriter, id string, u *User) *mmapi.Command {
 	old, ok := s.commands[id]
-	if !ok || old.DeleteAt != 0 || !s.perm(u, old.TeamId).Manage {
+	if !ok || old.DeleteAt != 0 || !s.perm(u, old.TeamID).Manage {
 		appError(w, http.StatusNotFound, "api.command.not_found.app_error", "Command not found.")
 		return nil
 	}
-	if old.CreatorId != u.ID && !s.perm(u, old.TeamId).ManageOthers {
+	if old.CreatorID != u.ID && !s.perm(u, old.TeamID).ManageOthers {
 		permissionError(w, u, "manage_others_slash_commands")
 		return nil
 	}
@@ -267,33 +268,33 @@ func (s *Server) existing(w http.ResponseWriter, id string, u *User) *model.Comm
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, u *User) {
-	var c model.Command
-	if err := json.NewDecoder(r.Body).Decode(&c); err != nil || c.Id != r.PathValue("id") {
+	var c mmapi.Command
+	if err := json.NewDecoder(r.Body).Decode(&c); err != nil || c.ID != r.PathValue("id") {
 		appError(w, http.StatusBadRequest, "api.context.invalid_body_param.app_error", "Invalid or missing command in request body.")
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.commands[c.Id]
-	if ok && c.TeamId != old.TeamId {
+	old, ok := s.commands[c.ID]
+	if ok && c.TeamID != old.TeamID {
 		appError(w, http.StatusBadRequest, "api.command.team_mismatch.app_error", "Unable to update command across teams.")
 		return
 	}
-	if old = s.existing(w, c.Id, u); old == nil {
+	if old = s.existing(w, c.ID, u); old == nil {
 		return
 	}
 	c.Trigger = strings.ToLower(c.Trigger)
-	c.Token, c.CreateAt, c.CreatorId, c.PluginId, c.TeamId, c.DeleteAt = old.Token, old.CreateAt, old.CreatorId, old.PluginId, old.TeamId, old.DeleteAt
-	c.UpdateAt = model.GetMillis()
-	if !s.uniqueTrigger(&c, c.Id) {
+	c.Token, c.CreateAt, c.CreatorID, c.PluginID, c.TeamID, c.DeleteAt = old.Token, old.CreateAt, old.CreatorID, old.PluginID, old.TeamID, old.DeleteAt
+	c.UpdateAt = millis()
+	if !s.uniqueTrigger(&c, c.ID) {
 		appError(w, http.StatusBadRequest, "api.command.duplicate_trigger.app_error", "This trigger word is already in use. Please choose another word.")
 		return
 	}
-	if err := c.IsValid(); err != nil {
-		appError(w, err.StatusCode, err.Id, err.Id)
+	if err := validCommand(&c); err != nil {
+		appError(w, err.StatusCode, err.ID, err.ID)
 		return
 	}
-	s.commands[c.Id] = &c
+	s.commands[c.ID] = &c
 	writeJSON(w, http.StatusOK, &c)
 }
 
@@ -304,7 +305,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, u *User) {
 	if old == nil {
 		return
 	}
-	old.DeleteAt = model.GetMillis()
+	old.DeleteAt = millis()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "OK"})
 }
 
@@ -315,21 +316,21 @@ func (s *Server) regen(w http.ResponseWriter, r *http.Request, u *User) {
 	if old == nil {
 		return
 	}
-	old.Token = model.NewId()
-	old.UpdateAt = model.GetMillis()
+	old.Token = newID()
+	old.UpdateAt = millis()
 	writeJSON(w, http.StatusOK, map[string]string{"token": old.Token})
 }
 
 // permissionError is the server's answer to a missing permission
 // (model.MakePermissionError).
 func permissionError(w http.ResponseWriter, u *User, perm string) {
-	writeJSON(w, http.StatusForbidden, &model.AppError{Id: "api.context.permissions.app_error",
+	writeJSON(w, http.StatusForbidden, &mmapi.AppError{ID: "api.context.permissions.app_error",
 		Message: "You do not have the appropriate permissions.", DetailedError: "userId=" + u.ID + ", permission=" + perm,
-		StatusCode: http.StatusForbidden, RequestId: model.NewId()})
+		StatusCode: http.StatusForbidden, RequestID: newID()})
 }
 
 func appError(w http.ResponseWriter, status int, id, msg string) {
-	writeJSON(w, status, &model.AppError{Id: id, Message: msg, StatusCode: status, RequestId: model.NewId()})
+	writeJSON(w, status, &mmapi.AppError{ID: id, Message: msg, StatusCode: status, RequestID: newID()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
