@@ -42,6 +42,9 @@ func New(cfg Config) *Command {
 	return &Command{Spec: spec, cfg: cfg, now: time.Now}
 }
 
+// spec: reload and restart change Apache and are recorded as started
+// before they act; the views only look. Each subcommand is its own
+// permission ("apache reload").
 var spec = hostcmd.Spec{Command: "apache", Synopsis: synopsis, Subs: []hostcmd.Sub{
 	{Name: "status"}, {Name: "configtest"}, {Name: "modules"}, {Name: "vhosts"},
 	{Name: "reload", Changes: true}, {Name: "restart", Changes: true},
