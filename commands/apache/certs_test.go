@@ -11,6 +11,7 @@ import (
 
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/apache"
+	"github.com/opsbot/opsbot/commands/apache/apachetest"
 	"github.com/opsbot/opsbot/commands/tlscheck"
 	"github.com/opsbot/opsbot/commands/tlscheck/tlstest"
 )
@@ -108,9 +109,8 @@ func TestCerts_AFileThatIsNotServedFailsThePostCheck(t *testing.T) {
 	c2, k2, _ := tlstest.WriteFiles(t, s.Dir, "shadow", shadow, nil)
 	port := freePort(t)
 	s.EnableModule(t, "socache_shmcb", "ssl")
-	vhost := "<VirtualHost 127.0.0.1:%d>\n\tServerName www.test\n\tSSLEngine on\n\tSSLCertificateFile %s\n\tSSLCertificateKeyFile %s\n</VirtualHost>\n"
 	s.WriteConf(t, "sites-enabled/tls.conf", fmt.Sprintf("Listen 127.0.0.1:%d\n", port)+
-		fmt.Sprintf(vhost, port, c1, k1)+fmt.Sprintf(vhost, port, c2, k2))
+		fmt.Sprintf(tlsVHost, port, c1, k1)+fmt.Sprintf(tlsVHost, port, c2, k2))
 
 	rep := b.run(t, "/apache reload web1")
 	require.Equal(t, bot.StatusFailed, rep.Status, text(rep))
@@ -119,19 +119,29 @@ func TestCerts_AFileThatIsNotServedFailsThePostCheck(t *testing.T) {
 	assert.True(t, s.Alive(), "the server runs: only the certificate check failed")
 }
 
+// tlsVHost is a TLS virtual host www.test: its port, certificate file and
+// key file.
+const tlsVHost = "<VirtualHost 127.0.0.1:%d>\n\tServerName www.test\n\tSSLEngine on\n\tSSLCertificateFile %s\n\tSSLCertificateKeyFile %s\n</VirtualHost>\n"
+
+// serveTLS has s serve a certificate from ca valid for another validFor
+// as www.test on a free port (mod_ssl on), from its next reload.
+func serveTLS(t *testing.T, s *apachetest.Server, ca *tlstest.CA, validFor time.Duration) {
+	t.Helper()
+	now := time.Now()
+	leaf := ca.Leaf(t, now.Add(-time.Hour), now.Add(validFor), "www.test")
+	certFile, keyFile, _ := tlstest.WriteFiles(t, s.Dir, "www", leaf, nil)
+	port := freePort(t)
+	s.EnableModule(t, "socache_shmcb", "ssl")
+	s.WriteConf(t, "sites-enabled/tls.conf", fmt.Sprintf("Listen 127.0.0.1:%d\n", port)+fmt.Sprintf(tlsVHost, port, certFile, keyFile))
+}
+
 // A group's status has a row per host; its certificates column gives the
 // days left of what each host serves.
 func TestCerts_GroupStatusShowsEachHostsDaysLeft(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, []string{"web1", "web2"}, "groups:\n  web: [web1, web2]\n", 1)
 	s := b.servers["web1"]
-	ca := tlstest.NewCA(t)
-	now := time.Now()
-	leaf := ca.Leaf(t, now.Add(-time.Hour), now.Add(60*24*time.Hour), "www.test")
-	certFile, keyFile, _ := tlstest.WriteFiles(t, s.Dir, "www", leaf, nil)
-	port := freePort(t)
-	s.EnableModule(t, "socache_shmcb", "ssl")
-	s.WriteConf(t, "sites-enabled/tls.conf", fmt.Sprintf("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\n\tServerName www.test\n\tSSLEngine on\n\tSSLCertificateFile %s\n\tSSLCertificateKeyFile %s\n</VirtualHost>\n", port, port, certFile, keyFile))
+	serveTLS(t, s, tlstest.NewCA(t), 60*24*time.Hour)
 	rep := b.run(t, "/apache reload web1")
 	require.Equal(t, bot.StatusOK, rep.Status, text(rep))
 
