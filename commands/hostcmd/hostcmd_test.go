@@ -18,7 +18,7 @@ import (
 )
 
 var spec = hostcmd.Spec{Command: "svc", Synopsis: "/svc look|poke [HOST|GROUP]",
-	Subs:  []hostcmd.Sub{{Name: "look"}, {Name: "poke", Changes: true}},
+	Subs:  []hostcmd.Sub{{Name: "look"}, {Name: "poke", Args: "NAME", Changes: true}},
 	Needs: "relayd", NeedsHint: "add relayd: {} to it"}
 
 func access(t *testing.T, policy string) bot.HostAccess {
@@ -53,7 +53,7 @@ func TestSpec_ParseRefusesWhatItDoesNotKnow(t *testing.T) {
 	}{
 		{nil, "usage:\n/svc look|poke"},
 		{[]string{"kick"}, `unknown subcommand "kick": accepted are look, poke`},
-		{[]string{"look", "lb1", "lb2"}, "/svc look takes one host or group after its arguments, got 2 words"},
+		{[]string{"look", "lb1", "lb2"}, "/svc look takes one host or group, got 2 words; usage:\n/svc look|poke"},
 		{[]string{"look"}, "/svc look needs a host or group: you may run it on lb1, lb2"},
 		{[]string{"look", "web1"}, "web1: no relayd settings in the inventory, so /svc does not act there; add relayd: {} to it"},
 		{[]string{"look", "all"}, "web1: no relayd settings"},
@@ -63,7 +63,12 @@ func TestSpec_ParseRefusesWhatItDoesNotKnow(t *testing.T) {
 		require.Error(t, err, tc.words)
 		assert.Contains(t, bot.ErrorMessage(err), tc.want, tc.words)
 	}
-	_, err := parse(nil, "look")
+	req := asker
+	req.Args = []string{"a", "b"}
+	_, err := spec.Select(hosts, req, "poke", req.Args)
+	assert.Contains(t, bot.ErrorMessage(err), "/svc poke takes NAME, then one host or group: got 2 words after NAME (quote a name with spaces)")
+
+	_, err = parse(nil, "look")
 	assert.Equal(t, bot.ECONFIG, bot.ErrorCode(err), "no inventory")
 
 	_, err = parse(access(t, "hosts:\n  web1: {via: local}\n"), "look")

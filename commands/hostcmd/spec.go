@@ -10,6 +10,9 @@ import (
 // Sub is one subcommand. Each is its own permission ("apache reload").
 type Sub struct {
 	Name string
+	// Args are the words it takes before the host, as its usage writes
+	// them ("enable|disable ID|NAME"); the command reads them itself.
+	Args string
 	// Changes: it acts on the host, and is recorded as started before it
 	// does (bot.Changer); the others only look.
 	Changes bool
@@ -41,13 +44,8 @@ func (s Spec) Subcommands() []string {
 
 // Changes implements bot.Changer from the table; an unknown key changes.
 func (s Spec) Changes(key string) bool {
-	name := strings.TrimPrefix(key, s.Command+" ")
-	for _, sub := range s.Subs {
-		if sub.Name == name {
-			return sub.Changes
-		}
-	}
-	return true
+	sub := s.sub(strings.TrimPrefix(key, s.Command+" "))
+	return sub.Name == "" || sub.Changes
 }
 
 // Request is a host command's words, validated: the subcommand and the
@@ -113,7 +111,10 @@ func (s Spec) Sub(args []string) (sub string, rest []string, err error) {
 func (s Spec) Select(hosts bot.HostResolver, req bot.Request, sub string, words []string) (Request, error) {
 	r := Request{Command: s.Command, Sub: sub}
 	if len(words) > 1 {
-		return Request{}, bot.Errorf(bot.EINVALID, "/%s %s takes one host or group after its arguments, got %d words (quote a name with spaces); usage:\n%s", s.Command, sub, len(words), s.Synopsis)
+		if args := s.sub(sub).Args; args != "" {
+			return Request{}, bot.Errorf(bot.EINVALID, "/%s %s takes %s, then one host or group: got %d words after %s (quote a name with spaces); usage:\n%s", s.Command, sub, args, len(words), args, s.Synopsis)
+		}
+		return Request{}, bot.Errorf(bot.EINVALID, "/%s %s takes one host or group, got %d words; usage:\n%s", s.Command, sub, len(words), s.Synopsis)
 	}
 	if hosts == nil {
 		return Request{}, bot.Errorf(bot.ECONFIG, "no inventory: define hosts in the policy file")
@@ -137,6 +138,15 @@ func (s Spec) Select(hosts bot.HostResolver, req bot.Request, sub string, words 
 	}
 	r.Hosts, r.Group = found, group
 	return r, nil
+}
+
+func (s Spec) sub(name string) Sub {
+	for _, sub := range s.Subs {
+		if sub.Name == name {
+			return sub
+		}
+	}
+	return Sub{}
 }
 
 // acts says whether the command acts on h.

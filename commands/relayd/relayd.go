@@ -56,8 +56,10 @@ func New(cfg Config) *Command {
 // before they do. Each subcommand is its own permission ("relayd show").
 var spec = hostcmd.Spec{Command: "relayd", Synopsis: synopsis,
 	Subs: []hostcmd.Sub{
-		{Name: "status"}, {Name: "show"}, {Name: "poll", Changes: true}, {Name: "check"},
-		{Name: "host", Changes: true}, {Name: "table", Changes: true}, {Name: "redirect", Changes: true},
+		{Name: "status"}, {Name: "show", Args: "a view"}, {Name: "poll", Changes: true}, {Name: "check"},
+		{Name: "host", Args: "enable|disable ID|NAME", Changes: true},
+		{Name: "table", Args: "enable|disable ID|NAME", Changes: true},
+		{Name: "redirect", Args: "enable|disable ID|NAME", Changes: true},
 		{Name: "reload", Changes: true}, {Name: "restart", Changes: true},
 	},
 	Needs: "relayd", NeedsHint: "add relayd: {} to the host's entry to use OpenBSD's defaults",
