@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"sort"
@@ -236,6 +237,36 @@ func requester(a Approval) Who {
 	return Who{Platform: a.Platform, User: a.User, UserName: a.UserName, Channel: a.Channel}
 }
 
+// boundList writes what an approval is bound to, consecutive addresses
+// as one range ("10.0.0.1-10.0.0.254 (254 addresses)"), so that a subnet
+// reads in one line rather than past what a chat field holds.
+func boundList(hosts []string) string {
+	var parts []string
+	for i := 0; i < len(hosts); {
+		a, err := netip.ParseAddr(hosts[i])
+		j := i
+		if err == nil {
+			for j+1 < len(hosts) {
+				b, err := netip.ParseAddr(hosts[j+1])
+				if err != nil || b != a.Next() {
+					break
+				}
+				a, j = b, j+1
+			}
+		}
+		switch n := j - i + 1; {
+		case n == 1:
+			parts = append(parts, hosts[i])
+		case n == 2:
+			parts = append(parts, hosts[i], hosts[j])
+		default:
+			parts = append(parts, fmt.Sprintf("%s-%s (%d addresses)", hosts[i], hosts[j], n))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
 // approvalPrompt is the reply that asks for a second person.
 func approvalPrompt(a Approval, approvers []string, requestedBy string) Reply {
 	fields := []Field{
@@ -244,7 +275,7 @@ func approvalPrompt(a Approval, approvers []string, requestedBy string) Reply {
 		{Name: "approvals needed", Value: fmt.Sprint(a.Needed)},
 	}
 	if len(a.Hosts) > 0 {
-		fields = append(fields, Field{Name: "bound to", Value: strings.Join(a.Hosts, ", ")})
+		fields = append(fields, Field{Name: "bound to", Value: boundList(a.Hosts)})
 	}
 	text := []string{}
 	if a.Impact != "" {

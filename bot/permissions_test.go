@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -147,4 +148,18 @@ func TestRouter_HelpListsOnlyWhatTheAskerMayRun(t *testing.T) {
 	assert.Equal(t, StatusUsage, usage.Status, "usage of a command one may not run is not shown")
 	denied := r.Handle(context.Background(), Request{Platform: "shell", User: "alice", Line: "/scan 127.0.0.1"})
 	assert.Equal(t, 3, denied.Status.ExitCode())
+}
+
+// An approval bound to a subnet shows its addresses as ranges: 254 of them
+// in one line, not past what a chat field holds.
+func TestBoundList_ConsecutiveAddressesAreOneRange(t *testing.T) {
+	var hosts []string
+	for i := 1; i <= 254; i++ {
+		if i != 77 {
+			hosts = append(hosts, fmt.Sprintf("10.0.0.%d", i))
+		}
+	}
+	assert.Equal(t, "10.0.0.1-10.0.0.76 (76 addresses), 10.0.0.78-10.0.0.254 (177 addresses)", boundList(hosts))
+	assert.Equal(t, "127.0.0.1, 127.0.0.2, here", boundList([]string{"127.0.0.1", "127.0.0.2", "here"}))
+	assert.Equal(t, "10.0.0.11, web01 (10.0.0.11), fd00::1-fd00::3 (3 addresses)", boundList([]string{"10.0.0.11", "web01 (10.0.0.11)", "fd00::1", "fd00::2", "fd00::3"}))
 }
