@@ -46,12 +46,15 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 		return ta, err
 	}
 	ta.host = f.Args[0]
-	if isSubnet(ta.host) {
-		// A subnet: parsed, counted and checked when expanded (manyTargets).
-	} else if _, name, err := bot.ParseHost(ta.host); err != nil {
-		return ta, err
-	} else if name != "" && f.Has('n') {
-		return ta, bot.Errorf(bot.EINVALID, "-n means no name lookups, but %q is a name: give an address or drop -n", ta.host)
+	// A subnet is parsed, counted and checked when expanded (manyTargets).
+	if !isSubnet(ta.host) {
+		_, name, err := bot.ParseHost(ta.host)
+		if err != nil {
+			return ta, err
+		}
+		if name != "" && f.Has('n') {
+			return ta, bot.Errorf(bot.EINVALID, "-n means no name lookups, but %q is a name: give an address or drop -n", ta.host)
+		}
 	}
 	ta.proto = probe.TCP
 	if f.Has('u') {
