@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -165,20 +164,6 @@ func TestParseSweeps(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// sweepTruthOf is which port is open where, by the last byte of the
-// address, and which addresses drop everything.
-func sweepTruthOf(last byte, port uint16) (open, dropped bool) {
-	switch {
-	case last >= 250:
-		return false, true
-	case port == 22:
-		return last <= 40 || last == 77 || (last >= 120 && last <= 130), false
-	case port == 443:
-		return last == 77 || (last >= 100 && last <= 110) || last%50 == 3, false
-	}
-	return false, false
-}
-
 func BenchmarkSweepSubnet(b *testing.B) {
 	ts := requireNet(b)
 	w := printer(b)
@@ -186,53 +171,18 @@ func BenchmarkSweepSubnet(b *testing.B) {
 
 	bed := testbed.New(b, testbed.Options{})
 	tg := bed.Target(1)
-	base := tg.V4.As4()
-	addr := func(i int) string { return fmt.Sprintf("%d.%d.%d.%d", base[0], base[1], base[2], i) }
-	var script strings.Builder
-	for i := 3; i <= 254; i++ {
-		fmt.Fprintf(&script, "addr add %s/24 dev eth0\n", addr(i))
-	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		ip = "/usr/sbin/ip"
-	}
-	cmd := exec.Command(ip, "-n", tg.Netns, "-batch", "-")
-	cmd.Stdin = strings.NewReader(script.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("addresses: %v\n%s", err, out)
-	}
-	tg.ListenTCP(b, 22)
-	tg.ListenTCP(b, 443)
+	sub := tg.FillSubnet(b)
 	truth := HostPorts{}
-	open := map[uint16][]string{}
-	var dropped []string
-	for i := 2; i <= 254; i++ {
-		for _, p := range []uint16{22, 443} {
-			o, d := sweepTruthOf(byte(i), p)
-			if o {
-				truth[fmt.Sprintf("%s:%d", addr(i), p)] = true
-				open[p] = append(open[p], addr(i))
-			}
-			if d && p == 22 {
-				dropped = append(dropped, addr(i))
-			}
-		}
+	for ap := range sub.Open {
+		truth[ap.String()] = true
 	}
-	tg.Nft(b, fmt.Sprintf(`table inet sweep {
-	chain input {
-		type filter hook input priority 0;
-		ip daddr { %s } drop
-		tcp dport 22 ip daddr != { %s } reject with tcp reset
-		tcp dport 443 ip daddr != { %s } reject with tcp reset
-	}
-}
-`, strings.Join(dropped, ", "), strings.Join(open[22], ", "), strings.Join(open[443], ", ")))
-	subnet := netip.PrefixFrom(tg.V4, 24).Masked().String()
+	subnet := sub.Prefix.String()
+	first, last := sub.Hosts[0], sub.Hosts[len(sub.Hosts)-1]
 
 	header(w, "(i) TCP sweep of "+subnet+", ports 22,443")
-	printf(w, "  where: one target namespace %s holding %s-%s on its veth (.1 is the probe's side); every tool runs in the probe namespace %s\n", tg.Netns, addr(2), addr(254), bed.Probe)
+	printf(w, "  where: one target namespace %s holding %s-%s on its veth (.1 is the probe's side); every tool runs in the probe namespace %s\n", tg.Netns, first, last, bed.Probe)
 	printf(w, "  truth: %d open (22 on %d hosts, 443 on %d); every other port of .1-.249 closed (RST); %s-%s drop everything\n",
-		len(truth), len(open[22]), len(open[443]), dropped[0], dropped[len(dropped)-1])
+		len(truth), len(sub.ByPort[22]), len(sub.ByPort[443]), sub.Dropped[0], sub.Dropped[len(sub.Dropped)-1])
 
 	type tool struct {
 		name    string

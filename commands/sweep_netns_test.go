@@ -10,9 +10,7 @@ package commands
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
-	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -24,67 +22,6 @@ import (
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/probe/testbed"
 )
-
-// subnetTruth is which port is open where, by the last byte of the address.
-func subnetTruth(last byte, port uint16) (open, dropped bool) {
-	switch {
-	case last >= 250:
-		return false, true
-	case port == 22:
-		return last <= 40 || last == 77 || (last >= 120 && last <= 130), false
-	case port == 443:
-		return last == 77 || (last >= 100 && last <= 110) || last%50 == 3, false
-	}
-	return false, false
-}
-
-// newSubnetBed fills the target namespace with the /24 and its firewall.
-func newSubnetBed(t testing.TB, bed *testbed.Bed) {
-	t.Helper()
-	tg := bed.Target(1)
-	base := tg.V4.As4()
-	var script strings.Builder
-	for i := 3; i <= 254; i++ {
-		fmt.Fprintf(&script, "addr add %d.%d.%d.%d/24 dev eth0\n", base[0], base[1], base[2], i)
-	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		ip = "/usr/sbin/ip"
-	}
-	cmd := exec.Command(ip, "-n", tg.Netns, "-batch", "-")
-	cmd.Stdin = strings.NewReader(script.String())
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	tg.ListenTCP(t, 22)
-	tg.ListenTCP(t, 443)
-
-	var open22, open443, dropped []string
-	for i := 2; i <= 254; i++ {
-		a := netip.AddrFrom4([4]byte{base[0], base[1], base[2], byte(i)})
-		for _, p := range []uint16{22, 443} {
-			open, drop := subnetTruth(byte(i), p)
-			switch {
-			case drop && p == 22:
-				dropped = append(dropped, a.String())
-			case open:
-				if p == 22 {
-					open22 = append(open22, a.String())
-				} else {
-					open443 = append(open443, a.String())
-				}
-			}
-		}
-	}
-	tg.Nft(t, fmt.Sprintf(`table inet sweep {
-	chain input {
-		type filter hook input priority 0;
-		ip daddr { %s } drop
-		tcp dport 22 ip daddr != { %s } reject with tcp reset
-		tcp dport 443 ip daddr != { %s } reject with tcp reset
-	}
-}
-`, strings.Join(dropped, ", "), strings.Join(open22, ", "), strings.Join(open443, ", ")))
-}
 
 // sweepOpenSet reads the open "address:port" set out of a sweep reply's
 // table: each row's result says which ports are open, its hosts which
@@ -121,22 +58,18 @@ func TestSweep_NamespaceSubnetGivesTheExactOpenSet(t *testing.T) {
 	env, child := testbed.Child()
 	if !child {
 		bed := testbed.New(t, testbed.Options{})
-		newSubnetBed(t, bed)
+		bed.Target(1).FillSubnet(t)
 		bed.RunInProbe(t, t.Name())
 		return
 	}
 	tg := env.Target(1)
-	base := tg.V4.As4()
+	subnet := testbed.SubnetOf(tg.V4)
 	var want []string
-	for i := 2; i <= 254; i++ {
-		for _, p := range []uint16{22, 443} {
-			if open, _ := subnetTruth(byte(i), p); open {
-				want = append(want, fmt.Sprintf("%d.%d.%d.%d:%d", base[0], base[1], base[2], i, p))
-			}
-		}
+	for ap := range subnet.Open {
+		want = append(want, ap.String())
 	}
 	sort.Strings(want)
-	prefix := netip.PrefixFrom(tg.V4, 24).Masked()
+	prefix := subnet.Prefix
 
 	p, err := bot.ParsePolicy([]byte("targets:\n  allow: [10.213.0.0/16]\n"))
 	require.NoError(t, err)
@@ -157,6 +90,6 @@ func TestSweep_NamespaceSubnetGivesTheExactOpenSet(t *testing.T) {
 				dropped = row[2]
 			}
 		}
-		assert.Equal(t, fmt.Sprintf("%d.%d.%d.250-%d.%d.%d.254", base[0], base[1], base[2], base[0], base[1], base[2]), dropped, "%s: the silent hosts are one row", line)
+		assert.Equal(t, subnet.Dropped[0].String()+"-"+subnet.Dropped[len(subnet.Dropped)-1].String(), dropped, "%s: the silent hosts are one row", line)
 	}
 }
