@@ -95,24 +95,9 @@ func TestForget_APingOfAPortDecidedAtOnce(t *testing.T) {
 // try sent beside a congested interval, or in one whose losses were
 // proved late, is no evidence that its port is silent.
 func TestControl_FateJudgesSmallIntervalsWithTheirNeighbours(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	c := newControl(time.Second, 1024, 3000)
-	c.now = func() time.Time { return clock }
-	c.start = clock
-	c.sampleLocked(10 * time.Millisecond)
-	// interval returns a new interval, evaluated, with these counts.
-	interval := func(answered, lost int) *epoch {
-		e := c.epochLocked(clock)
-		e.sent, e.answered, e.lost = answered+lost, answered, lost
-		clock = e.end
-		return e
-	}
-	judge := func() {
-		clock = clock.Add(time.Second)
-		c.mu.Lock()
-		c.evaluateLocked(clock)
-		c.mu.Unlock()
-	}
+	p := newPath(10 * time.Millisecond)
+	c, interval := p.c, p.interval
+	judge := func() { p.judge(time.Second) }
 
 	calm := interval(100, 0) // sets the floor: no loss
 	small := interval(10, 0)
@@ -141,11 +126,10 @@ func TestControl_FateJudgesSmallIntervalsWithTheirNeighbours(t *testing.T) {
 	// Too few samples even with the neighbours: evidence only on a path
 	// that never congested. This one did (the rate was cut above).
 	require.Positive(t, c.rate)
-	sparse := newControl(time.Second, 1024, 3000)
-	sparse.now = func() time.Time { return clock }
-	e := sparse.epochLocked(clock)
-	e.sent, e.answered = 5, 5
-	clock = clock.Add(5 * time.Second)
+	sp := newPath(10 * time.Millisecond)
+	sparse := sp.c
+	e := sp.interval(5, 0)
+	sp.clock = sp.clock.Add(5 * time.Second)
 	clean, _ = sparse.fate(e)
 	assert.True(t, clean, "a calm path with few answers: a firewall's silence is evidence")
 	sparse.rate = 300
@@ -158,24 +142,14 @@ func TestControl_FateJudgesSmallIntervalsWithTheirNeighbours(t *testing.T) {
 // moment must not hold a scan at a crawl, since a low rate grows back
 // only slowly. What was delivered long ago is forgotten.
 func TestControl_CutToTheMostDeliveredLately(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	c := newControl(time.Second, 1024, 3000)
-	c.now = func() time.Time { return clock }
-	c.start = clock
-	c.sampleLocked(10 * time.Millisecond)
+	p := newPath(10 * time.Millisecond)
+	c := p.c
 	c.rate = 600
 	interval := func(answered, lost int) float64 {
-		e := c.epochLocked(clock)
-		e.sent, e.answered, e.lost = answered+lost, answered, lost
-		clock = e.end
+		e := p.interval(answered, lost)
 		return float64(answered) / e.end.Sub(e.start).Seconds()
 	}
-	judge := func() {
-		clock = clock.Add(200 * time.Millisecond)
-		c.mu.Lock()
-		c.evaluateLocked(clock)
-		c.mu.Unlock()
-	}
+	judge := func() { p.judge(200 * time.Millisecond) }
 
 	calm := interval(45, 0)
 	stalled := interval(5, 40)
@@ -183,8 +157,41 @@ func TestControl_CutToTheMostDeliveredLately(t *testing.T) {
 	require.Greater(t, calm, 5*stalled)
 	assert.InDelta(t, calm, c.rate, 1, "the calm interval's delivery, not the stall's")
 
-	clock = clock.Add(5 * time.Second)
+	p.clock = p.clock.Add(5 * time.Second)
 	later := interval(6, 40)
 	judge()
 	assert.InDelta(t, later, c.rate, 1, "a second later, the old delivery no longer holds the rate up")
+}
+
+// path is a control on a clock that moves only when told, with a round
+// trip already measured.
+type path struct {
+	c     *control
+	clock time.Time
+}
+
+func newPath(rtt time.Duration) *path {
+	p := &path{clock: time.Unix(1000, 0)}
+	p.c = newControl(time.Second, 1024, 3000)
+	p.c.now = func() time.Time { return p.clock }
+	p.c.start = p.clock
+	p.c.sampleLocked(rtt)
+	return p
+}
+
+// interval starts a new interval now and gives it these counts; the clock
+// moves to its end.
+func (p *path) interval(answered, lost int) *epoch {
+	e := p.c.epochLocked(p.clock)
+	e.sent, e.answered, e.lost = answered+lost, answered, lost
+	p.clock = e.end
+	return e
+}
+
+// judge moves the clock by d and evaluates the intervals due.
+func (p *path) judge(d time.Duration) {
+	p.clock = p.clock.Add(d)
+	p.c.mu.Lock()
+	p.c.evaluateLocked(p.clock)
+	p.c.mu.Unlock()
 }
