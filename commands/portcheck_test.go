@@ -240,7 +240,9 @@ func FuzzCommandArgs(f *testing.F) {
 			}
 			return
 		}
-		if _, _, err := bot.ParseHost(ta.host); err != nil {
+		if _, err := netip.ParsePrefix(ta.host); err != nil && isSubnet(ta.host) {
+			t.Fatalf("accepted subnet %q that is no CIDR", ta.host)
+		} else if _, _, err := bot.ParseHost(ta.host); err != nil && !isSubnet(ta.host) {
 			t.Fatalf("accepted host %q that ParseHost rejects", ta.host)
 		}
 		if ta.vantage != "" && bot.CheckHostName(ta.vantage) != nil {

@@ -46,8 +46,13 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 		return ta, err
 	}
 	ta.host = f.Args[0]
-	// A subnet is parsed, counted and checked when expanded (manyTargets).
-	if !isSubnet(ta.host) {
+	// A subnet is counted and checked against the policy when expanded
+	// (manyTargets); here only its form.
+	if isSubnet(ta.host) {
+		if _, err := netip.ParsePrefix(ta.host); err != nil {
+			return ta, notASubnet(ta.host)
+		}
+	} else {
 		_, name, err := bot.ParseHost(ta.host)
 		if err != nil {
 			return ta, err

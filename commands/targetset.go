@@ -66,6 +66,11 @@ func (s targetSet) what() string {
 // isSubnet reports whether a host word is written as a subnet (CIDR).
 func isSubnet(word string) bool { return strings.Contains(word, "/") }
 
+// notASubnet is the error for a word with a "/" that is no CIDR.
+func notASubnet(word string) error {
+	return bot.Errorf(bot.EINVALID, "%q is not a subnet: write a CIDR such as 10.0.0.0/24 or fd00::/120", truncateRunes(word, 60))
+}
+
 // manyTargets decides whether ta.host names many targets: a subnet, or an
 // inventory host or group (hosts, which may be nil, decides which names
 // are). ok is false for one address or a DNS name: the caller checks it as
@@ -149,7 +154,7 @@ func manyTargets(ctx context.Context, req bot.Request, key string, targets *bot.
 func (s *targetSet) subnet(ta targetArgs, limit int) ([]sweepTarget, error) {
 	p, err := netip.ParsePrefix(ta.host)
 	if err != nil {
-		return nil, bot.Errorf(bot.EINVALID, "%q is not a subnet: write a CIDR such as 10.0.0.0/24 or fd00::/120 (at most %d addresses)", truncateRunes(ta.host, 60), limit)
+		return nil, notASubnet(ta.host)
 	}
 	if p.Addr().Is4In6() {
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
