@@ -254,10 +254,10 @@ func boundList(hosts []string) string {
 				a, j = b, j+1
 			}
 		}
-		switch n := j - i + 1; {
-		case n == 1:
+		switch n := j - i + 1; n {
+		case 1:
 			parts = append(parts, hosts[i])
-		case n == 2:
+		case 2:
 			parts = append(parts, hosts[i], hosts[j])
 		default:
 			parts = append(parts, fmt.Sprintf("%s-%s (%d addresses)", hosts[i], hosts[j], n))
