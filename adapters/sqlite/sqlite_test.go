@@ -170,3 +170,37 @@ func TestOpen_UpgradeGivesRunningRequestsALease(t *testing.T) {
 	require.Len(t, gone, 1)
 	assert.Contains(t, gone[0].Outcome.Title, "abandoned: replica unknown (claimed before leases) stopped")
 }
+
+// Deliveries are committed together with whatever else waits (audit
+// records, other deliveries): many at once in one process still give
+// exactly one first delivery per key, and each distinct key is fresh.
+func TestFirstDelivery_ManyAtOnceInOneProcess(t *testing.T) {
+	s := open(t)
+	ctx, now := t.Context(), time.Now()
+	var (
+		wg           sync.WaitGroup
+		mu           sync.Mutex
+		same, unique int
+	)
+	for i := range 50 {
+		wg.Go(func() {
+			ok, err := s.FirstDelivery(ctx, []string{"trigger:same"}, now, now.Add(time.Minute))
+			assert.NoError(t, err)
+			mine, err := s.FirstDelivery(ctx, []string{"trigger:" + string(rune('A'+i))}, now, now.Add(time.Minute))
+			assert.NoError(t, err)
+			_, err = s.AppendAudit(ctx, bot.AuditRecord{Time: now, Kind: bot.AuditRequest, User: "u", Line: "/portcheck x 1"})
+			assert.NoError(t, err)
+			mu.Lock()
+			if ok {
+				same++
+			}
+			if mine {
+				unique++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, same, "one of 50 deliveries of one key is the first")
+	assert.Equal(t, 50, unique, "each distinct key is fresh")
+}
