@@ -279,6 +279,11 @@ func (ts *tcpScan) take(ctx context.Context) (i int, retry bool, kind tryKind, o
 
 func (ts *tcpScan) connector(ctx context.Context) {
 	t := ts.target.clone() // at() writes the port into it
+	defer func() {
+		if t.spare >= 0 {
+			closeFD(t.spare)
+		}
+	}()
 	for ctx.Err() == nil {
 		i, retry, kind, ok := ts.take(ctx)
 		if !ok {
@@ -311,7 +316,7 @@ func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, ki
 	backoff := time.Millisecond
 	for {
 		start := time.Now()
-		fd, st, rs, err := tcpStart(sa, t.family, nil)
+		fd, st, rs, err := tcpStart(sa, t.family, nil, &t.spare)
 		if err == nil {
 			ts.mu.Lock()
 			p := &ts.port[i]

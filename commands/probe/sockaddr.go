@@ -13,6 +13,7 @@ import (
 // per target so that the per-port path only changes the port number.
 type sockTarget struct {
 	family int
+	spare  int // a refused socket a connector may connect again; -1: none
 	v4     unix.SockaddrInet4
 	v6     unix.SockaddrInet6
 }
@@ -53,6 +54,7 @@ func (t *sockTarget) at(port uint16) unix.Sockaddr {
 
 func (t *sockTarget) clone() *sockTarget {
 	c := *t
+	c.spare = -1
 	return &c
 }
 

@@ -103,3 +103,43 @@ func TestTCPClassify(t *testing.T) {
 	_, _, ok := tcpClassify(unix.EMFILE)
 	assert.False(t, ok, "running out of descriptors says nothing about the port")
 }
+
+// A refused socket is connected again by the next try: closed ports keep
+// reading closed, a listener after them reads open on the same socket, and
+// nothing is left open but the one spare.
+func TestTCPStart_ReusesARefusedSocket(t *testing.T) {
+	if !reuseRefused {
+		t.Skip("only Linux connects a refused socket again")
+	}
+	open := tcpListeners(t, 1)[0]
+	var closed []uint16
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		closed = append(closed, uint16(l.Addr().(*net.TCPAddr).Port))
+		require.NoError(t, l.Close())
+	}
+	target, err := newSockTarget(loopback)
+	require.NoError(t, err)
+	tg := target.clone()
+	require.Equal(t, -1, tg.spare)
+
+	var first int
+	for k, p := range closed {
+		fd, st, rs, err := tcpStart(tg.at(p), tg.family, nil, &tg.spare)
+		require.NoError(t, err)
+		assert.Equal(t, -1, fd)
+		assert.Equal(t, Closed, st, "port %d", p)
+		assert.Equal(t, Refused, rs)
+		require.GreaterOrEqual(t, tg.spare, 0, "the refused socket is kept")
+		if k == 0 {
+			first = tg.spare
+		}
+		assert.Equal(t, first, tg.spare, "and the same one is used again")
+	}
+	fd, st, _, err := tcpStart(tg.at(open), tg.family, nil, &tg.spare)
+	require.NoError(t, err)
+	assert.Equal(t, -1, fd)
+	assert.Equal(t, Open, st, "a listener answers the reused socket")
+	assert.Equal(t, -1, tg.spare, "a connected socket is closed, not kept")
+}
