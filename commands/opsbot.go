@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Opsbot is /opsbot: the bot itself. Help is answered by the Router; this
@@ -203,13 +204,13 @@ func approvalState(a bot.Approval, now time.Time) (string, string) {
 		if a.Outcome.Status == bot.OutcomeAbandoned {
 			return "abandoned", strings.TrimPrefix(a.Outcome.Title, "abandoned: ")
 		}
-		return string(a.State), at(a.Outcome.Finished) + ": " + truncateRunes(a.Outcome.Title, 80)
+		return string(a.State), at(a.Outcome.Finished) + ": " + text.TruncateRunes(a.Outcome.Title, 80)
 	case bot.ApprovalDenied:
 		for i := len(a.Decisions) - 1; i >= 0; i-- {
 			if d := a.Decisions[i]; !d.Approve {
 				detail := "by " + approverName(d) + " at " + at(d.At)
 				if d.Reason != "" {
-					detail += ": " + truncateRunes(d.Reason, 60)
+					detail += ": " + text.TruncateRunes(d.Reason, 60)
 				}
 				return "denied", detail
 			}
@@ -248,18 +249,10 @@ func (o *Opsbot) audit(ctx context.Context, n int) (bot.Reply, error) {
 		if r.ApprovalID != "" {
 			what += " " + r.ApprovalID
 		}
-		t.Rows = append(t.Rows, []string{r.Time.UTC().Format("01-02 15:04:05"), r.Platform + ":" + r.User, what, truncateRunes(r.Line, 60), r.Result})
+		t.Rows = append(t.Rows, []string{r.Time.UTC().Format("01-02 15:04:05"), r.Platform + ":" + r.User, what, text.TruncateRunes(r.Line, 60), r.Result})
 	}
 	return bot.Reply{Status: bot.StatusInfo, Title: fmt.Sprintf("Last %d audit records", len(recs)), Table: t,
 		Text: "The full log, as JSON lines: opsbot audit export [--since TIME]"}, nil
-}
-
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 // hostKeys are the per-host permissions /opsbot hosts reports, by command.

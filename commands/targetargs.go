@@ -8,6 +8,7 @@ import (
 
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/probe"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Timeouts a user may ask for. Below 10 ms even loopback answers can be
@@ -111,7 +112,7 @@ func parseTargetArgs(args []string, synopsis string) (targetArgs, error) {
 	for _, w := range portWords {
 		if err := parsePortSpec(w, ta.proto, set); err != nil {
 			if looksLikeTarget(w) {
-				return ta, bot.Errorf(bot.EINVALID, "%q after %s looks like a second target: one host, subnet or group per request (usage %s)", truncateRunes(w, 60), truncateRunes(ta.host, 60), synopsis)
+				return ta, bot.Errorf(bot.EINVALID, "%q after %s looks like a second target: one host, subnet or group per request (usage %s)", text.TruncateRunes(w, 60), text.TruncateRunes(ta.host, 60), synopsis)
 			}
 			return ta, err
 		}
@@ -144,7 +145,7 @@ func cutVantage(words []string, synopsis string) ([]string, string, error) {
 		case i == len(words)-1:
 			return nil, "", bot.Errorf(bot.EINVALID, "from needs a vantage point: an inventory host or group, as in %s ... from web01 (/opsbot hosts lists them)", strings.Fields(synopsis)[0])
 		case i < len(words)-2:
-			return nil, "", bot.Errorf(bot.EINVALID, "from VANTAGE comes last: %q follows it; usage %s", truncateRunes(words[i+2], 40), synopsis)
+			return nil, "", bot.Errorf(bot.EINVALID, "from VANTAGE comes last: %q follows it; usage %s", text.TruncateRunes(words[i+2], 40), synopsis)
 		}
 		if err := bot.CheckHostName(words[i+1]); err != nil {
 			return nil, "", err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/vantage"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Many targets: /scan 10.0.0.0/24 22,443, /scan web 22,443 and
@@ -68,7 +69,7 @@ func isSubnet(word string) bool { return strings.Contains(word, "/") }
 
 // notASubnet is the error for a word with a "/" that is no CIDR.
 func notASubnet(word string) error {
-	return bot.Errorf(bot.EINVALID, "%q is not a subnet: write a CIDR such as 10.0.0.0/24 or fd00::/120", truncateRunes(word, 60))
+	return bot.Errorf(bot.EINVALID, "%q is not a subnet: write a CIDR such as 10.0.0.0/24 or fd00::/120", text.TruncateRunes(word, 60))
 }
 
 // manyTargets decides whether ta.host names many targets: a subnet, or an
@@ -267,7 +268,7 @@ func (s *targetSet) bound(bound []string, cands []sweepTarget, names map[netip.A
 	for _, b := range bound {
 		a, err := netip.ParseAddr(b)
 		if err != nil {
-			return nil, bot.Errorf(bot.EFAILED, "the approval of %s is bound to %q, which is not an address: nothing ran; request it again", s.word, truncateRunes(b, 60))
+			return nil, bot.Errorf(bot.EFAILED, "the approval of %s is bound to %q, which is not an address: nothing ran; request it again", s.word, text.TruncateRunes(b, 60))
 		}
 		host, ok := known[a]
 		switch {

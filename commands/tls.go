@@ -15,6 +15,7 @@ import (
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/probe"
 	"github.com/opsbot/opsbot/commands/tlscheck"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // TLS is /tls: which certificate does this port serve, and is it good?
@@ -189,7 +190,7 @@ func parseTLSArgs(args []string) (tlsArgs, error) {
 	return a, nil
 }
 
-func truncate(s string, n int) string { return truncateRunes(s, n) }
+func truncate(s string, n int) string { return text.TruncateRunes(s, n) }
 
 // Prepare validates and resolves without connecting, for an approval
 // request: the check is bound to the one address it will reach.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opsbot/opsbot/bot"
 	"github.com/opsbot/opsbot/commands/probe"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Waiting: /portcheck HOST PORT until open|closed [for 10m].
@@ -58,7 +59,7 @@ func cutUntil(args []string) (rest []string, u untilArgs, ok bool, err error) {
 		u.open = true
 	case "closed", "down":
 	default:
-		return nil, u, true, bot.Errorf(bot.EINVALID, "until %q: accepted are until open and until closed", truncateRunes(words[0], 40))
+		return nil, u, true, bot.Errorf(bot.EINVALID, "until %q: accepted are until open and until closed", text.TruncateRunes(words[0], 40))
 	}
 	u.dur = untilDefault
 	words = words[1:]
@@ -93,7 +94,7 @@ func (c *Portcheck) parseUntil(args []string) (targetArgs, untilArgs, bool, erro
 		return ta, u, true, bot.Errorf(bot.EINVALID, "until waits from the bot's own host: drop from %s", ta.vantage)
 	}
 	if isSubnet(ta.host) {
-		return ta, u, true, bot.Errorf(bot.EINVALID, "until watches one address, and %s is a subnet: name one host", truncateRunes(ta.host, 60))
+		return ta, u, true, bot.Errorf(bot.EINVALID, "until watches one address, and %s is a subnet: name one host", text.TruncateRunes(ta.host, 60))
 	}
 	if len(ta.ports) != 1 {
 		return ta, u, true, bot.Errorf(bot.EINVALID, "until waits for one port, not %d: give one", len(ta.ports))

@@ -9,6 +9,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/opsbot/opsbot/bot"
+	"github.com/opsbot/opsbot/internal/text"
 )
 
 // Slack's Block Kit limits (docs.slack.dev, "Blocks" and "Block elements"),
@@ -374,10 +375,6 @@ func escape(s string) string {
 
 var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
+// truncateRunes is text.TruncateRunes, under a name that a local text
+// (the message text, in this package) does not hide.
+var truncateRunes = text.TruncateRunes
