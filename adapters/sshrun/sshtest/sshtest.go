@@ -11,6 +11,7 @@ package sshtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -50,6 +51,8 @@ type Server struct {
 	netns  string   // network namespace it runs in; "" = the test's own
 	hidden []string // executables hidden from its sessions (see Options.Hide)
 	empty  string   // the empty file bound over them
+	picked bool     // Port came from freePort: another may be picked if it is taken
+	ran    bool     // it listened once (a restart keeps its port)
 }
 
 // Check skips t (fails it with CI=true) when no private sshd can run here.
@@ -89,6 +92,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{
 		Host:       "127.0.0.1",
 		Port:       freePort(t),
+		picked:     true,
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 		UserKey:    filepath.Join(dir, "id_ed25519"),
 		LogFile:    filepath.Join(dir, "sshd.log"),
@@ -156,6 +160,29 @@ func (s *Server) Log() string {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := s.startOnce(t)
+		if err == nil {
+			s.ran = true
+			return
+		}
+		// Between freePort and sshd's bind, another process (a scan's
+		// source port, a parallel test) can take the port: pick another,
+		// unless the port was given or a restart must keep it.
+		if !s.picked || s.ran || attempt == 5 {
+			t.Fatalf("sshtest: %v", err)
+		}
+		s.movePort(t, freePort(t))
+	}
+}
+
+// errPortTaken: sshd could not bind its port.
+var errPortTaken = errors.New("port taken")
+
+// startOnce starts sshd and waits until it listens. It returns an error
+// wrapping errPortTaken when sshd exited because its port was in use.
+func (s *Server) startOnce(t testing.TB) error {
+	t.Helper()
 	s.cmd = s.command()
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
@@ -170,12 +197,15 @@ func (s *Server) start(t testing.TB) {
 	for {
 		select {
 		case <-s.exited:
+			if strings.Contains(s.Log(), "Address already in use") {
+				return fmt.Errorf("sshd could not bind %s (%w); its log:\n%s", s.Addr(), errPortTaken, s.Log())
+			}
 			t.Fatalf("sshtest: sshd exited at start; its log:\n%s", s.Log())
 		default:
 		}
 		err := s.ready()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
 			s.stop()
@@ -183,6 +213,25 @@ func (s *Server) start(t testing.TB) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// movePort rewrites the server's files for port p: its config's Port line
+// and the known_hosts line for its address.
+func (s *Server) movePort(t testing.TB, p int) {
+	t.Helper()
+	oldAddr := knownhosts.Normalize(s.Addr())
+	old := s.Port
+	s.Port = p
+	replace := func(path, from, to string) {
+		b, err := os.ReadFile(path) //nolint:gosec // the server's own file in its temporary directory
+		if err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+		writeFile(t, path, []byte(strings.ReplaceAll(string(b), from, to)))
+	}
+	replace(s.config, "Port "+strconv.Itoa(old)+"\n", "Port "+strconv.Itoa(p)+"\n")
+	replace(s.KnownHosts, oldAddr+" ", knownhosts.Normalize(s.Addr())+" ")
+	_ = os.Remove(s.LogFile)
 }
 
 // stop kills the listener and the processes it forked for connections
@@ -369,7 +418,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	case opts.Netns != "":
 		s.Port = 22
 	default:
-		s.Port = freePort(t)
+		s.Port, s.picked = freePort(t), true
 	}
 	for _, h := range opts.Hide {
 		target, err := filepath.EvalSymlinks(h)
@@ -456,17 +505,19 @@ exec "$@"`
 	return exec.Command(ipCommand(), argv...) //nolint:gosec // iproute2 running Debian's sshd with our files
 }
 
-// ready reports whether the server accepts connections: a dial from here,
-// or for a server in another namespace (which this process cannot reach
-// directly) its pid file naming this very process, which sshd writes once
-// it listens (a restart leaves the old pid in it until then).
+// ready reports whether the server accepts connections: its pid file
+// names this very process, which sshd writes once it listens (a restart
+// leaves the old pid in it until then), and, in the test's own namespace,
+// a dial from here is answered.
 func (s *Server) ready() error {
 	if s.netns == "" {
 		conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-		if err == nil {
-			_ = conn.Close()
+		if err != nil {
+			return err
 		}
-		return err
+		_ = conn.Close()
+		// Something answers; the pid file says whether it is this sshd
+		// (another test's may hold the port this one failed to bind).
 	}
 	pid, err := os.ReadFile(filepath.Join(s.Dir, "sshd.pid"))
 	if err == nil && strings.TrimSpace(string(pid)) == strconv.Itoa(s.cmd.Process.Pid) {
