@@ -24,6 +24,9 @@ func TestScan_ConcurrentScansStayWithinTheBudget(t *testing.T) {
 	if !child {
 		bed := testbed.New(t, testbed.Options{})
 		bed.Target(1).Nft(t, defaultDropRuleset)
+		// Refused ports too: a connector keeps a refused try's socket for
+		// its next try, and those sockets count against the budget.
+		bed.Target(1).Nft(t, "table inet refuse {\n chain input {\n  type filter hook input priority -10; policy accept;\n  tcp dport 2000-2099 reject with tcp reset\n }\n}\n")
 		for _, p := range []uint16{22, 80, 443} {
 			bed.Target(1).ListenTCP(t, p)
 		}
@@ -58,7 +61,7 @@ func TestScan_ConcurrentScansStayWithinTheBudget(t *testing.T) {
 	for i := range results {
 		wg.Go(func() {
 			res, err := probe.Scan(context.Background(), probe.ScanSpec{Target: env.Target(1).Addr(false), Proto: probe.TCP,
-				Ports: append(portRange(1000, 1199), 22, 80, 443), Timeout: 200 * time.Millisecond, Sockets: b}, nil)
+				Ports: append(append(portRange(1000, 1199), portRange(2000, 2099)...), 22, 80, 443), Timeout: 200 * time.Millisecond, Sockets: b}, nil)
 			assert.NoError(t, err)
 			results[i] = res
 		})
@@ -69,6 +72,7 @@ func TestScan_ConcurrentScansStayWithinTheBudget(t *testing.T) {
 	for _, res := range results {
 		assert.Equal(t, []uint16{22, 80, 443}, res.Ports(probe.Open))
 		assert.Equal(t, 200, res.Count(probe.Filtered), "every port decided: the target drops the rest")
+		assert.Equal(t, 100, res.Count(probe.Closed), "and refuses 2000-2099")
 	}
 	t.Logf("peak descriptors over the baseline: %d (budget %d); took %s", peak.Load(), total, results[0].Duration)
 	// The sampler's own ReadDir holds one descriptor.

@@ -27,7 +27,8 @@ type tcpScan struct {
 	ctl     *control
 	order   []int32 // ports in the order of their first try: shuffled
 	next    atomic.Int64
-	slots   chan struct{} // sockets open, at most Concurrency
+	slots   chan struct{} // tries open: Concurrency, less a spare socket per connector when spares
+	spares  bool          // connectors keep a refused try's socket for their next try
 	waitq   chan pendingConn
 	kick    chan struct{} // a retry was queued or the last port decided
 	waiters sync.WaitGroup
@@ -167,10 +168,20 @@ const localErrorBudget = 5 * time.Second
 func (s *scan) runTCP(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	connectors := min(runtime.GOMAXPROCS(0), s.spec.Concurrency, len(s.ports))
+	// A connector keeps the socket of a refused try for its next try
+	// (tcpStart's spare): those sockets come out of the scan's share too,
+	// so that the scan never holds more than its lease.
+	tries := s.spec.Concurrency
+	spares := reuseRefused && tries > 2*connectors
+	if spares {
+		tries -= connectors
+	}
 	ts := &tcpScan{
 		scan:       s,
 		ctl:        s.ctl,
-		slots:      make(chan struct{}, s.spec.Concurrency),
+		spares:     spares,
+		slots:      make(chan struct{}, tries),
 		waitq:      make(chan pendingConn),
 		kick:       make(chan struct{}, 1),
 		cancel:     cancel,
@@ -187,7 +198,6 @@ func (s *scan) runTCP(parent context.Context) error {
 	ts.order = probeOrder(s.ports)
 	ts.quietWake.Store(true)
 
-	connectors := min(runtime.GOMAXPROCS(0), s.spec.Concurrency, len(s.ports))
 	var wg sync.WaitGroup
 	for range connectors {
 		wg.Go(func() { ts.connector(ctx) })
@@ -312,11 +322,15 @@ func (ts *tcpScan) connector(ctx context.Context) {
 // socket to a waiter. It returns false if the scan must stop.
 func (ts *tcpScan) probe(ctx context.Context, t *sockTarget, i int, e *epoch, kind tryKind) bool {
 	sa := t.at(ts.ports[i])
+	var spare *int
+	if ts.spares {
+		spare = &t.spare
+	}
 	var firstErr time.Time
 	backoff := time.Millisecond
 	for {
 		start := time.Now()
-		fd, st, rs, err := tcpStart(sa, t.family, nil, &t.spare)
+		fd, st, rs, err := tcpStart(sa, t.family, nil, spare)
 		if err == nil {
 			ts.mu.Lock()
 			p := &ts.port[i]
