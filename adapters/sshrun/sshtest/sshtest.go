@@ -91,7 +91,7 @@ func Start(t testing.TB) *Server {
 	dir := t.TempDir()
 	s := &Server{
 		Host:       "127.0.0.1",
-		Port:       freePort(t),
+		Port:       pickPort(t),
 		picked:     true,
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 		UserKey:    filepath.Join(dir, "id_ed25519"),
@@ -172,7 +172,7 @@ func (s *Server) start(t testing.TB) {
 		if !s.picked || s.ran || attempt == 5 {
 			t.Fatalf("sshtest: %v", err)
 		}
-		s.movePort(t, freePort(t))
+		s.movePort(t, pickPort(t))
 	}
 }
 
@@ -332,6 +332,10 @@ func Keygen(t testing.TB, path string) ssh.PublicKey {
 	return key
 }
 
+// pickPort is where a server's port comes from: freePort, or a test's
+// choice of a port already taken.
+var pickPort = freePort
+
 // freePort returns a loopback port nothing listens on now.
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -418,7 +422,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	case opts.Netns != "":
 		s.Port = 22
 	default:
-		s.Port, s.picked = freePort(t), true
+		s.Port, s.picked = pickPort(t), true
 	}
 	for _, h := range opts.Hide {
 		target, err := filepath.EvalSymlinks(h)
